@@ -1,0 +1,139 @@
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyServerOptions } from "fastify";
+import replyFrom from "@fastify/reply-from";
+import { randomUUID } from "node:crypto";
+import type { Socket } from "node:net";
+import { ERRORS, GerbangError, errorBody } from "./errors/catalogue.ts";
+import type { GerbangConfig } from "./config/schema.ts";
+import type { Auth } from "./auth/createAuth.ts";
+import type { SessionResolver } from "./auth/sessionResolver.ts";
+import type { Authenticator } from "./auth/authenticators/authenticator.ts";
+import { authRoutes } from "./auth/authRoutes.ts";
+import type { PolicyStore } from "./policy/policyStore.ts";
+import type { AttributeResolver } from "./resolvers/httpResolver.ts";
+import type { AssertionSigner } from "./identity/assertionSigner.ts";
+import type { AuditWriter } from "./audit/auditWriter.ts";
+import { UpstreamTable } from "./pipeline/routeUpstream.ts";
+import { createNormalizer, rejectedTargetReason, splitTarget } from "./pipeline/normalize.ts";
+import { createAuthenticate } from "./pipeline/authenticate.ts";
+import { createAuthorize, createInvalidateAfterWrite } from "./pipeline/authorize.ts";
+import { createForward } from "./pipeline/forward.ts";
+import { sendError } from "./pipeline/sendError.ts";
+import { recordDecision } from "./audit/recordDecision.ts";
+import { systemRoutes, type ReadinessCheck } from "./systemRoutes.ts";
+import "./pipeline/requestState.ts";
+
+/** Everything buildApp needs, built by server.ts (or a test) from real services. */
+export interface GatewayContext {
+  config: GerbangConfig;
+  publicUrl: string;
+  upstreams: GerbangConfig["upstreams"] & object;
+  auth: Auth;
+  sessions: SessionResolver;
+  authenticators: readonly Authenticator[];
+  policies: PolicyStore;
+  resolver: AttributeResolver;
+  signer: AssertionSigner;
+  audit: AuditWriter | null;
+  readiness: readonly ReadinessCheck[];
+  logger?: FastifyServerOptions["logger"];
+}
+
+const PROXY_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
+
+/** The gateway as a Fastify instance, not listening: tests inject into it, server.ts listens. */
+export async function buildApp(ctx: GatewayContext): Promise<FastifyInstance> {
+  const { config } = ctx;
+  const app = Fastify({
+    logger: ctx.logger ?? {
+      level: config.logLevel,
+      redact: { paths: ["req.headers.authorization", "req.headers.cookie", 'req.headers["x-api-key"]', 'res.headers["set-cookie"]'], censor: "[redacted]" },
+    },
+    bodyLimit: config.server.bodyLimitBytes,
+    http: { maxHeaderSize: config.server.maxHeaderBytes },
+    requestIdHeader: false,
+    genReqId: () => randomUUID(),
+    disableRequestLogging: true,
+    trustProxy: config.server.trustProxy.length > 0 ? config.server.trustProxy : false,
+    return503OnClosing: true,
+    rewriteUrl: createNormalizer(config.policy.caseInsensitivePaths),
+    clientErrorHandler: clientError,
+  });
+  const trustedOrigins = new Set([new URL(ctx.publicUrl).origin, ...config.auth.trustedOrigins]);
+  const upstreams = new UpstreamTable(ctx.upstreams);
+
+  app.decorateRequest("gerbang", null as never);
+  app.addHook("onRequest", async (request) => {
+    request.gerbang = { startedAt: process.hrtime.bigint() };
+    const rejected = rejectedTargetReason(request.raw);
+    if (rejected !== undefined) throw new GerbangError("BAD_REQUEST_TARGET", { reason: rejected });
+    Object.assign(request.gerbang, splitTarget(request.url));
+  });
+  app.addHook("onResponse", async (request, reply) => {
+    const state = request.gerbang;
+    const ms = Number(process.hrtime.bigint() - state.startedAt) / 1e6;
+    request.log.info({ method: request.method, path: state.path, status: reply.statusCode, ms: Math.round(ms * 10) / 10, user: state.principal?.userId ?? undefined, decision: state.decision?.reason ?? state.errorCode }, "request");
+    if (ctx.audit !== null) recordDecision(ctx.audit, request, reply.statusCode);
+  });
+
+  app.setErrorHandler((error: FastifyError | GerbangError, request, reply) => {
+    sendError(request, reply, toGerbangError(error, request.log));
+  });
+  app.setNotFoundHandler((request, reply) => sendError(request, reply, new GerbangError("ROUTE_NOT_FOUND")));
+
+  await app.register(systemRoutes, { signer: ctx.signer, checks: ctx.readiness });
+  await app.register(authRoutes, { auth: ctx.auth, sessions: ctx.sessions, publicUrl: ctx.publicUrl, trustedOrigins });
+
+  const authenticate = createAuthenticate({ authenticators: ctx.authenticators, trustedOrigins });
+  const authorize = createAuthorize({ policies: ctx.policies, resolver: ctx.resolver });
+  const forward = createForward({ signer: ctx.signer, policies: ctx.policies, proto: ctx.publicUrl.startsWith("https:") ? "https" : "http" });
+
+  await app.register(async (proxy) => {
+    // Bodies are forwarded byte for byte; only the authorize stage parses JSON, and only when a policy needs it.
+    proxy.removeAllContentTypeParsers();
+    proxy.addContentTypeParser("*", { parseAs: "buffer" }, (_req, body, done) => done(null, body));
+    await proxy.register(replyFrom, { disableRequestLogging: true, retryMethods: [], undici: { connections: 128, pipelining: 1 } });
+
+    proxy.route({
+      method: PROXY_METHODS,
+      url: "/*",
+      // Route and authenticate before the body is read: unauthenticated clients cannot make us buffer bodies.
+      onRequest: async (request) => {
+        const upstream = upstreams.match(request.gerbang.path ?? "");
+        if (upstream === null) throw new GerbangError("ROUTE_NOT_FOUND");
+        request.gerbang.upstream = upstream;
+        await authenticate(request);
+      },
+      preHandler: authorize,
+      handler: forward,
+      onResponse: createInvalidateAfterWrite(ctx.resolver),
+    });
+  });
+  return app;
+}
+
+function toGerbangError(error: FastifyError | GerbangError, log: { error: (obj: object, msg: string) => void }): GerbangError {
+  if (error instanceof GerbangError) return error;
+  const status = error.statusCode ?? 500;
+  if (status === 413) return new GerbangError("PAYLOAD_TOO_LARGE");
+  if (status === 415) return new GerbangError("UNSUPPORTED_MEDIA_TYPE");
+  if (status === 431) return new GerbangError("HEADERS_TOO_LARGE");
+  if (status === 503) return new GerbangError("NOT_READY");
+  if (status >= 400 && status < 500) {
+    log.error({ code: error.code, status }, "client error");
+    return new GerbangError("MALFORMED_REQUEST");
+  }
+  log.error({ err: error }, "unhandled error");
+  return new GerbangError("INTERNAL_ERROR");
+}
+
+/** Errors before a request exists (oversized headers, unparsable requests): same JSON shape. */
+function clientError(error: Error & { code?: string }, socket: Socket): void {
+  if (error.code === "ECONNRESET" || socket.destroyed) return;
+  const code = error.code === "HPE_HEADER_OVERFLOW" ? "HEADERS_TOO_LARGE" : error.code === "ERR_HTTP_REQUEST_TIMEOUT" ? "MALFORMED_REQUEST" : "MALFORMED_REQUEST";
+  const body = JSON.stringify(errorBody(new GerbangError(code), randomUUID()));
+  if (socket.writable) {
+    const { status } = ERRORS[code];
+    socket.write(`HTTP/1.1 ${status} ${status === 431 ? "Request Header Fields Too Large" : "Bad Request"}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+  }
+  socket.destroy(error);
+}

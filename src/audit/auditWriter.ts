@@ -1,0 +1,86 @@
+import type { PrismaClient } from "../generated/prisma/client.ts";
+
+export interface AuditRecord {
+  at: Date;
+  requestId: string;
+  method: string;
+  path: string;
+  principalId: string | null;
+  authMethod: string;
+  roles: string;
+  allowed: boolean;
+  reason: string;
+  ruleId: string | null;
+  policyVersion: string;
+  upstream: string | null;
+  status: number;
+}
+
+/**
+ * Decisions are written in batches off the request path. While the database is unreachable rows
+ * wait in memory up to `maxBuffer`; beyond that the oldest are dropped and counted (`dropped`),
+ * so an outage degrades the audit trail visibly instead of stalling traffic.
+ */
+export class AuditWriter {
+  private buffer: AuditRecord[] = [];
+  private timer: NodeJS.Timeout | null = null;
+  private flushing: Promise<void> | null = null;
+  dropped = 0;
+  written = 0;
+
+  constructor(
+    private readonly prisma: PrismaClient,
+    private readonly options: { flushIntervalMs: number; maxBuffer: number; batchSize?: number; onError?: (error: unknown) => void },
+  ) {}
+
+  record(row: AuditRecord): void {
+    this.buffer.push(row);
+    if (this.buffer.length > this.options.maxBuffer) {
+      this.dropped += this.buffer.length - this.options.maxBuffer;
+      this.buffer.splice(0, this.buffer.length - this.options.maxBuffer);
+    }
+    this.schedule();
+  }
+
+  private schedule(): void {
+    this.timer ??= setTimeout(() => {
+      this.timer = null;
+      void this.flush();
+    }, this.options.flushIntervalMs);
+    this.timer.unref();
+  }
+
+  get pending(): number {
+    return this.buffer.length;
+  }
+
+  async flush(): Promise<void> {
+    if (this.flushing !== null) return this.flushing;
+    this.flushing = this.drain().finally(() => {
+      this.flushing = null;
+    });
+    return this.flushing;
+  }
+
+  private async drain(): Promise<void> {
+    const batchSize = this.options.batchSize ?? 500;
+    while (this.buffer.length > 0) {
+      const batch = this.buffer.slice(0, batchSize);
+      try {
+        await this.prisma.auditDecision.createMany({ data: batch });
+      } catch (error) {
+        this.options.onError?.(error);
+        this.schedule();
+        return;
+      }
+      this.buffer.splice(0, batch.length);
+      this.written += batch.length;
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.flush();
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+  }
+}

@@ -1,0 +1,69 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { GerbangError } from "../errors/catalogue.ts";
+import type { Auth } from "./createAuth.ts";
+import type { SessionResolver } from "./sessionResolver.ts";
+import { findSessionCookie } from "./authenticators/sessionCookieAuthenticator.ts";
+import { originTrusted } from "../pipeline/authenticate.ts";
+
+export interface AuthRoutesOptions {
+  auth: Auth;
+  sessions: SessionResolver;
+  publicUrl: string;
+  trustedOrigins: ReadonlySet<string>;
+}
+
+const DROP = new Set(["connection", "keep-alive", "transfer-encoding", "upgrade", "host", "x-gerbang-client-ip", "content-length"]);
+
+/**
+ * Better Auth mounted at /api/auth/*. Bodies stay raw buffers (Better Auth parses them; an empty
+ * JSON sign-out must reach it). Writes must be JSON, which a cross-site HTML form cannot send,
+ * and an Origin, when present, must be trusted.
+ */
+export async function authRoutes(app: FastifyInstance, options: AuthRoutesOptions): Promise<void> {
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser("*", { parseAs: "buffer" }, (_req, body, done) => done(null, body));
+
+  app.route({
+    method: ["GET", "POST"],
+    url: "/api/auth/*",
+    handler: async (request: FastifyRequest, reply: FastifyReply) => {
+      if (request.method === "POST") {
+        const type = request.headers["content-type"] ?? "";
+        if (!/^application\/json\s*(;|$)/i.test(type)) throw new GerbangError("UNSUPPORTED_MEDIA_TYPE", { message: "Authentication requests must be sent as application/json." });
+        if ((request.headers.origin !== undefined || request.headers.cookie !== undefined) && !originTrusted(request, options.trustedOrigins)) {
+          throw new GerbangError("ORIGIN_NOT_TRUSTED");
+        }
+      }
+      const headers = new Headers();
+      for (const [name, value] of Object.entries(request.headers)) {
+        if (value === undefined || DROP.has(name)) continue;
+        for (const v of Array.isArray(value) ? value : [value]) headers.append(name, v);
+      }
+      headers.set("x-gerbang-client-ip", request.ip);
+
+      if (request.url.startsWith("/api/auth/sign-out")) forgetSession(options.sessions, request);
+      const body = request.body instanceof Buffer && request.body.length > 0 ? new Uint8Array(request.body) : undefined;
+      const response = await options.auth.handler(
+        new Request(new URL(request.url, options.publicUrl), { method: request.method, headers, ...(body === undefined ? {} : { body }) }),
+      );
+      reply.code(response.status);
+      response.headers.forEach((value, name) => {
+        if (name !== "set-cookie" && name !== "content-length") void reply.header(name, value);
+      });
+      const cookies = response.headers.getSetCookie();
+      if (cookies.length > 0) void reply.header("set-cookie", cookies);
+      void reply.header("cache-control", "no-store");
+      return reply.send(Buffer.from(await response.arrayBuffer()));
+    },
+  });
+}
+
+function forgetSession(sessions: SessionResolver, request: FastifyRequest): void {
+  const cookie = findSessionCookie(request.headers.cookie);
+  if (cookie !== null && cookie !== "!") sessions.forget({ cookie });
+  const authorization = request.headers.authorization;
+  if (typeof authorization === "string") {
+    const match = /^Bearer +(\S+)$/i.exec(authorization.trim());
+    if (match !== null) sessions.forget({ authorization: `Bearer ${match[1]}` });
+  }
+}

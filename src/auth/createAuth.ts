@@ -1,0 +1,81 @@
+import { betterAuth } from "better-auth";
+import { prismaAdapter } from "better-auth/adapters/prisma";
+import { admin, bearer } from "better-auth/plugins";
+import { createAccessControl } from "better-auth/plugins/access";
+import { defaultStatements, adminAc, userAc } from "better-auth/plugins/admin/access";
+import { hash, verify, type Algorithm } from "@node-rs/argon2";
+import type { PrismaClient } from "../generated/prisma/client.ts";
+import type { MailSender } from "./mailSender.ts";
+
+export interface AuthOptions {
+  prisma: PrismaClient;
+  secret: string;
+  publicUrl: string;
+  trustedOrigins: string[];
+  sessionExpiresInSec: number;
+  sessionUpdateAgeSec: number;
+  requireEmailVerification: boolean;
+  mail: MailSender;
+}
+
+/** The roles the policies speak of. Better Auth only needs to know they exist. */
+export const ROLES = ["admin", "user", "sales"] as const;
+
+const ac = createAccessControl(defaultStatements);
+const roles = { admin: adminAc, user: userAc, sales: ac.newRole({ user: [], session: [] }) };
+
+// OWASP's argon2id baseline (19 MiB, 2 passes); verify costs a few ms, so it stays off the proxy path.
+// Algorithm is an ambient const enum; 2 is Argon2id.
+const ARGON2 = { algorithm: 2 as Algorithm, memoryCost: 19456, timeCost: 2, parallelism: 1 } as const;
+
+export function createAuth(options: AuthOptions) {
+  return betterAuth({
+    appName: "Gerbang",
+    baseURL: options.publicUrl,
+    basePath: "/api/auth",
+    secret: options.secret,
+    database: prismaAdapter(options.prisma, { provider: "postgresql" }),
+    trustedOrigins: [options.publicUrl, ...options.trustedOrigins],
+    telemetry: { enabled: false },
+    emailAndPassword: {
+      enabled: true,
+      requireEmailVerification: options.requireEmailVerification,
+      minPasswordLength: 10,
+      maxPasswordLength: 256,
+      revokeSessionsOnPasswordReset: true,
+      password: {
+        hash: (password) => hash(password, ARGON2),
+        verify: ({ hash: digest, password }) => verify(digest, password),
+      },
+      sendResetPassword: async ({ user, url, token }) => {
+        await options.mail.send({ to: user.email, subject: "Reset your password", text: `Reset your password: ${url}`, kind: "reset-password", token });
+      },
+    },
+    emailVerification: {
+      sendOnSignUp: true,
+      autoSignInAfterVerification: false,
+      sendVerificationEmail: async ({ user, url, token }) => {
+        await options.mail.send({ to: user.email, subject: "Verify your email", text: `Verify your email: ${url}`, kind: "verify-email", token });
+      },
+    },
+    session: {
+      expiresIn: options.sessionExpiresInSec,
+      updateAge: options.sessionUpdateAgeSec,
+      // No cookie cache: a revoked session must stop working on the next lookup, not in minutes.
+      cookieCache: { enabled: false },
+    },
+    user: {
+      additionalFields: {
+        region: { type: "string", required: false, input: false },
+      },
+    },
+    advanced: {
+      useSecureCookies: options.publicUrl.startsWith("https://"),
+      defaultCookieAttributes: { httpOnly: true, sameSite: "lax" },
+      ipAddress: { ipAddressHeaders: ["x-gerbang-client-ip"] },
+    },
+    plugins: [admin({ ac, roles, defaultRole: "user", adminRoles: ["admin"] }), bearer()],
+  });
+}
+
+export type Auth = ReturnType<typeof createAuth>;

@@ -1,0 +1,67 @@
+import { createHash } from "node:crypto";
+import type { Auth } from "./createAuth.ts";
+import { rolesFromField, type Principal } from "./principal.ts";
+import type { AuthnResult } from "./authenticators/authenticator.ts";
+
+interface Entry {
+  result: Extract<AuthnResult, { kind: "authenticated" }>;
+  until: number;
+}
+
+/**
+ * Resolves a session credential to a principal through Better Auth, remembering positive answers
+ * for `ttlMs` so the proxy path does not query the database per request. That TTL is the bound on
+ * how long a session revoked on another instance keeps working here (pub/sub invalidation is on
+ * the roadmap); sign-out through this instance forgets the entry at once.
+ */
+export class SessionResolver {
+  private readonly cache = new Map<string, Entry>();
+
+  constructor(
+    private readonly auth: Auth,
+    private readonly ttlMs: number,
+    private readonly maxEntries = 50_000,
+  ) {}
+
+  /** The cache key never contains the credential itself. */
+  static keyOf(headers: Record<string, string>): string {
+    return createHash("sha256").update(JSON.stringify(headers)).digest("base64url");
+  }
+
+  async resolve(headers: Record<string, string>): Promise<AuthnResult> {
+    const key = SessionResolver.keyOf(headers);
+    const now = Date.now();
+    const hit = this.cache.get(key);
+    if (hit !== undefined && hit.until > now) return hit.result;
+    if (hit !== undefined) this.cache.delete(key);
+
+    // Errors (database down) propagate: the stage turns them into 503, never into anonymous.
+    const found = await this.auth.api.getSession({ headers: new Headers(headers), query: { disableCookieCache: true } });
+    if (found === null) return { kind: "rejected", reason: "session not found, expired or revoked" };
+    const user = found.user as typeof found.user & { role?: string | null; banned?: boolean | null; region?: string | null };
+    if (user.banned === true) return { kind: "rejected", reason: "user is banned" };
+
+    const principal: Principal = {
+      userId: user.id,
+      roles: rolesFromField(user.role),
+      authMethod: "session",
+      attributes: { id: user.id, email: user.email, region: user.region ?? undefined },
+      sessionId: found.session.id,
+    };
+    const result = { kind: "authenticated" as const, principal, credentialKey: key };
+    const expiresAt = new Date(found.session.expiresAt).getTime();
+    if (this.ttlMs > 0) {
+      if (this.cache.size >= this.maxEntries) this.cache.delete(this.cache.keys().next().value ?? "");
+      this.cache.set(key, { result, until: Math.min(now + this.ttlMs, expiresAt) });
+    }
+    return result;
+  }
+
+  forget(headers: Record<string, string>): void {
+    this.cache.delete(SessionResolver.keyOf(headers));
+  }
+
+  forgetAll(): void {
+    this.cache.clear();
+  }
+}

@@ -1,0 +1,81 @@
+import { readFileSync } from "node:fs";
+import { parse as parseYaml } from "yaml";
+import Value from "typebox/value";
+import { ConfigSchema, type GerbangConfig } from "./schema.ts";
+
+export class ConfigError extends Error {
+  constructor(
+    readonly path: string,
+    message: string,
+  ) {
+    super(`config ${path || "/"}: ${message}`);
+    this.name = "ConfigError";
+  }
+}
+
+export interface LoadConfigOptions {
+  /** YAML or JSON file; absent means "all defaults" (the embedded demo). */
+  file?: string;
+  env?: NodeJS.ProcessEnv;
+}
+
+/** Environment variables that override the file, documented in the README. */
+const ENV_OVERRIDES: ReadonlyArray<[string, (c: Record<string, Record<string, unknown>>, v: string) => void]> = [
+  ["PORT", (c, v) => (c.server = { ...c.server, port: Number(v) })],
+  ["DATABASE_URL", (c, v) => (c.database = { ...c.database, url: v })],
+  ["REDIS_URL", (c, v) => (c.redis = { ...c.redis, url: v })],
+  ["GERBANG_SECRET", (c, v) => ((c as Record<string, unknown>).secret = v)],
+];
+
+export function loadConfig(options: LoadConfigOptions = {}): GerbangConfig {
+  const env = options.env ?? process.env;
+  let raw: unknown = {};
+  if (options.file !== undefined) {
+    let text: string;
+    try {
+      text = readFileSync(options.file, "utf8");
+    } catch (error) {
+      throw new ConfigError("", `cannot read ${options.file}: ${(error as NodeJS.ErrnoException).code ?? "error"}`);
+    }
+    try {
+      raw = parseYaml(text) ?? {};
+    } catch (error) {
+      throw new ConfigError("", `${options.file} is not valid YAML/JSON: ${(error as Error).message.split("\n")[0]}`);
+    }
+  }
+  return resolveConfig(raw, env, options.file === undefined);
+}
+
+/** Validates an in-memory config (tests and `loadConfig` share it). */
+export function resolveConfig(raw: unknown, env: NodeJS.ProcessEnv = {}, demoWhenEmpty = false): GerbangConfig {
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) throw new ConfigError("", "must be a mapping");
+  const input = structuredClone(raw) as Record<string, Record<string, unknown>>;
+  for (const [name, apply] of ENV_OVERRIDES) {
+    const value = env[name];
+    if (value !== undefined && value !== "") apply(input, value);
+  }
+  if (demoWhenEmpty && input.upstreams === undefined) input.demo = { ...input.demo, upstream: true };
+
+  const withDefaults = Value.Default(ConfigSchema, input);
+  const first = Value.Errors(ConfigSchema, withDefaults).find((e) => e.keyword !== "boolean");
+  if (first !== undefined) {
+    const extra = first.keyword === "additionalProperties" ? unknownKeys(first.params) : "";
+    throw new ConfigError(first.instancePath, `${first.message}${extra}`);
+  }
+  const config = withDefaults as GerbangConfig;
+  if (config.upstreams === undefined && !config.demo.upstream) {
+    throw new ConfigError("/upstreams", "is required (or set demo.upstream: true)");
+  }
+  const names = new Set<string>();
+  for (const [i, u] of (config.upstreams ?? []).entries()) {
+    if (names.has(u.name)) throw new ConfigError(`/upstreams/${i}/name`, `duplicate upstream name ${u.name}`);
+    if (u.prefix.split("/").some((seg) => seg === "." || seg === "..")) throw new ConfigError(`/upstreams/${i}/prefix`, "must not contain dot segments");
+    names.add(u.name);
+  }
+  return config;
+}
+
+function unknownKeys(params: unknown): string {
+  const keys = (params as { additionalProperties?: unknown }).additionalProperties;
+  return Array.isArray(keys) ? ` (unknown: ${keys.join(", ")})` : "";
+}

@@ -1,0 +1,113 @@
+import Type from "typebox";
+
+/**
+ * The whole configuration, one schema. Every field but `upstreams` has a default that runs the
+ * example policy set on the embedded database. Each field's description is the README reference.
+ */
+const Upstream = Type.Object(
+  {
+    name: Type.String({ pattern: "^[a-z][a-z0-9-]{0,62}$", description: "Name; also the audience of the identity assertion. e.g. marketplace" }),
+    prefix: Type.String({ pattern: "^/([A-Za-z0-9._~-]+(/[A-Za-z0-9._~-]+)*)?$", description: "Path prefix this upstream owns, matched on segment boundaries. e.g. /api" }),
+    url: Type.String({ pattern: "^https?://[^/?#]+/?$", description: "Origin of the upstream (no path). e.g. http://127.0.0.1:4000" }),
+    timeoutMs: Type.Integer({ minimum: 1, maximum: 600000, default: 10000, description: "Time to wait for the upstream's response headers. e.g. 10000" }),
+  },
+  { additionalProperties: false },
+);
+
+export const ConfigSchema = Type.Object(
+  {
+    server: Type.Object(
+      {
+        host: Type.String({ default: "127.0.0.1", description: "Listen address. e.g. 0.0.0.0" }),
+        port: Type.Integer({ minimum: 0, maximum: 65535, default: 8080, description: "Listen port (env PORT). e.g. 8080" }),
+        publicUrl: Type.Optional(Type.String({ pattern: "^https?://", description: "The URL clients use; https makes cookies Secure. Default http://localhost:<port>" })),
+        trustProxy: Type.Array(Type.String(), { default: [], description: "Addresses/CIDRs of proxies whose X-Forwarded-For is believed. e.g. [10.0.0.0/8]" }),
+        bodyLimitBytes: Type.Integer({ minimum: 1, default: 1048576, description: "Largest request body accepted (413 above). e.g. 1048576" }),
+        maxHeaderBytes: Type.Integer({ minimum: 1024, default: 16384, description: "Largest request header block accepted (431 above). e.g. 16384" }),
+        shutdownGraceMs: Type.Integer({ minimum: 0, default: 10000, description: "How long SIGTERM waits for in-flight requests. e.g. 10000" }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    database: Type.Object(
+      {
+        url: Type.Optional(Type.String({ pattern: "^postgres(ql)?://", description: "PostgreSQL URL (env DATABASE_URL). Absent: embedded PGlite." })),
+        embeddedDir: Type.String({ default: ".gerbang/pglite", description: "Data folder of the embedded database. e.g. .gerbang/pglite" }),
+        poolMax: Type.Integer({ minimum: 1, maximum: 200, default: 10, description: "PostgreSQL pool size. e.g. 10" }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    redis: Type.Object(
+      {
+        url: Type.Optional(Type.String({ pattern: "^rediss?://", description: "Redis URL (env REDIS_URL). Absent: in-process counters and caches." })),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    secret: Type.Optional(Type.String({ minLength: 32, description: "Secret for session signing (env GERBANG_SECRET), ≥ 32 chars. Absent: generated once into dataDir." })),
+    dataDir: Type.String({ default: ".gerbang", description: "Folder for generated secrets and keys when not configured. e.g. .gerbang" }),
+    auth: Type.Object(
+      {
+        trustedOrigins: Type.Array(Type.String({ pattern: "^https?://[^/]+$" }), { default: [], description: "Origins allowed to send cookie-authenticated writes, besides publicUrl." }),
+        sessionExpiresInSec: Type.Integer({ minimum: 60, default: 604800, description: "Session lifetime; sliding. e.g. 604800 (7 days)" }),
+        sessionUpdateAgeSec: Type.Integer({ minimum: 60, default: 86400, description: "Refresh a session's expiry when older than this. e.g. 86400" }),
+        sessionCacheTtlMs: Type.Integer({ minimum: 0, maximum: 60000, default: 5000, description: "How long a verified session is reused in-process; the revocation bound for other instances. 0 disables." }),
+        requireEmailVerification: Type.Boolean({ default: true, description: "Refuse sign-in until the email is verified." }),
+        mail: Type.Object(
+          {
+            transport: Type.Union([Type.Literal("outbox"), Type.Literal("log")], { default: "outbox", description: "outbox: rows in mail_outbox (development, tests); log: one redacted log line." }),
+            from: Type.String({ default: "Gerbang <no-reply@localhost>", description: "Sender address." }),
+          },
+          { additionalProperties: false, default: {} },
+        ),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    policy: Type.Object(
+      {
+        dir: Type.String({ default: "policies", description: "Folder holding policy versions. e.g. policies" }),
+        version: Type.Optional(Type.String({ pattern: "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", description: "Active version (a folder name). Absent: the newest by manifest.created." })),
+        caseInsensitivePaths: Type.Boolean({ default: false, description: "Match and forward paths lower-cased." }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    identity: Type.Object(
+      {
+        algorithm: Type.Union([Type.Literal("EdDSA"), Type.Literal("ES256")], { default: "EdDSA", description: "Signature algorithm of x-gerbang-assertion." }),
+        ttlSec: Type.Integer({ minimum: 5, maximum: 60, default: 60, description: "Assertion lifetime in seconds (≤ 60)." }),
+        privateKeyFile: Type.Optional(Type.String({ description: "PKCS#8 PEM signing key. Absent: generated once into dataDir." })),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    resolver: Type.Object(
+      {
+        timeoutMs: Type.Integer({ minimum: 1, default: 2000, description: "Attribute lookup timeout. e.g. 2000" }),
+        cacheTtlMs: Type.Integer({ minimum: 0, maximum: 60000, default: 2000, description: "How long resolved attributes are reused. e.g. 2000" }),
+        cacheMaxEntries: Type.Integer({ minimum: 0, default: 10000, description: "Bound of the attribute cache. e.g. 10000" }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    audit: Type.Object(
+      {
+        enabled: Type.Boolean({ default: true, description: "Write one audit_decision row per decision." }),
+        flushIntervalMs: Type.Integer({ minimum: 10, default: 500, description: "Batch window of audit writes." }),
+        maxBuffer: Type.Integer({ minimum: 1, default: 10000, description: "Rows kept while the database is unreachable; beyond, the oldest are dropped and counted." }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    demo: Type.Object(
+      {
+        seedUsers: Type.Optional(Type.Boolean({ description: "Create the demo users (admin@, user@, sales@demo.gerbang.dev). Default: on only for the embedded database." })),
+        upstream: Type.Boolean({ default: false, description: "Start the demo marketplace upstream in-process (used when no upstreams are configured)." }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    logLevel: Type.Union(
+      ["fatal", "error", "warn", "info", "debug", "trace", "silent"].map((l) => Type.Literal(l)),
+      { default: "info", description: "Log level." },
+    ),
+    upstreams: Type.Optional(Type.Array(Upstream, { minItems: 1, description: "Upstreams by path prefix. Required unless demo.upstream." })),
+  },
+  { additionalProperties: false },
+);
+
+export type GerbangConfig = Type.Static<typeof ConfigSchema>;
+export type UpstreamConfig = Type.Static<typeof Upstream>;

@@ -1,0 +1,117 @@
+import { mkdir } from "node:fs/promises";
+import { PGlite } from "@electric-sql/pglite";
+import { PrismaPg } from "@prisma/adapter-pg";
+import pg from "pg";
+import { PrismaPGlite } from "pglite-prisma-adapter";
+import { PrismaClient } from "../generated/prisma/client.ts";
+import { pgExecutor, pgliteExecutor } from "./sqlExecutor.ts";
+import type { SqlExecutor } from "./sqlExecutor.ts";
+
+export interface Database {
+  kind: "postgres" | "embedded";
+  prisma: PrismaClient;
+  executor: SqlExecutor;
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface OpenDatabaseOptions {
+  /** PostgreSQL connection URL; without it an embedded PGlite database in `embeddedDir` is used. */
+  url?: string;
+  embeddedDir: string;
+  poolMax?: number;
+  /**
+   * Server-side limit per statement (default 30 s; 0 disables it and the client-side backstop). A
+   * process that runs long migrations, such as `gerbang migrate`, may want 0.
+   */
+  statementTimeoutMs?: number;
+  /** Receives pool errors that have no query to fail (e.g. an idle connection dropped by the server). */
+  log?: (msg: string) => void;
+}
+
+const CONNECT_TIMEOUT_MS = 5_000;
+const DEFAULT_STATEMENT_TIMEOUT_MS = 30_000;
+// Client-side margin over statement_timeout: the server normally cancels first and keeps the
+// connection usable; this only fires when the server stops answering altogether.
+const CLIENT_TIMEOUT_MARGIN_MS = 5_000;
+const PING_TIMEOUT_MS = 5_000;
+
+// Shutdown paths (signal handlers, test teardown) may close twice; pg.Pool#end throws the second time.
+function once(fn: () => Promise<void>): () => Promise<void> {
+  let done: Promise<void> | undefined;
+  return () => (done ??= fn());
+}
+
+async function withTimeout<T>(work: Promise<T>, ms: number, message: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(message)), ms);
+  });
+  try {
+    return await Promise.race([work, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+async function openPostgres(url: string, options: OpenDatabaseOptions): Promise<Database> {
+  const statementTimeout = options.statementTimeoutMs ?? DEFAULT_STATEMENT_TIMEOUT_MS;
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: options.poolMax ?? 10,
+    connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+    keepAlive: true,
+    ...(statementTimeout > 0
+      ? { statement_timeout: statementTimeout, query_timeout: statementTimeout + CLIENT_TIMEOUT_MARGIN_MS }
+      : {}),
+  });
+  // Without a listener, an idle connection dropped by the server (restart, failover) crashes the
+  // process with an unhandled 'error' event. pg's messages never include the connection password.
+  pool.on("error", (error) => options.log?.(`database pool: idle connection failed: ${error.message}`));
+  // adapter-pg keeps an external Pool as is (it checks `instanceof pg.Pool`) and leaves ending it to us.
+  const prisma = new PrismaClient({ adapter: new PrismaPg(pool) });
+  return {
+    kind: "postgres",
+    prisma,
+    executor: pgExecutor(pool),
+    async ping() {
+      // Health checks must answer quickly even where ordinary queries may run for longer.
+      await withTimeout(pool.query("SELECT 1"), PING_TIMEOUT_MS, "database ping timed out");
+    },
+    close: once(async () => {
+      try {
+        await prisma.$disconnect();
+      } finally {
+        await pool.end();
+      }
+    }),
+  };
+}
+
+async function openEmbedded(dir: string): Promise<Database> {
+  await mkdir(dir, { recursive: true });
+  const db = await PGlite.create(dir);
+  const prisma = new PrismaClient({ adapter: new PrismaPGlite(db) });
+  return {
+    kind: "embedded",
+    prisma,
+    executor: pgliteExecutor(db),
+    async ping() {
+      await db.query("SELECT 1");
+    },
+    close: once(async () => {
+      try {
+        await prisma.$disconnect();
+      } finally {
+        await db.close();
+      }
+    }),
+  };
+}
+
+/** Opens PostgreSQL when a URL is configured, otherwise the file-backed embedded database. */
+export async function openDatabase(options: OpenDatabaseOptions): Promise<Database> {
+  return options.url !== undefined && options.url !== ""
+    ? openPostgres(options.url, options)
+    : openEmbedded(options.embeddedDir);
+}

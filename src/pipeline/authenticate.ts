@@ -1,0 +1,70 @@
+import type { FastifyRequest } from "fastify";
+import { GerbangError } from "../errors/catalogue.ts";
+import { ANONYMOUS } from "../auth/principal.ts";
+import type { Authenticator } from "../auth/authenticators/authenticator.ts";
+
+export const WWW_AUTHENTICATE = 'Bearer realm="gerbang", cookie="better-auth.session_token"';
+const UNSAFE = new Set(["POST", "PUT", "PATCH", "DELETE"]);
+
+/** Headers that must not appear twice: Node keeps only the first, a peer may keep the last. */
+const SINGLE = ["authorization", "x-api-key", "cookie"];
+
+export interface AuthenticateOptions {
+  authenticators: readonly Authenticator[];
+  trustedOrigins: ReadonlySet<string>;
+}
+
+/**
+ * Stage: authenticate. Each authenticator says whether the request carries its kind of credential;
+ * more than one kind is ambiguous (400), none is anonymous, a present but bad credential is 401.
+ */
+export function createAuthenticate(options: AuthenticateOptions): (request: FastifyRequest) => Promise<void> {
+  return async (request) => {
+    const raw = request.raw.rawHeaders;
+    for (let i = 0; i < raw.length; i += 2) {
+      const name = (raw[i] ?? "").toLowerCase();
+      if (SINGLE.includes(name) && raw.findIndex((h, j) => j % 2 === 0 && j !== i && h.toLowerCase() === name) >= 0) {
+        throw new GerbangError("AMBIGUOUS_CREDENTIALS", { reason: `DUPLICATE_${name.toUpperCase().replace(/-/g, "_")}_HEADER` });
+      }
+    }
+    const found: Array<[Authenticator, string]> = [];
+    for (const authenticator of options.authenticators) {
+      const credential = authenticator.detect(request.headers);
+      if (credential !== null) found.push([authenticator, credential]);
+    }
+    if (found.length > 1) throw new GerbangError("AMBIGUOUS_CREDENTIALS", { reason: found.map(([a]) => a.name).join("+") });
+    const [only] = found;
+    if (only === undefined) {
+      request.gerbang.principal = ANONYMOUS;
+      return;
+    }
+    const [authenticator, credential] = only;
+    let result;
+    try {
+      result = await authenticator.authenticate(credential);
+    } catch (error) {
+      request.log.error({ err: error, authenticator: authenticator.name }, "authenticator failed");
+      throw new GerbangError("DEPENDENCY_UNAVAILABLE", { reason: "AUTHENTICATION_BACKEND" });
+    }
+    if (result.kind !== "authenticated") {
+      throw new GerbangError("INVALID_CREDENTIALS", { headers: { "www-authenticate": `${WWW_AUTHENTICATE}, error="invalid_token"` } });
+    }
+    // Cookies ride along on cross-site requests; a cookie-authenticated write must come from a trusted page.
+    if (authenticator.name === "session-cookie" && UNSAFE.has(request.method) && !originTrusted(request, options.trustedOrigins)) {
+      throw new GerbangError("ORIGIN_NOT_TRUSTED");
+    }
+    request.gerbang.principal = result.principal;
+  };
+}
+
+export function originTrusted(request: FastifyRequest, trusted: ReadonlySet<string>): boolean {
+  const origin = request.headers.origin;
+  if (typeof origin === "string") return trusted.has(origin);
+  const referer = request.headers.referer;
+  if (typeof referer !== "string") return false;
+  try {
+    return trusted.has(new URL(referer).origin);
+  } catch {
+    return false;
+  }
+}

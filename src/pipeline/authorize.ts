@@ -1,0 +1,104 @@
+import type { FastifyRequest } from "fastify";
+import { GerbangError } from "../errors/catalogue.ts";
+import { evaluate, mayApply, type Decision } from "../policy/evaluate.ts";
+import type { PolicyStore } from "../policy/policyStore.ts";
+import type { AttributeResolver } from "../resolvers/httpResolver.ts";
+import { WWW_AUTHENTICATE } from "./authenticate.ts";
+
+export interface AuthorizeOptions {
+  policies: PolicyStore;
+  resolver: AttributeResolver;
+}
+
+const SAFE = new Set(["GET", "HEAD", "OPTIONS"]);
+const JSON_TYPE = /^application\/(?:[a-z0-9.+-]*\+)?json\s*(?:;|$)/i;
+
+/**
+ * Stage: authorize, default deny. The endpoint map turns method + canonical path into an action on
+ * a subject; attributes come from the path, the JSON body or the owning upstream's resolver; the
+ * ability for the principal's role set under the active version decides, field by field if asked.
+ */
+export function createAuthorize(options: AuthorizeOptions): (request: FastifyRequest) => Promise<void> {
+  return async (request) => {
+    const state = request.gerbang;
+    const principal = state.principal;
+    const upstream = state.upstream;
+    if (principal === undefined || upstream === undefined || state.path === undefined) throw new GerbangError("INTERNAL_ERROR");
+    const { policy, abilities } = options.policies.current;
+    state.policy = policy;
+
+    const match = policy.matcher.match(request.method, state.path);
+    if (match === null) return deny(request, { allowed: false, reason: "ENDPOINT_NOT_MAPPED", ruleId: null }, false);
+    state.endpoint = match;
+    const { spec } = match.endpoint;
+    const compiled = abilities.get(principal.roles.length > 0 ? principal.roles : ["anonymous"]);
+    const anonymous = principal.authMethod === "anonymous";
+
+    // Nothing could allow it: decide before reading the body or asking the upstream.
+    if (!mayApply(compiled.ability, spec.action, spec.subject)) {
+      return deny(request, { allowed: false, reason: "NO_MATCHING_RULE", ruleId: null }, anonymous);
+    }
+
+    const from = spec.resource?.from ?? "none";
+    const needsBody = from === "body" || spec.fields === "body";
+    const body = needsBody ? jsonBody(request) : undefined;
+    let resource: Record<string, unknown> = {};
+    if (from === "params") resource = decodeParams(match.params);
+    else if (from === "body") resource = body ?? {};
+    else if (from === "resolver") {
+      const id = match.params[spec.resource?.id ?? ""];
+      if (id === undefined) throw new GerbangError("INTERNAL_ERROR");
+      const resolved = await options.resolver.resolve(upstream, spec.subject, id, { fresh: !SAFE.has(request.method) });
+      if (!resolved.found) throw new GerbangError("RESOURCE_NOT_FOUND");
+      resource = resolved.attributes;
+    }
+    const fields = spec.fields === "body" ? Object.keys(body ?? {}) : [];
+    const decision = evaluate(compiled.ability, { action: spec.action, subject: spec.subject, resource, fields, principal: principal.attributes });
+    if (!decision.allowed) return deny(request, decision, anonymous);
+    state.decision = decision;
+  };
+}
+
+/** After a write through the gateway, the resource's cached attributes may be stale: drop them. */
+export function createInvalidateAfterWrite(resolver: AttributeResolver): (request: FastifyRequest) => Promise<void> {
+  return async (request) => {
+    const { endpoint, upstream, decision } = request.gerbang;
+    const spec = endpoint?.endpoint.spec;
+    if (spec?.resource?.from !== "resolver" || upstream === undefined || decision?.allowed !== true || SAFE.has(request.method)) return;
+    const id = endpoint?.params[spec.resource.id ?? ""];
+    if (id !== undefined) resolver.invalidate(upstream, spec.subject, id);
+  };
+}
+
+function deny(request: FastifyRequest, decision: Decision, anonymous: boolean): never {
+  request.gerbang.decision = decision;
+  if (anonymous && decision.reason !== "ENDPOINT_NOT_MAPPED") {
+    throw new GerbangError("UNAUTHENTICATED", { reason: decision.reason, headers: { "www-authenticate": WWW_AUTHENTICATE } });
+  }
+  const message = decision.field === undefined ? undefined : `The policy does not allow writing the field "${decision.field}".`;
+  throw new GerbangError("FORBIDDEN", { reason: decision.reason, ...(message === undefined ? {} : { message }) });
+}
+
+function decodeParams(params: Record<string, string>): Record<string, unknown> {
+  // Canonical paths hold valid UTF-8 percent-encoding only, so decoding cannot throw.
+  return Object.fromEntries(Object.entries(params).map(([k, v]) => [k, decodeURIComponent(v)]));
+}
+
+/** The body as a JSON object for policy evaluation; the upstream still receives the original bytes. */
+function jsonBody(request: FastifyRequest): Record<string, unknown> | undefined {
+  const raw = request.body;
+  if (!(raw instanceof Buffer) || raw.length === 0) return undefined;
+  const type = request.headers["content-type"];
+  // The policy must read the body the way the upstream will: only declared JSON is accepted.
+  if (typeof type !== "string" || !JSON_TYPE.test(type)) throw new GerbangError("UNSUPPORTED_MEDIA_TYPE");
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(raw));
+  } catch {
+    throw new GerbangError("INVALID_JSON_BODY");
+  }
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
+    throw new GerbangError("INVALID_JSON_BODY", { message: "The request body must be a JSON object." });
+  }
+  return parsed as Record<string, unknown>;
+}

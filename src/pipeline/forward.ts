@@ -1,0 +1,45 @@
+import type { FastifyReply, FastifyRequest } from "fastify";
+import type { IncomingHttpHeaders } from "node:http";
+import { GerbangError } from "../errors/catalogue.ts";
+import type { AssertionSigner } from "../identity/assertionSigner.ts";
+import type { PolicyStore } from "../policy/policyStore.ts";
+import { sanitizeResponseHeaders, upstreamHeaders } from "./upstreamHeaders.ts";
+import { sendError } from "./sendError.ts";
+
+export interface ForwardOptions {
+  signer: AssertionSigner;
+  policies: PolicyStore;
+  proto: "http" | "https";
+}
+
+/** Stage: forward. Only the canonical path and validated query leave the gateway, to the configured origin. */
+export function createForward(options: ForwardOptions): (request: FastifyRequest, reply: FastifyReply) => Promise<void> {
+  return async (request, reply) => {
+    const { principal, upstream, path, query, policy } = request.gerbang;
+    if (principal === undefined || upstream === undefined || path === undefined || policy === undefined) throw new GerbangError("INTERNAL_ERROR");
+    const rules = options.policies.abilitiesFor(principal.roles.length > 0 ? principal.roles : ["anonymous"]).rules;
+    const assertion = await options.signer.assertionFor(principal, rules, policy.version, upstream.name);
+    const headers = upstreamHeaders(request.headers, {
+      principal,
+      policyVersion: policy.version,
+      requestId: request.id,
+      assertion,
+      clientIp: request.ip,
+      proto: options.proto,
+    });
+    // Passed explicitly: reply-from would re-serialize a buffered JSON body instead of sending its bytes.
+    const body = request.body instanceof Buffer && request.body.length > 0 ? { body: request.body, contentType: request.headers["content-type"] ?? "application/octet-stream" } : {};
+    return reply.from(`${upstream.url.replace(/\/$/, "")}${path}`, {
+      ...body,
+      timeout: upstream.timeoutMs,
+      queryString: () => (query ?? "").slice(1),
+      rewriteRequestHeaders: () => headers as IncomingHttpHeaders,
+      rewriteHeaders: (h: IncomingHttpHeaders) => sanitizeResponseHeaders(h),
+      onError: (_reply, { error }) => {
+        const status = (error as { statusCode?: number }).statusCode;
+        request.log.warn({ upstream: upstream.name, code: (error as { code?: string }).code }, "upstream request failed");
+        sendError(request, reply, new GerbangError(status === 504 ? "UPSTREAM_TIMEOUT" : "UPSTREAM_UNREACHABLE"));
+      },
+    });
+  };
+}

@@ -1,0 +1,32 @@
+import type { Principal } from "../auth/principal.ts";
+import type { UpstreamConfig } from "../config/schema.ts";
+import type { Decision } from "../policy/evaluate.ts";
+import type { EndpointMatch } from "../policy/endpointMatcher.ts";
+import type { PolicySet } from "../policy/policySet.ts";
+
+/**
+ * What the pipeline knows about one request. Each stage writes its own field and reads only the
+ * fields of earlier stages: normalize → route → authenticate → authorize → forward, audit last.
+ */
+export interface GatewayState {
+  /** normalize: the canonical path the policy evaluates and the upstream receives. */
+  path?: string;
+  query?: string;
+  /** route: the upstream owning the path. */
+  upstream?: UpstreamConfig;
+  /** authenticate. */
+  principal?: Principal;
+  /** authorize: the policy snapshot used for this request, the endpoint and the decision. */
+  policy?: PolicySet;
+  endpoint?: EndpointMatch;
+  decision?: Decision;
+  /** The catalogue code when the gateway answered with an error. */
+  errorCode?: string;
+  startedAt: bigint;
+}
+
+declare module "fastify" {
+  interface FastifyRequest {
+    gerbang: GatewayState;
+  }
+}

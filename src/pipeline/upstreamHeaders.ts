@@ -1,0 +1,74 @@
+import type { IncomingHttpHeaders, OutgoingHttpHeaders } from "node:http";
+import type { Principal } from "../auth/principal.ts";
+import { SESSION_COOKIE_NAMES } from "../auth/authenticators/sessionCookieAuthenticator.ts";
+
+/** Hop-by-hop (RFC 9110 §7.6.1) and headers a proxy must never pass on. */
+const HOP_BY_HOP = new Set(["connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade", "proxy-authorization", "proxy-authenticate", "expect", "host", "content-length"]);
+
+/** Client-sent headers that some upstream frameworks trust for routing, method or client identity. */
+const SPOOFABLE = new Set([
+  "authorization", "x-api-key",
+  "x-original-url", "x-rewrite-url", "x-original-method", "x-http-method-override", "x-http-method", "x-method-override",
+  "x-middleware-subrequest", "forwarded", "x-real-ip", "x-client-ip", "true-client-ip", "cf-connecting-ip", "x-cluster-client-ip", "x-request-id",
+]);
+
+export interface IdentityContext {
+  principal: Principal;
+  policyVersion: string;
+  requestId: string;
+  assertion: string;
+  clientIp: string;
+  proto: "http" | "https";
+}
+
+function stripped(name: string): boolean {
+  // Node keeps "_" in header names, and some upstream stacks (CGI, PHP, nginx) fold it into "-".
+  const folded = name.toLowerCase().replace(/_/g, "-");
+  return HOP_BY_HOP.has(folded) || SPOOFABLE.has(folded) || folded.startsWith("x-gerbang-") || folded.startsWith("x-forwarded-");
+}
+
+function withoutSessionCookies(cookie: string): string | undefined {
+  const kept = cookie.split(";").map((c) => c.trim()).filter((c) => {
+    const name = c.slice(0, Math.max(0, c.indexOf("="))).trim();
+    return c.length > 0 && !(SESSION_COOKIE_NAMES as readonly string[]).includes(name);
+  });
+  return kept.length > 0 ? kept.join("; ") : undefined;
+}
+
+/** The exact header set the upstream receives: client headers minus credentials and spoofable ones, plus identity. */
+export function upstreamHeaders(incoming: IncomingHttpHeaders, identity: IdentityContext): OutgoingHttpHeaders {
+  const out: OutgoingHttpHeaders = {};
+  const connectionListed = new Set(
+    String(incoming.connection ?? "").split(",").map((h) => h.trim().toLowerCase()).filter(Boolean),
+  );
+  for (const [name, value] of Object.entries(incoming)) {
+    if (value === undefined || stripped(name) || connectionListed.has(name)) continue;
+    out[name] = value;
+  }
+  if (typeof incoming.cookie === "string") {
+    const cookie = withoutSessionCookies(incoming.cookie);
+    if (cookie === undefined) delete out.cookie;
+    else out.cookie = cookie;
+  }
+  const { principal } = identity;
+  if (principal.userId !== null) out["x-gerbang-user"] = principal.userId;
+  out["x-gerbang-roles"] = principal.roles.join(",");
+  out["x-gerbang-auth"] = principal.authMethod;
+  out["x-gerbang-policy"] = identity.policyVersion;
+  out["x-gerbang-assertion"] = identity.assertion;
+  out["x-request-id"] = identity.requestId;
+  out["x-forwarded-for"] = identity.clientIp;
+  out["x-forwarded-proto"] = identity.proto;
+  return out;
+}
+
+/** Upstream responses may not plant a gateway session cookie (session fixation through a compromised service). */
+export function sanitizeResponseHeaders(headers: IncomingHttpHeaders): IncomingHttpHeaders {
+  const setCookie = headers["set-cookie"];
+  if (setCookie === undefined) return headers;
+  const kept = setCookie.filter((c) => !SESSION_COOKIE_NAMES.some((n) => c.trimStart().startsWith(`${n}=`)));
+  const out = { ...headers };
+  if (kept.length === 0) delete out["set-cookie"];
+  else out["set-cookie"] = kept;
+  return out;
+}

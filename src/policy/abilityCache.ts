@@ -1,0 +1,37 @@
+import { compileAbility, type PolicyAbility } from "./compileAbility.ts";
+import type { PolicySet, RawPolicyRule } from "./policySet.ts";
+
+export interface CompiledRoleSet {
+  key: string;
+  roles: readonly string[];
+  rules: readonly RawPolicyRule[];
+  ability: PolicyAbility;
+}
+
+/**
+ * Abilities keyed by role set, for exactly one policy version: a new version gets a new cache, so
+ * activation swaps both at once and an old ability can never serve the new version.
+ */
+export class AbilityCache {
+  private readonly compiled = new Map<string, CompiledRoleSet>();
+  compilations = 0;
+
+  constructor(
+    readonly policy: PolicySet,
+    private readonly maxEntries = 1024,
+  ) {}
+
+  get(roles: readonly string[]): CompiledRoleSet {
+    const sorted = [...new Set(roles)].sort();
+    const key = sorted.join(",");
+    const hit = this.compiled.get(key);
+    if (hit !== undefined) return hit;
+    // Unknown roles contribute no rules (default deny), never an error that could be probed.
+    const rules = sorted.flatMap((role) => this.policy.rulesByRole.get(role) ?? []);
+    const entry = { key, roles: sorted, rules, ability: compileAbility(rules) };
+    this.compilations++;
+    if (this.compiled.size >= this.maxEntries) this.compiled.clear();
+    this.compiled.set(key, entry);
+    return entry;
+  }
+}

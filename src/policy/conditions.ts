@@ -1,0 +1,167 @@
+/**
+ * Rule conditions with principal placeholders, e.g. `{ ownerId: "${principal.id}" }`.
+ *
+ * Abilities are compiled once per (role set, policy version), so a condition cannot be interpolated
+ * at compile time. Instead the compiled predicate reads the principal from a symbol-keyed slot of the
+ * subject object at check time. A placeholder whose principal attribute is missing never matches:
+ * a sales user without a region sees no regional orders (fail closed).
+ */
+export const PRINCIPAL = Symbol("gerbang.principal");
+
+export type AttributeValue = string | number | boolean | null | readonly string[];
+export type PrincipalAttributes = Readonly<Record<string, AttributeValue | undefined>>;
+export type ConditionValue = string | number | boolean | null;
+export type Conditions = Record<string, unknown>;
+
+const PLACEHOLDER = /^\$\{principal\.([A-Za-z][A-Za-z0-9_]*)\}$/;
+const SCALAR_OPERATORS = new Set(["$eq", "$ne", "$gt", "$gte", "$lt", "$lte"]);
+const LIST_OPERATORS = new Set(["$in", "$nin"]);
+
+/** Returns problems as [path, message] pairs; empty when the conditions are supported. */
+export function validateConditions(conditions: unknown, principalAttributes: readonly string[], basePath: string): Array<[string, string]> {
+  const problems: Array<[string, string]> = [];
+  if (typeof conditions !== "object" || conditions === null || Array.isArray(conditions)) {
+    return [[basePath, "conditions must be a mapping of field to value"]];
+  }
+  const checkValue = (value: unknown, path: string): void => {
+    if (value !== null && !["string", "number", "boolean"].includes(typeof value)) {
+      problems.push([path, "must be a string, number, boolean or null"]);
+      return;
+    }
+    if (typeof value === "string" && value.includes("${")) {
+      const match = PLACEHOLDER.exec(value);
+      if (match === null) problems.push([path, `malformed placeholder ${value}`]);
+      else if (!principalAttributes.includes(match[1] ?? "")) {
+        problems.push([path, `unknown principal attribute ${match[1]} (known: ${principalAttributes.join(", ")})`]);
+      }
+    }
+  };
+  for (const [field, spec] of Object.entries(conditions)) {
+    const path = `${basePath}/${field}`;
+    if (field.startsWith("$")) {
+      problems.push([path, `top-level operator ${field} is not supported`]);
+      continue;
+    }
+    if (typeof spec !== "object" || spec === null) {
+      checkValue(spec, path);
+      continue;
+    }
+    if (Array.isArray(spec)) {
+      problems.push([path, "use { $in: [...] } to match one of several values"]);
+      continue;
+    }
+    for (const [op, operand] of Object.entries(spec)) {
+      const opPath = `${path}/${op}`;
+      if (SCALAR_OPERATORS.has(op)) checkValue(operand, opPath);
+      else if (LIST_OPERATORS.has(op)) {
+        if (!Array.isArray(operand)) problems.push([opPath, `${op} takes a list`]);
+        else operand.forEach((v, i) => checkValue(v, `${opPath}/${i}`));
+      } else if (op === "$exists") {
+        if (typeof operand !== "boolean") problems.push([opPath, "$exists takes true or false"]);
+      } else problems.push([opPath, `operator ${op} is not supported`]);
+    }
+  }
+  return problems;
+}
+
+export function hasPlaceholder(conditions: Conditions | undefined): boolean {
+  return conditions !== undefined && JSON.stringify(conditions).includes("${principal.");
+}
+
+type Resolve = (principal: PrincipalAttributes | undefined) => AttributeValue | undefined;
+type Test = (actual: unknown, principal: PrincipalAttributes | undefined) => boolean;
+
+function operand(value: unknown): Resolve {
+  if (typeof value === "string") {
+    const match = PLACEHOLDER.exec(value);
+    if (match !== null) {
+      const name = match[1] ?? "";
+      return (principal) => principal?.[name];
+    }
+  }
+  const literal = value as AttributeValue;
+  return () => literal;
+}
+
+const isKnown = (v: AttributeValue | undefined): v is Exclude<AttributeValue, null | readonly string[]> =>
+  v !== undefined && v !== null && !Array.isArray(v);
+
+function compare(op: string, resolve: Resolve): Test {
+  switch (op) {
+    case "$eq":
+      return (actual, p) => {
+        const expected = resolve(p);
+        // A placeholder that resolves to nothing must never match (missing attribute = no grant).
+        if (expected === undefined) return false;
+        return expected === null ? actual === null || actual === undefined : actual === expected;
+      };
+    case "$ne":
+      return (actual, p) => {
+        const expected = resolve(p);
+        if (expected === undefined) return false;
+        return expected === null ? actual !== null && actual !== undefined : actual !== expected;
+      };
+    default:
+      return (actual, p) => {
+        const expected = resolve(p);
+        if (!isKnown(expected) || (typeof actual !== "number" && typeof actual !== "string")) return false;
+        if (typeof actual !== typeof expected) return false;
+        const [a, e] = [actual as number | string, expected as number | string];
+        return op === "$gt" ? a > e : op === "$gte" ? a >= e : op === "$lt" ? a < e : a <= e;
+      };
+  }
+}
+
+function fieldTest(spec: unknown): Test {
+  if (typeof spec !== "object" || spec === null) return compare("$eq", operand(spec));
+  const tests: Test[] = Object.entries(spec).map(([op, arg]): Test => {
+    if (op === "$in" || op === "$nin") {
+      const items = (arg as unknown[]).map(operand);
+      const inList: Test = (actual, p) => items.some((r) => {
+        const v = r(p);
+        return v !== undefined && v === actual;
+      });
+      if (op === "$in") return inList;
+      // $nin with an unresolvable member cannot be decided: no match.
+      return (actual, p) => items.every((r) => r(p) !== undefined) && !inList(actual, p);
+    }
+    if (op === "$exists") return (actual) => (actual !== undefined) === arg;
+    return compare(op, operand(arg));
+  });
+  return (actual, p) => tests.every((t) => t(actual, p));
+}
+
+function readPath(object: Record<PropertyKey, unknown>, path: string): unknown {
+  let current: unknown = object;
+  for (const key of path.split(".")) {
+    if (typeof current !== "object" || current === null || !Object.hasOwn(current, key)) return undefined;
+    current = (current as Record<string, unknown>)[key];
+  }
+  return current;
+}
+
+/** CASL conditionsMatcher: compiled once per rule by CASL, evaluated per check. */
+export function compileConditions(conditions: Conditions): (object: Record<PropertyKey, unknown>) => boolean {
+  const fields = Object.entries(conditions).map(([path, spec]) => [path, fieldTest(spec)] as const);
+  return (object) => {
+    const principal = object[PRINCIPAL] as PrincipalAttributes | undefined;
+    return fields.every(([path, test]) => test(readPath(object, path), principal));
+  };
+}
+
+/**
+ * Resolves placeholders for one principal (for the upstream's packed rules and, later, database
+ * filters). Returns null when an attribute is missing: such a rule grants nothing to this principal.
+ */
+export function interpolateConditions(conditions: Conditions, principal: PrincipalAttributes): Conditions | null {
+  let missing = false;
+  const text = JSON.stringify(conditions, (_key, value: unknown) => {
+    if (typeof value !== "string") return value;
+    const match = PLACEHOLDER.exec(value);
+    if (match === null) return value;
+    const resolved = principal[match[1] ?? ""];
+    if (resolved === undefined) missing = true;
+    return resolved ?? null;
+  });
+  return missing ? null : (JSON.parse(text) as Conditions);
+}

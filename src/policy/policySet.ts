@@ -1,0 +1,37 @@
+import type { EndpointMatcher } from "./endpointMatcher.ts";
+import type { Conditions } from "./conditions.ts";
+import type { Manifest, PolicyTestCase } from "./schema.ts";
+
+/** A raw rule as written in a role file, kept apart from compiled abilities (CASL's RawRule). */
+export interface RawPolicyRule {
+  id: string;
+  role: string;
+  action: string | string[];
+  subject: string | string[];
+  fields?: string[];
+  conditions?: Conditions;
+  inverted?: boolean;
+}
+
+/** One validated, immutable policy version. */
+export interface PolicySet {
+  version: string;
+  manifest: Manifest;
+  dir: string;
+  rulesByRole: ReadonlyMap<string, readonly RawPolicyRule[]>;
+  matcher: EndpointMatcher;
+  tests: ReadonlyArray<PolicyTestCase & { file: string }>;
+}
+
+export interface PolicyProblem {
+  file: string;
+  path: string;
+  reason: string;
+}
+
+export class PolicyError extends Error {
+  constructor(readonly problems: PolicyProblem[]) {
+    super(`invalid policy set:\n${problems.map((p) => `  ${p.file}${p.path ? ` ${p.path}` : ""}: ${p.reason}`).join("\n")}`);
+    this.name = "PolicyError";
+  }
+}

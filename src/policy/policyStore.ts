@@ -1,0 +1,31 @@
+import { AbilityCache, type CompiledRoleSet } from "./abilityCache.ts";
+import type { PolicySet } from "./policySet.ts";
+
+interface Active {
+  policy: PolicySet;
+  abilities: AbilityCache;
+}
+
+/**
+ * The active policy version and its abilities, swapped as one reference: a request reads `current`
+ * once and uses that snapshot to the end, so it never mixes two versions.
+ */
+export class PolicyStore {
+  private active: Active;
+
+  constructor(policy: PolicySet) {
+    this.active = { policy, abilities: new AbilityCache(policy) };
+  }
+
+  get current(): Readonly<Active> {
+    return this.active;
+  }
+
+  abilitiesFor(roles: readonly string[]): CompiledRoleSet {
+    return this.active.abilities.get(roles);
+  }
+
+  activate(policy: PolicySet): void {
+    this.active = { policy, abilities: new AbilityCache(policy) };
+  }
+}

@@ -1,0 +1,31 @@
+import { AbilityCache } from "./abilityCache.ts";
+import { evaluate } from "./evaluate.ts";
+import type { PrincipalAttributes } from "./conditions.ts";
+import type { PolicySet } from "./policySet.ts";
+
+export interface PolicyTestResult {
+  file: string;
+  name: string;
+  passed: boolean;
+  expected: "allow" | "deny";
+  actual: "allow" | "deny";
+  reason: string;
+  ruleId: string | null;
+}
+
+/** Runs a version's tests/*.yaml cases (Cerbos-style policy tests) against its compiled abilities. */
+export function runPolicyTests(policy: PolicySet): PolicyTestResult[] {
+  const cache = new AbilityCache(policy);
+  return policy.tests.map((test) => {
+    const decision = evaluate(cache.get(test.principal.roles).ability, {
+      action: test.action,
+      subject: test.subject,
+      resource: test.resource ?? {},
+      fields: test.fields ?? [],
+      principal: (test.principal.attributes ?? {}) as PrincipalAttributes,
+    });
+    const actual = decision.allowed ? "allow" : "deny";
+    const reasonOk = test.reason === undefined || test.reason === decision.reason;
+    return { file: test.file, name: test.name, passed: actual === test.expect && reasonOk, expected: test.expect, actual, reason: decision.reason, ruleId: decision.ruleId };
+  });
+}

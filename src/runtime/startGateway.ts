@@ -1,0 +1,137 @@
+import { existsSync } from "node:fs";
+import { resolve } from "node:path";
+import type { FastifyInstance } from "fastify";
+import type { GerbangConfig, UpstreamConfig } from "../config/schema.ts";
+import { openDatabase, type Database } from "../db/openDatabase.ts";
+import { migrate } from "../db/migrate.ts";
+import { redactUrl } from "../db/adminUrl.ts";
+import { createAuth, type Auth } from "../auth/createAuth.ts";
+import { outboxMailSender, logMailSender } from "../auth/mailSender.ts";
+import { SessionResolver } from "../auth/sessionResolver.ts";
+import { sessionCookieAuthenticator } from "../auth/authenticators/sessionCookieAuthenticator.ts";
+import { bearerAuthenticator } from "../auth/authenticators/bearerAuthenticator.ts";
+import { apiKeyAuthenticator } from "../auth/authenticators/apiKeyAuthenticator.ts";
+import { listPolicyVersions, loadPolicySet } from "../policy/loadPolicySet.ts";
+import { PolicyStore } from "../policy/policyStore.ts";
+import { HttpResolver } from "../resolvers/httpResolver.ts";
+import { loadSigningKey } from "../identity/signingKey.ts";
+import { AssertionSigner } from "../identity/assertionSigner.ts";
+import { AuditWriter } from "../audit/auditWriter.ts";
+import { ANONYMOUS } from "../auth/principal.ts";
+import { buildApp } from "../app.ts";
+import { startDemoUpstream, type DemoUpstream } from "../demo/upstream.ts";
+import { seedDemo } from "../demo/seedDemo.ts";
+import { resolveSecret } from "./secret.ts";
+import { MIGRATIONS_DIR, PACKAGE_ROOT } from "./migrationsDir.ts";
+
+export interface RunningGateway {
+  app: FastifyInstance;
+  url: string;
+  db: Database;
+  auth: Auth;
+  demo: DemoUpstream | null;
+  /** Stops accepting, finishes in-flight requests, flushes the audit buffer, closes connections. */
+  close(): Promise<void>;
+}
+
+/** The policy folder relative to the working directory; the default falls back to the package's own. */
+function policyRoot(dir: string): string {
+  const local = resolve(dir);
+  return dir === "policies" && !existsSync(local) ? resolve(PACKAGE_ROOT, "policies") : local;
+}
+
+export async function startGateway(config: GerbangConfig, options: { log?: (msg: string) => void } = {}): Promise<RunningGateway> {
+  const log = options.log ?? ((msg: string) => process.stderr.write(`${msg}\n`));
+  const dataDir = resolve(config.dataDir);
+
+  // Policies first: a gateway without a valid active version must not start at all.
+  const root = policyRoot(config.policy.dir);
+  const version = config.policy.version ?? listPolicyVersions(root)[0]?.version;
+  if (version === undefined) throw new Error(`no policy version found in ${root}`);
+  const policies = new PolicyStore(loadPolicySet(resolve(root, version), { caseInsensitivePaths: config.policy.caseInsensitivePaths }));
+
+  const db = await openDatabase({ url: config.database.url, embeddedDir: resolve(config.database.embeddedDir), poolMax: config.database.poolMax });
+  try {
+    const { applied } = await migrate(db.executor, { migrationsDir: MIGRATIONS_DIR, log });
+    if (applied.length > 0) log(`migrations applied: ${applied.join(", ")}`);
+  } catch (error) {
+    await db.close();
+    throw error;
+  }
+
+  const { secret, generated } = resolveSecret(config.secret, dataDir);
+  if (generated) log(`using the generated secret in ${dataDir}/secret; set GERBANG_SECRET when running more than one instance`);
+  const key = await loadSigningKey({ algorithm: config.identity.algorithm, file: config.identity.privateKeyFile, dataDir });
+  const signer = new AssertionSigner(key, config.identity.ttlSec);
+
+  let demo: DemoUpstream | null = null;
+  let upstreams: UpstreamConfig[] = config.upstreams ?? [];
+  if (config.demo.upstream) {
+    demo = await startDemoUpstream({ host: "127.0.0.1", port: 0 });
+    upstreams = [{ name: "marketplace", prefix: "/api", url: demo.url, timeoutMs: 10000 }, ...upstreams];
+  }
+
+  const port = config.server.port;
+  const publicUrl = config.server.publicUrl ?? `http://localhost:${port}`;
+  const mail = config.auth.mail.transport === "outbox" ? outboxMailSender(db.prisma) : logMailSender(log);
+  const auth = createAuth({
+    prisma: db.prisma,
+    secret,
+    publicUrl,
+    trustedOrigins: config.auth.trustedOrigins,
+    sessionExpiresInSec: config.auth.sessionExpiresInSec,
+    sessionUpdateAgeSec: config.auth.sessionUpdateAgeSec,
+    requireEmailVerification: config.auth.requireEmailVerification,
+    mail,
+  });
+  const sessions = new SessionResolver(auth, config.auth.sessionCacheTtlMs);
+  const resolver = new HttpResolver({
+    timeoutMs: config.resolver.timeoutMs,
+    cacheTtlMs: config.resolver.cacheTtlMs,
+    cacheMaxEntries: config.resolver.cacheMaxEntries,
+    headersFor: async (upstream) => ({
+      "x-gerbang-assertion": await signer.assertionFor({ ...ANONYMOUS, roles: ["gateway"] }, [], policies.current.policy.version, upstream.name),
+    }),
+  });
+  const audit = config.audit.enabled
+    ? new AuditWriter(db.prisma, { flushIntervalMs: config.audit.flushIntervalMs, maxBuffer: config.audit.maxBuffer, onError: () => log("audit: database write failed; rows kept in memory") })
+    : null;
+
+  const app = await buildApp({
+    config,
+    publicUrl,
+    upstreams,
+    auth,
+    sessions,
+    authenticators: [apiKeyAuthenticator(), bearerAuthenticator(sessions), sessionCookieAuthenticator(sessions)],
+    policies,
+    resolver,
+    signer,
+    audit,
+    readiness: [
+      { name: "database", check: () => db.ping() },
+      { name: "policy", check: async () => void policies.current.policy.version },
+    ],
+  });
+
+  await app.listen({ host: config.server.host, port });
+  const address = app.server.address();
+  const boundPort = typeof address === "object" && address !== null ? address.port : port;
+  const url = `http://${config.server.host.includes(":") ? `[${config.server.host}]` : config.server.host}:${boundPort}`;
+  app.log.info({ url, policy: policies.current.policy.version, database: db.kind === "postgres" && config.database.url ? redactUrl(config.database.url) : "embedded", upstreams: upstreams.map((u) => `${u.name}=${u.prefix}`) }, "gerbang listening");
+
+  const seedUsers = config.demo.seedUsers ?? db.kind === "embedded";
+  if (seedUsers) await seedDemo(auth, db, demo);
+
+  let closing: Promise<void> | null = null;
+  const close = (): Promise<void> => {
+    closing ??= (async () => {
+      await app.close();
+      await audit?.close();
+      await demo?.close();
+      await db.close();
+    })();
+    return closing;
+  };
+  return { app, url, db, auth, demo, close };
+}

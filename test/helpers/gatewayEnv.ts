@@ -1,0 +1,108 @@
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { stringify } from "yaml";
+import { freePort, startGerbang, type RunningProcess } from "./processes.ts";
+import { createTestDatabase, type TestDatabase } from "./testDatabase.ts";
+
+export interface ReceivedRequest {
+  method: string;
+  url: string;
+  headers: Record<string, string | undefined>;
+  body: unknown;
+}
+
+export interface SignedIn {
+  token: string;
+  cookie: string;
+  userId: string;
+}
+
+export interface GatewayEnv {
+  url: string;
+  upstreamUrl: string;
+  databaseUrl: string | null;
+  gateway: RunningProcess;
+  upstream: RunningProcess;
+  /** Everything the upstream received on /api since the last clearReceived(). */
+  received(): Promise<ReceivedRequest[]>;
+  clearReceived(): Promise<void>;
+  signIn(email: string, password: string): Promise<SignedIn>;
+  close(): Promise<void>;
+}
+
+export interface GatewayEnvOptions {
+  /** Use a throwaway PostgreSQL database (true) or the embedded one in a temp folder (false). */
+  postgres: boolean;
+  config?: Record<string, unknown>;
+}
+
+/** A real upstream process and a real gateway process in front of it, with the demo users seeded. */
+export async function startGatewayEnv(options: GatewayEnvOptions): Promise<GatewayEnv> {
+  const dir = mkdtempSync(join(tmpdir(), "gerbang-e2e-"));
+  let db: TestDatabase | null = null;
+  const cleanups: Array<() => Promise<unknown>> = [async () => rmSync(dir, { recursive: true, force: true })];
+  const close = async (): Promise<void> => {
+    for (const fn of cleanups.reverse()) await fn().catch(() => undefined);
+  };
+  try {
+    if (options.postgres) {
+      db = await createTestDatabase();
+      const created = db;
+      cleanups.push(() => created.drop());
+    }
+    const [gatewayPort, upstreamPort] = [await freePort(), await freePort()];
+    const url = `http://127.0.0.1:${gatewayPort}`;
+    const upstreamUrl = `http://127.0.0.1:${upstreamPort}`;
+    const upstream = await startGerbang(["demo-upstream", "--port", String(upstreamPort), "--jwks-url", `${url}/.well-known/jwks.json`], {
+      readyUrl: `${upstreamUrl}/__demo/received`,
+    });
+    cleanups.push(() => upstream.stop());
+
+    const config = {
+      server: { host: "127.0.0.1", port: gatewayPort, publicUrl: url },
+      database: db === null ? { embeddedDir: join(dir, "pglite") } : { url: db.url },
+      dataDir: join(dir, "data"),
+      demo: { seedUsers: true },
+      logLevel: "warn",
+      audit: { flushIntervalMs: 50 },
+      upstreams: [{ name: "marketplace", prefix: "/api", url: upstreamUrl, timeoutMs: 5000 }],
+      ...options.config,
+    };
+    const configFile = join(dir, "gerbang.yaml");
+    writeFileSync(configFile, stringify(config));
+    const env: NodeJS.ProcessEnv = { DATABASE_URL: "", REDIS_URL: "", PORT: "", GERBANG_SECRET: "" };
+    const gateway = await startGerbang(["serve", "--config", configFile], { env, readyUrl: `${url}/readyz` });
+    cleanups.push(() => gateway.stop());
+    // Seeding runs right after listen; sign-in proves it finished.
+    const received = async (): Promise<ReceivedRequest[]> => {
+      const all = (await (await fetch(`${upstreamUrl}/__demo/received`)).json()) as ReceivedRequest[];
+      return all.filter((r) => r.url.startsWith("/api"));
+    };
+    const clearReceived = async (): Promise<void> => {
+      await fetch(`${upstreamUrl}/__demo/received`, { method: "DELETE" });
+    };
+    const signIn = async (email: string, password: string): Promise<SignedIn> => {
+      for (let attempt = 0; ; attempt++) {
+        const response = await fetch(`${url}/api/auth/sign-in/email`, {
+          method: "POST",
+          // Node's fetch sends Sec-Fetch-Mode, so Better Auth checks the Origin as it would a browser's.
+          headers: { "content-type": "application/json", origin: url },
+          body: JSON.stringify({ email, password }),
+        });
+        if (response.status === 200) {
+          const token = response.headers.get("set-auth-token") ?? "";
+          const cookie = (response.headers.getSetCookie()[0] ?? "").split(";")[0] ?? "";
+          const body = (await response.json()) as { user?: { id?: string } };
+          return { token, cookie, userId: body.user?.id ?? "" };
+        }
+        if (attempt > 50) throw new Error(`sign-in of ${email} failed with ${response.status}: ${await response.text()}`);
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    };
+    return { url, upstreamUrl, databaseUrl: db?.url ?? null, gateway, upstream, received, clearReceived, signIn, close };
+  } catch (error) {
+    await close();
+    throw error;
+  }
+}

@@ -1,0 +1,58 @@
+import t from "tap";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { ConfigError, loadConfig, resolveConfig } from "../../src/config/loadConfig.ts";
+
+const upstreams = [{ name: "marketplace", prefix: "/api", url: "http://127.0.0.1:4000" }];
+
+t.test("a file holding only upstreams gets every default", async (t) => {
+  const config = resolveConfig({ upstreams });
+  t.equal(config.server.port, 8080);
+  t.equal(config.auth.sessionExpiresInSec, 604800);
+  t.equal(config.identity.ttlSec, 60);
+  t.equal(config.upstreams?.[0]?.timeoutMs, 10000);
+  t.equal(config.database.url, undefined, "no database url: embedded");
+  t.equal(config.demo.upstream, false);
+});
+
+t.test("no file at all runs the demo", async (t) => {
+  const config = loadConfig({ env: {} });
+  t.equal(config.demo.upstream, true);
+});
+
+t.test("environment overrides the file", async (t) => {
+  const config = resolveConfig({ upstreams, server: { port: 1 } }, { PORT: "9090", DATABASE_URL: "postgresql://u@h/db", REDIS_URL: "redis://h:6379", GERBANG_SECRET: "x".repeat(32) });
+  t.equal(config.server.port, 9090);
+  t.equal(config.database.url, "postgresql://u@h/db");
+  t.equal(config.redis.url, "redis://h:6379");
+  t.equal(config.secret, "x".repeat(32));
+});
+
+const invalid: Array<[string, unknown, NodeJS.ProcessEnv, RegExp]> = [
+  ["port out of range", { upstreams, server: { port: 70000 } }, {}, /^config \/server\/port: /],
+  ["PORT not a number", { upstreams }, { PORT: "eighty" }, /^config \/server\/port: /],
+  ["unknown field", { upstreams, sever: {} }, {}, /unknown: sever/],
+  ["upstream url with a path", { upstreams: [{ name: "m", prefix: "/api", url: "http://h/x" }] }, {}, /^config \/upstreams\/0\/url: /],
+  ["upstream prefix not canonical", { upstreams: [{ name: "m", prefix: "/api/../x", url: "http://h" }] }, {}, /^config \/upstreams\/0\/prefix: /],
+  ["duplicate upstream names", { upstreams: [upstreams[0], upstreams[0]] }, {}, /duplicate upstream name/],
+  ["short secret", { upstreams, secret: "short" }, {}, /^config \/secret: /],
+  ["assertion ttl above 60", { upstreams, identity: { ttlSec: 600 } }, {}, /^config \/identity\/ttlSec: /],
+  ["no upstreams in a file", {}, {}, /^config \/upstreams: is required/],
+  ["not a mapping", [1, 2], {}, /must be a mapping/],
+];
+for (const [name, raw, env, message] of invalid) {
+  t.test(`refused: ${name}`, async (t) => {
+    t.throws(() => resolveConfig(raw, env), { name: "ConfigError", message });
+  });
+}
+
+t.test("file errors name the file", async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "gerbang-config-"));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  t.throws(() => loadConfig({ file: join(dir, "missing.yaml"), env: {} }), ConfigError);
+  writeFileSync(join(dir, "bad.yaml"), "upstreams: [\n");
+  t.throws(() => loadConfig({ file: join(dir, "bad.yaml"), env: {} }), { message: /not valid YAML/ });
+  writeFileSync(join(dir, "ok.yaml"), "upstreams:\n  - name: m\n    prefix: /api\n    url: http://127.0.0.1:4000\n");
+  t.equal(loadConfig({ file: join(dir, "ok.yaml"), env: {} }).upstreams?.[0]?.name, "m");
+});
