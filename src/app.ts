@@ -54,16 +54,26 @@ export async function buildApp(ctx: GatewayContext): Promise<FastifyInstance> {
     genReqId: () => randomUUID(),
     disableRequestLogging: true,
     trustProxy: config.server.trustProxy.length > 0 ? config.server.trustProxy : false,
-    return503OnClosing: true,
+    return503OnClosing: false,
     rewriteUrl: createNormalizer(config.policy.caseInsensitivePaths),
     clientErrorHandler: clientError,
   });
   const trustedOrigins = new Set([new URL(ctx.publicUrl).origin, ...config.auth.trustedOrigins]);
+  // Without a configured publicUrl, localhost and 127.0.0.1 are the same local gateway.
+  if (config.server.publicUrl === undefined) trustedOrigins.add(ctx.publicUrl.replace("//localhost:", "//127.0.0.1:"));
   const upstreams = new UpstreamTable(ctx.upstreams);
 
   app.decorateRequest("gerbang", null as never);
-  app.addHook("onRequest", async (request) => {
+  let closing = false;
+  app.addHook("preClose", async () => {
+    closing = true;
+  });
+  app.addHook("onRequest", async (request, reply) => {
     request.gerbang = { startedAt: process.hrtime.bigint() };
+    if (closing) {
+      void reply.header("connection", "close");
+      throw new GerbangError("NOT_READY", { reason: "SHUTTING_DOWN" });
+    }
     const rejected = rejectedTargetReason(request.raw);
     if (rejected !== undefined) throw new GerbangError("BAD_REQUEST_TARGET", { reason: rejected });
     Object.assign(request.gerbang, splitTarget(request.url));

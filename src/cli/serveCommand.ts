@@ -14,7 +14,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
   const config = loadConfig(values.config === undefined ? {} : { file: values.config });
   const gateway = await startGateway(config);
 
-  if (gateway.demo !== null) process.stdout.write(tryItText(gateway.url, config.demo.seedUsers ?? gateway.db.kind === "embedded"));
+  if (gateway.demo !== null) process.stdout.write(tryItText(config.server.publicUrl ?? `http://localhost:${config.server.port}`, config.demo.seedUsers ?? config.demo.upstream));
 
   await new Promise<void>((resolve) => {
     const stop = (signal: string): void => {

@@ -54,7 +54,6 @@ export const ConfigSchema = Type.Object(
         mail: Type.Object(
           {
             transport: Type.Union([Type.Literal("outbox"), Type.Literal("log")], { default: "outbox", description: "outbox: rows in mail_outbox (development, tests); log: one redacted log line." }),
-            from: Type.String({ default: "Gerbang <no-reply@localhost>", description: "Sender address." }),
           },
           { additionalProperties: false, default: {} },
         ),

@@ -24,7 +24,10 @@ function toCasl(rule: RawPolicyRule, conditions: Conditions | undefined): RawRul
  * the matcher resolves them from the subject at check time, so nothing is compiled per request.
  */
 export function compileAbility(rules: readonly RawPolicyRule[]): PolicyAbility {
-  const raw = rules.map((rule) => {
+  // CASL gives later rules precedence; putting every inverted rule last makes deny win over allow,
+  // whatever the order of files or of a principal's roles.
+  const ordered = [...rules.filter((r) => r.inverted !== true), ...rules.filter((r) => r.inverted === true)];
+  const raw = ordered.map((rule) => {
     const casl = toCasl(rule, rule.conditions);
     ruleIds.set(casl, rule.id);
     return casl;

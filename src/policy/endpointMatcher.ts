@@ -11,8 +11,6 @@ export interface CompiledEndpoint {
   methods: ReadonlySet<string>;
   segments: ReadonlyArray<{ kind: "literal"; value: string } | { kind: "param"; name: string }>;
   rest: boolean;
-  /** Higher is more specific; ties are rejected at load time. */
-  score: number;
   paramNames: readonly string[];
 }
 
@@ -28,14 +26,11 @@ export function compileEndpoint(spec: EndpointSpec, caseInsensitive: boolean): C
   const segments = parts.map((p) =>
     p.startsWith(":") ? ({ kind: "param", name: p.slice(1) } as const) : ({ kind: "literal", value: caseInsensitive ? p.toLowerCase() : p } as const),
   );
-  // Literals weigh most, then parameters; a fixed-length pattern beats a `**` one of the same prefix.
-  const score = segments.reduce((s, seg) => s * 4 + (seg.kind === "literal" ? 3 : 2), 1) * 2 + (rest ? 0 : 1);
   return {
     spec,
     methods: new Set(spec.methods),
     segments,
     rest,
-    score: score + segments.length * 1e6,
     paramNames: segments.flatMap((s) => (s.kind === "param" ? [s.name] : [])),
   };
 }
@@ -64,7 +59,7 @@ export class EndpointMatcher {
   private readonly endpoints: CompiledEndpoint[];
 
   constructor(endpoints: CompiledEndpoint[]) {
-    this.endpoints = [...endpoints].sort((a, b) => b.score - a.score);
+    this.endpoints = [...endpoints].sort(bySpecificity);
   }
 
   /** `path` is already canonical (see normalizeTarget); HEAD falls back to GET rules. */
@@ -83,6 +78,25 @@ export class EndpointMatcher {
     }
     return null;
   }
+}
+
+/**
+ * Compares position by position: at the first position where two patterns differ, a literal beats
+ * a parameter, which beats `**`, which beats the end of a fixed pattern. So `/api/admin/**` wins
+ * over `/api/:section/:id` for `/api/admin/users`, whatever the segment counts.
+ */
+function bySpecificity(a: CompiledEndpoint, b: CompiledEndpoint): number {
+  const rank = (e: CompiledEndpoint, i: number): number => {
+    const seg = e.segments[i];
+    if (seg !== undefined) return seg.kind === "literal" ? 3 : 2;
+    return i === e.segments.length && e.rest ? 1 : 0;
+  };
+  const length = Math.max(a.segments.length, b.segments.length) + 1;
+  for (let i = 0; i < length; i++) {
+    const diff = rank(b, i) - rank(a, i);
+    if (diff !== 0) return diff;
+  }
+  return 0;
 }
 
 function matchSegments(endpoint: CompiledEndpoint, parts: string[]): Record<string, string> | null {

@@ -54,12 +54,18 @@ export function loadPolicySet(dir: string, options: LoadPolicyOptions = {}): Pol
     for (const e of errors.slice(0, 20)) problems.push({ file: rel(file), path: e.instancePath || "/", reason: e.message });
     return errors.length === 0 ? (Value.Default(schema, data) as T) : null;
   };
-  const yamlFiles = (sub: string, suffix = ".yaml"): string[] => {
+  const yamlFiles = (sub: string): string[] => {
+    let names: string[];
     try {
-      return readdirSync(join(dir, sub)).filter((f) => f.endsWith(suffix)).sort().map((f) => join(dir, sub, f));
+      names = readdirSync(join(dir, sub));
     } catch {
       return [];
     }
+    // A rule file the loader skipped would silently grant or deny differently: refuse look-alikes.
+    for (const f of names.filter((n) => /\.(yml|json)$/i.test(n) || (/\.yaml$/i.test(n) && !n.endsWith(".yaml")))) {
+      problems.push({ file: rel(join(dir, sub, f)), path: "", reason: "policy files must end in .yaml" });
+    }
+    return names.filter((f) => f.endsWith(".yaml")).sort().map((f) => join(dir, sub, f));
   };
 
   const manifest = read<Manifest>(join(dir, "manifest.yaml"), ManifestSchema);

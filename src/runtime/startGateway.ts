@@ -1,4 +1,5 @@
 import { existsSync } from "node:fs";
+import { Redis } from "ioredis";
 import { resolve } from "node:path";
 import type { FastifyInstance } from "fastify";
 import type { GerbangConfig, UpstreamConfig } from "../config/schema.ts";
@@ -78,7 +79,7 @@ export async function startGateway(config: GerbangConfig, options: { log?: (msg:
     prisma: db.prisma,
     secret,
     publicUrl,
-    trustedOrigins: config.auth.trustedOrigins,
+    trustedOrigins: config.server.publicUrl === undefined ? [...config.auth.trustedOrigins, `http://127.0.0.1:${port}`] : config.auth.trustedOrigins,
     sessionExpiresInSec: config.auth.sessionExpiresInSec,
     sessionUpdateAgeSec: config.auth.sessionUpdateAgeSec,
     requireEmailVerification: config.auth.requireEmailVerification,
@@ -97,6 +98,13 @@ export async function startGateway(config: GerbangConfig, options: { log?: (msg:
     ? new AuditWriter(db.prisma, { flushIntervalMs: config.audit.flushIntervalMs, maxBuffer: config.audit.maxBuffer, onError: () => log("audit: database write failed; rows kept in memory") })
     : null;
 
+  // Nothing depends on Redis yet but readiness: an unreachable Redis makes the gateway not ready, not absent.
+  const redis = config.redis.url === undefined ? null : new Redis(config.redis.url, { lazyConnect: true, maxRetriesPerRequest: 1, enableOfflineQueue: false, connectTimeout: 2000 });
+  if (redis !== null) {
+    redis.on("error", () => undefined);
+    await redis.connect().catch(() => log("redis: not reachable at start; /readyz reports it"));
+  }
+
   const app = await buildApp({
     config,
     publicUrl,
@@ -110,6 +118,7 @@ export async function startGateway(config: GerbangConfig, options: { log?: (msg:
     audit,
     readiness: [
       { name: "database", check: () => db.ping() },
+      ...(redis === null ? [] : [{ name: "redis", check: async () => void (await redis.ping()) }]),
       { name: "policy", check: async () => void policies.current.policy.version },
     ],
   });
@@ -120,7 +129,8 @@ export async function startGateway(config: GerbangConfig, options: { log?: (msg:
   const url = `http://${config.server.host.includes(":") ? `[${config.server.host}]` : config.server.host}:${boundPort}`;
   app.log.info({ url, policy: policies.current.policy.version, database: db.kind === "postgres" && config.database.url ? redactUrl(config.database.url) : "embedded", upstreams: upstreams.map((u) => `${u.name}=${u.prefix}`) }, "gerbang listening");
 
-  const seedUsers = config.demo.seedUsers ?? db.kind === "embedded";
+  // Demo users have published passwords: only the demo (no config file) creates them unless asked.
+  const seedUsers = config.demo.seedUsers ?? config.demo.upstream;
   if (seedUsers) await seedDemo(auth, db, demo);
 
   let closing: Promise<void> | null = null;
@@ -129,6 +139,7 @@ export async function startGateway(config: GerbangConfig, options: { log?: (msg:
       await app.close();
       await audit?.close();
       await demo?.close();
+      redis?.disconnect();
       await db.close();
     })();
     return closing;

@@ -35,6 +35,8 @@ export interface GatewayEnvOptions {
   /** Use a throwaway PostgreSQL database (true) or the embedded one in a temp folder (false). */
   postgres: boolean;
   config?: Record<string, unknown>;
+  /** Merged into the `server` section. */
+  serverConfig?: Record<string, unknown>;
 }
 
 /** A real upstream process and a real gateway process in front of it, with the demo users seeded. */
@@ -60,14 +62,14 @@ export async function startGatewayEnv(options: GatewayEnvOptions): Promise<Gatew
     cleanups.push(() => upstream.stop());
 
     const config = {
-      server: { host: "127.0.0.1", port: gatewayPort, publicUrl: url },
+      server: { host: "127.0.0.1", port: gatewayPort, publicUrl: url, ...options.serverConfig },
       database: db === null ? { embeddedDir: join(dir, "pglite") } : { url: db.url },
       dataDir: join(dir, "data"),
       demo: { seedUsers: true },
       logLevel: "warn",
       audit: { flushIntervalMs: 50 },
       upstreams: [{ name: "marketplace", prefix: "/api", url: upstreamUrl, timeoutMs: 5000 }],
-      ...options.config,
+      ...Object.fromEntries(Object.entries(options.config ?? {}).filter(([, v]) => v !== undefined)),
     };
     const configFile = join(dir, "gerbang.yaml");
     writeFileSync(configFile, stringify(config));

@@ -1,0 +1,42 @@
+import { connect } from "node:net";
+
+export interface RawResponse {
+  status: number;
+  headers: string;
+  body: string;
+}
+
+/** Sends bytes exactly as given (no client clean-up) and reads one response. */
+export async function rawRequest(url: string, request: string, timeoutMs = 5000): Promise<RawResponse> {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host: hostname, port: Number(port) });
+    let data = "";
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new Error(`no complete response in ${timeoutMs} ms: ${JSON.stringify(data.slice(0, 200))}`));
+    }, timeoutMs);
+    const finish = (): void => {
+      const end = data.indexOf("\r\n\r\n");
+      if (end < 0) return;
+      const head = data.slice(0, end);
+      const length = /\r\ncontent-length: *(\d+)/i.exec(head);
+      const body = data.slice(end + 4);
+      if (length !== null && Buffer.byteLength(body) < Number(length[1])) return;
+      clearTimeout(timer);
+      socket.destroy();
+      resolve({ status: Number(head.slice(9, 12)), headers: head, body });
+    };
+    socket.on("data", (chunk: Buffer) => {
+      data += chunk.toString("latin1");
+      finish();
+    });
+    socket.on("end", finish);
+    socket.on("error", (error) => {
+      clearTimeout(timer);
+      if (data.length > 0) finish();
+      else reject(error);
+    });
+    socket.write(request, "latin1");
+  });
+}
