@@ -1,3 +1,4 @@
+import { createTransport } from "nodemailer";
 import type { PrismaClient } from "../generated/prisma/client.ts";
 
 export interface MailMessage {
@@ -30,5 +31,16 @@ export function logMailSender(log: (msg: string) => void): MailSender {
     async send(message) {
       log(`mail "${message.kind}" to ${message.to} (content withheld from logs)`);
     },
+  };
+}
+
+/** Production: mails go to an SMTP server (smtp:// with STARTTLS when offered, smtps:// for TLS). */
+export function smtpMailSender(options: { url: string; from: string }): MailSender & { close(): void } {
+  const transport = createTransport(options.url);
+  return {
+    async send(message) {
+      await transport.sendMail({ from: options.from, to: message.to, subject: message.subject, text: message.text });
+    },
+    close: () => transport.close(),
   };
 }

@@ -25,6 +25,7 @@ const ENV_OVERRIDES: ReadonlyArray<[string, (c: Record<string, Record<string, un
   ["DATABASE_URL", (c, v) => (c.database = { ...c.database, url: v })],
   ["REDIS_URL", (c, v) => (c.redis = { ...c.redis, url: v })],
   ["GERBANG_SECRET", (c, v) => ((c as Record<string, unknown>).secret = v)],
+  ["SMTP_URL", (c, v) => (c.auth = { ...c.auth, mail: { ...(c.auth?.mail as object | undefined), smtpUrl: v } })],
 ];
 
 export function loadConfig(options: LoadConfigOptions = {}): GerbangConfig {
@@ -65,6 +66,9 @@ export function resolveConfig(raw: unknown, env: NodeJS.ProcessEnv = {}, demoWhe
   const config = withDefaults as GerbangConfig;
   if (config.upstreams === undefined && !config.demo.upstream) {
     throw new ConfigError("/upstreams", "is required (or set demo.upstream: true)");
+  }
+  if (config.auth.mail.transport === "smtp" && config.auth.mail.smtpUrl === undefined) {
+    throw new ConfigError("/auth/mail/smtpUrl", "is required when transport is smtp (or set SMTP_URL)");
   }
   const names = new Set<string>();
   for (const [i, u] of (config.upstreams ?? []).entries()) {

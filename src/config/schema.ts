@@ -53,7 +53,12 @@ export const ConfigSchema = Type.Object(
         requireEmailVerification: Type.Boolean({ default: true, description: "Refuse sign-in until the email is verified." }),
         mail: Type.Object(
           {
-            transport: Type.Union([Type.Literal("outbox"), Type.Literal("log")], { default: "outbox", description: "outbox: rows in mail_outbox (development, tests); log: one redacted log line." }),
+            transport: Type.Union([Type.Literal("outbox"), Type.Literal("smtp"), Type.Literal("log")], {
+              default: "outbox",
+              description: "outbox: rows in mail_outbox (development, tests); smtp: send through smtpUrl; log: one line without the link.",
+            }),
+            smtpUrl: Type.Optional(Type.String({ pattern: "^smtps?://", description: "SMTP server (env SMTP_URL), e.g. smtps://user:pass@mail.example.com:465. Required for transport smtp." })),
+            from: Type.String({ default: "Gerbang <no-reply@localhost>", description: "Sender address of SMTP mail." }),
           },
           { additionalProperties: false, default: {} },
         ),

@@ -7,7 +7,7 @@ import { openDatabase, type Database } from "../db/openDatabase.ts";
 import { migrate } from "../db/migrate.ts";
 import { redactUrl } from "../db/adminUrl.ts";
 import { createAuth, type Auth } from "../auth/createAuth.ts";
-import { outboxMailSender, logMailSender } from "../auth/mailSender.ts";
+import { outboxMailSender, logMailSender, smtpMailSender } from "../auth/mailSender.ts";
 import { SessionResolver } from "../auth/sessionResolver.ts";
 import { sessionCookieAuthenticator } from "../auth/authenticators/sessionCookieAuthenticator.ts";
 import { bearerAuthenticator } from "../auth/authenticators/bearerAuthenticator.ts";
@@ -74,7 +74,9 @@ export async function startGateway(config: GerbangConfig, options: { log?: (msg:
 
   const port = config.server.port;
   const publicUrl = config.server.publicUrl ?? `http://localhost:${port}`;
-  const mail = config.auth.mail.transport === "outbox" ? outboxMailSender(db.prisma) : logMailSender(log);
+  const { transport, smtpUrl, from } = config.auth.mail;
+  const smtp = transport === "smtp" && smtpUrl !== undefined ? smtpMailSender({ url: smtpUrl, from }) : null;
+  const mail = smtp ?? (transport === "outbox" ? outboxMailSender(db.prisma) : logMailSender(log));
   const auth = createAuth({
     prisma: db.prisma,
     secret,
@@ -140,6 +142,7 @@ export async function startGateway(config: GerbangConfig, options: { log?: (msg:
       await audit?.close();
       await demo?.close();
       redis?.disconnect();
+      smtp?.close();
       await db.close();
     })();
     return closing;

@@ -40,6 +40,7 @@ const invalid: Array<[string, unknown, NodeJS.ProcessEnv, RegExp]> = [
   ["assertion ttl above 60", { upstreams, identity: { ttlSec: 600 } }, {}, /^config \/identity\/ttlSec: /],
   ["no upstreams in a file", {}, {}, /^config \/upstreams: is required/],
   ["not a mapping", [1, 2], {}, /must be a mapping/],
+  ["smtp without a server", { upstreams, auth: { mail: { transport: "smtp" } } }, {}, /^config \/auth\/mail\/smtpUrl: is required/],
 ];
 for (const [name, raw, env, message] of invalid) {
   t.test(`refused: ${name}`, async (t) => {
