@@ -13,7 +13,7 @@ const USAGE = `usage: gerbang <command>
   policy validate [dir]                        validate a policy version (or every version in a folder) and run its tests
   demo-upstream [--port <p>] [--jwks-url <u>]  run the demo marketplace upstream
 
-Environment: PORT, DATABASE_URL, REDIS_URL, GERBANG_SECRET override the config file.`;
+Environment: PORT, DATABASE_URL, REDIS_URL, GERBANG_SECRET, SMTP_URL override the config file.`;
 
 /** Returns the process exit code; never throws. */
 export async function main(argv: string[]): Promise<number> {

@@ -38,7 +38,7 @@ export const ConfigSchema = Type.Object(
     ),
     redis: Type.Object(
       {
-        url: Type.Optional(Type.String({ pattern: "^rediss?://", description: "Redis URL (env REDIS_URL). Absent: in-process counters and caches." })),
+        url: Type.Optional(Type.String({ pattern: "^rediss?://", description: "Redis URL (env REDIS_URL). Checked by /readyz; rate limits and cache invalidation will use it." })),
       },
       { additionalProperties: false, default: {} },
     ),
@@ -99,13 +99,13 @@ export const ConfigSchema = Type.Object(
     ),
     demo: Type.Object(
       {
-        seedUsers: Type.Optional(Type.Boolean({ description: "Create the demo users (admin@, user@, sales@demo.gerbang.dev). Default: on only for the embedded database." })),
+        seedUsers: Type.Optional(Type.Boolean({ description: "Create the demo users (admin@, user@, buyer@, sales@demo.gerbang.dev; published passwords). Default: the value of demo.upstream." })),
         upstream: Type.Boolean({ default: false, description: "Start the demo marketplace upstream in-process (used when no upstreams are configured)." }),
       },
       { additionalProperties: false, default: {} },
     ),
     logLevel: Type.Union(
-      ["fatal", "error", "warn", "info", "debug", "trace", "silent"].map((l) => Type.Literal(l)),
+      [Type.Literal("fatal"), Type.Literal("error"), Type.Literal("warn"), Type.Literal("info"), Type.Literal("debug"), Type.Literal("trace"), Type.Literal("silent")],
       { default: "info", description: "Log level." },
     ),
     upstreams: Type.Optional(Type.Array(Upstream, { minItems: 1, description: "Upstreams by path prefix. Required unless demo.upstream." })),

@@ -3,7 +3,7 @@ import type { Database } from "../db/openDatabase.ts";
 import { createVerifiedUser } from "../auth/createUser.ts";
 import type { DemoUpstream } from "./upstream.ts";
 
-/** Demo accounts: documented in the README, created only on the embedded database unless asked. */
+/** Demo accounts with published passwords: created only in demo mode unless demo.seedUsers says so. */
 export const DEMO_USERS = [
   { email: "admin@demo.gerbang.dev", password: "demo-admin-password", role: "admin", name: "Ada Admin" },
   { email: "user@demo.gerbang.dev", password: "demo-user-password", role: "user", name: "Umar User" },

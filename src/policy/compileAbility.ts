@@ -23,11 +23,16 @@ function toCasl(rule: RawPolicyRule, conditions: Conditions | undefined): RawRul
  * One ability per (role set, policy version). Conditions keep their `${principal.*}` placeholders;
  * the matcher resolves them from the subject at check time, so nothing is compiled per request.
  */
+/**
+ * CASL gives later rules precedence; putting every inverted rule last makes deny win over allow,
+ * whatever the order of files or of a principal's roles. Upstreams get the same order.
+ */
+function denyLast(rules: readonly RawPolicyRule[]): RawPolicyRule[] {
+  return [...rules.filter((r) => r.inverted !== true), ...rules.filter((r) => r.inverted === true)];
+}
+
 export function compileAbility(rules: readonly RawPolicyRule[]): PolicyAbility {
-  // CASL gives later rules precedence; putting every inverted rule last makes deny win over allow,
-  // whatever the order of files or of a principal's roles.
-  const ordered = [...rules.filter((r) => r.inverted !== true), ...rules.filter((r) => r.inverted === true)];
-  const raw = ordered.map((rule) => {
+  const raw = denyLast(rules).map((rule) => {
     const casl = toCasl(rule, rule.conditions);
     ruleIds.set(casl, rule.id);
     return casl;
@@ -39,7 +44,7 @@ export function compileAbility(rules: readonly RawPolicyRule[]): PolicyAbility {
 
 /** Rules with placeholders resolved for one principal: what an upstream may use to filter data. */
 export function rulesForPrincipal(rules: readonly RawPolicyRule[], principal: PrincipalAttributes): RawRuleOf<PolicyAbility>[] {
-  return rules.flatMap((rule) => {
+  return denyLast(rules).flatMap((rule) => {
     if (rule.conditions === undefined) return [toCasl(rule, undefined)];
     const conditions = interpolateConditions(rule.conditions, principal);
     return conditions === null ? [] : [toCasl(rule, conditions)];

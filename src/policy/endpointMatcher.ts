@@ -82,14 +82,16 @@ export class EndpointMatcher {
 
 /**
  * Compares position by position: at the first position where two patterns differ, a literal beats
- * a parameter, which beats `**`, which beats the end of a fixed pattern. So `/api/admin/**` wins
+ * a parameter, which beats the end of a fixed pattern, which beats `**`. So `/api/admin/**` wins
  * over `/api/:section/:id` for `/api/admin/users`, whatever the segment counts.
  */
 function bySpecificity(a: CompiledEndpoint, b: CompiledEndpoint): number {
+  // The end of a fixed pattern outranks `**` so `/api/x` wins over `/api/x/**` for the path `/api/x`.
   const rank = (e: CompiledEndpoint, i: number): number => {
     const seg = e.segments[i];
-    if (seg !== undefined) return seg.kind === "literal" ? 3 : 2;
-    return i === e.segments.length && e.rest ? 1 : 0;
+    if (seg !== undefined) return seg.kind === "literal" ? 4 : 3;
+    if (i === e.segments.length) return e.rest ? 1 : 2;
+    return 0;
   };
   const length = Math.max(a.segments.length, b.segments.length) + 1;
   for (let i = 0; i < length; i++) {

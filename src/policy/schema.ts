@@ -4,7 +4,10 @@ import Type from "typebox";
 const Id = Type.String({ pattern: "^[A-Za-z][A-Za-z0-9_.:-]{0,127}$" });
 const Name = Type.String({ pattern: "^[A-Za-z][A-Za-z0-9_-]{0,63}$" });
 const OneOrMany = Type.Union([Name, Type.Array(Name, { minItems: 1 })]);
-const Method = Type.Union(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "*"].map((m) => Type.Literal(m)));
+const Method = Type.Union([
+  Type.Literal("GET"), Type.Literal("HEAD"), Type.Literal("POST"), Type.Literal("PUT"),
+  Type.Literal("PATCH"), Type.Literal("DELETE"), Type.Literal("OPTIONS"), Type.Literal("*"),
+]);
 
 export const ManifestSchema = Type.Object(
   {

@@ -56,3 +56,30 @@ t.test("missing principal attributes never match; reasons name the rule", async 
     field: "ownerId",
   });
 });
+
+t.test("endpoint specificity is positional", async (t) => {
+  const { compileEndpoint, EndpointMatcher } = await import("../../src/policy/endpointMatcher.ts");
+  const spec = (id: string, path: string) => ({ id, methods: ["GET" as const], path, action: "read", subject: "X" });
+  const matcher = new EndpointMatcher([
+    compileEndpoint(spec("section", "/api/:section/:id"), false),
+    compileEndpoint(spec("admin", "/api/admin/**"), false),
+    compileEndpoint(spec("x", "/api/x"), false),
+    compileEndpoint(spec("xrest", "/api/x/**"), false),
+  ]);
+  t.equal(matcher.match("GET", "/api/admin/users")?.endpoint.spec.id, "admin", "a literal beats a parameter at the first difference");
+  t.equal(matcher.match("GET", "/api/shops/1")?.endpoint.spec.id, "section");
+  t.equal(matcher.match("GET", "/api/x")?.endpoint.spec.id, "x", "a fixed pattern beats ** for its own path");
+  t.equal(matcher.match("GET", "/api/x/y")?.endpoint.spec.id, "xrest");
+  t.equal(matcher.match("HEAD", "/api/x")?.endpoint.spec.id, "x", "HEAD falls back to GET rules");
+  t.equal(matcher.match("POST", "/api/x"), null);
+});
+
+t.test("the rules an upstream receives put deny last too", async (t) => {
+  const { rulesForPrincipal } = await import("../../src/policy/compileAbility.ts");
+  const { createMongoAbility } = await import("@casl/ability");
+  const rules = [...(policy.rulesByRole.get("admin") ?? []), ...(policy.rulesByRole.get("user") ?? [])];
+  const raw = rulesForPrincipal(rules, { id: "u1" });
+  t.equal(raw.at(-1)?.inverted, true);
+  const ability = createMongoAbility(raw);
+  t.notOk(ability.can("update", "Shop", "ownerId"), "the deny holds in the upstream's ability");
+});
