@@ -88,7 +88,9 @@ export async function buildApp(ctx: GatewayContext): Promise<FastifyInstance> {
   app.setErrorHandler((error: FastifyError | GerbangError, request, reply) => {
     sendError(request, reply, toGerbangError(error, request.log));
   });
-  app.setNotFoundHandler((request, reply) => sendError(request, reply, new GerbangError("ROUTE_NOT_FOUND")));
+  app.setNotFoundHandler((request, reply) =>
+    sendError(request, reply, new GerbangError(PROXY_METHODS.includes(request.method) ? "ROUTE_NOT_FOUND" : "METHOD_NOT_ALLOWED")),
+  );
 
   await app.register(systemRoutes, { signer: ctx.signer, checks: ctx.readiness });
   await app.register(authRoutes, { auth: ctx.auth, sessions: ctx.sessions, publicUrl: ctx.publicUrl, trustedOrigins });
@@ -106,7 +108,7 @@ export async function buildApp(ctx: GatewayContext): Promise<FastifyInstance> {
     proxy.route({
       method: PROXY_METHODS,
       url: "/*",
-      // Route and authenticate before the body is read: unauthenticated clients cannot make us buffer bodies.
+      // Route and authenticate before the body is read: bad credentials are refused before any body is buffered.
       onRequest: async (request) => {
         const upstream = upstreams.match(request.gerbang.path ?? "");
         if (upstream === null) throw new GerbangError("ROUTE_NOT_FOUND");

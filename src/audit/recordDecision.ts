@@ -15,7 +15,8 @@ export function recordDecision(audit: AuditWriter, request: FastifyRequest, stat
     principalId: principal?.userId ?? null,
     authMethod: principal?.authMethod ?? "unauthenticated",
     roles: (principal?.roles ?? []).join(","),
-    allowed: decision?.allowed === true && state.errorCode === undefined,
+    // The policy's decision; `status` tells whether the upstream then answered.
+    allowed: decision?.allowed === true,
     reason: decision?.reason ?? state.errorCode ?? "UNKNOWN",
     ruleId: decision?.ruleId ?? null,
     policyVersion: state.policy?.version ?? "",

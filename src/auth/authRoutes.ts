@@ -24,9 +24,11 @@ export async function authRoutes(app: FastifyInstance, options: AuthRoutesOption
   app.addContentTypeParser("*", { parseAs: "buffer" }, (_req, body, done) => done(null, body));
 
   app.route({
-    method: ["GET", "POST"],
+    // Every method is claimed here so that nothing under /api/auth can ever reach an upstream.
+    method: ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
     url: "/api/auth/*",
     handler: async (request: FastifyRequest, reply: FastifyReply) => {
+      if (request.method !== "GET" && request.method !== "POST") throw new GerbangError("METHOD_NOT_ALLOWED");
       if (request.method === "POST") {
         const type = request.headers["content-type"] ?? "";
         if (!/^application\/json\s*(;|$)/i.test(type)) throw new GerbangError("UNSUPPORTED_MEDIA_TYPE", { message: "Authentication requests must be sent as application/json." });
@@ -43,9 +45,20 @@ export async function authRoutes(app: FastifyInstance, options: AuthRoutesOption
 
       if (request.url.startsWith("/api/auth/sign-out")) forgetSession(options.sessions, request);
       const body = request.body instanceof Buffer && request.body.length > 0 ? new Uint8Array(request.body) : undefined;
-      const response = await options.auth.handler(
-        new Request(new URL(request.url, options.publicUrl), { method: request.method, headers, ...(body === undefined ? {} : { body }) }),
-      );
+      let response: Response;
+      try {
+        response = await options.auth.handler(
+          new Request(new URL(request.url, options.publicUrl), { method: request.method, headers, ...(body === undefined ? {} : { body }) }),
+        );
+      } catch (error) {
+        request.log.error({ err: error }, "auth handler failed");
+        throw new GerbangError("DEPENDENCY_UNAVAILABLE", { reason: "AUTHENTICATION_BACKEND" });
+      }
+      // Better Auth's own 5xx bodies may name internals (and are not in our catalogue): fail closed with ours.
+      if (response.status >= 500) {
+        request.log.error({ status: response.status }, "auth handler answered with a server error");
+        throw new GerbangError("DEPENDENCY_UNAVAILABLE", { reason: "AUTHENTICATION_BACKEND" });
+      }
       reply.code(response.status);
       response.headers.forEach((value, name) => {
         if (name !== "set-cookie" && name !== "content-length") void reply.header(name, value);

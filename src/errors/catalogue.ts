@@ -13,6 +13,7 @@ export const ERRORS = {
   ORIGIN_NOT_TRUSTED: { status: 403, message: "The request's origin is not trusted." },
   ROUTE_NOT_FOUND: { status: 404, message: "No upstream serves this path." },
   RESOURCE_NOT_FOUND: { status: 404, message: "The resource does not exist." },
+  METHOD_NOT_ALLOWED: { status: 405, message: "The gateway does not accept this method here." },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, message: "The content type is not supported here." },
   PAYLOAD_TOO_LARGE: { status: 413, message: "The request body is too large." },
   HEADERS_TOO_LARGE: { status: 431, message: "The request headers are too large." },

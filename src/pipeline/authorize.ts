@@ -31,7 +31,7 @@ export function createAuthorize(options: AuthorizeOptions): (request: FastifyReq
     if (match === null) return deny(request, { allowed: false, reason: "ENDPOINT_NOT_MAPPED", ruleId: null }, false);
     state.endpoint = match;
     const { spec } = match.endpoint;
-    const compiled = abilities.get(principal.roles.length > 0 ? principal.roles : ["anonymous"]);
+    const compiled = abilities.get(principal.roles);
     const anonymous = principal.authMethod === "anonymous";
 
     // Nothing could allow it: decide before reading the body or asking the upstream.

@@ -17,7 +17,7 @@ export function createForward(options: ForwardOptions): (request: FastifyRequest
   return async (request, reply) => {
     const { principal, upstream, path, query, policy } = request.gerbang;
     if (principal === undefined || upstream === undefined || path === undefined || policy === undefined) throw new GerbangError("INTERNAL_ERROR");
-    const rules = options.policies.abilitiesFor(principal.roles.length > 0 ? principal.roles : ["anonymous"]).rules;
+    const rules = options.policies.abilitiesFor(principal.roles).rules;
     const assertion = await options.signer.assertionFor(principal, rules, policy.version, upstream.name);
     const headers = upstreamHeaders(request.headers, {
       principal,

@@ -185,6 +185,12 @@ export function normalizeTarget(rawTarget: string, options: NormalizeOptions = {
     if (segUnits > 0 && segUnits <= 2 && segDots === segUnits) {
       return reject("DOT_SEGMENT", `dot segment ending at offset ${at}`);
     }
+    // `..a` and `a..` are legal names, but forwarding clients and many servers treat "/.." and
+    // "../" substrings as traversal: refuse them here rather than after authorization.
+    const segment = out.slice(out.lastIndexOf("/") + 1);
+    if (segment.startsWith("..") || segment.endsWith("..")) {
+      return reject("DOT_SEGMENT", `segment starting or ending with ".." before offset ${at}`);
+    }
     segUnits = 0;
     segDots = 0;
     afterPct25 = 0;
@@ -197,6 +203,9 @@ export function normalizeTarget(rawTarget: string, options: NormalizeOptions = {
     if (c === QUESTION) break; // the first '?' ends the path (RFC 3986)
 
     if (c === SLASH) {
+      // Bring `out` up to date so endSegment can see the whole segment.
+      flush(i);
+      copyFrom = i;
       const bad = endSegment(i);
       if (bad) return bad;
       // Collapse empty segments: many servers treat `//admin` as `/admin`, so they must match the same policy.

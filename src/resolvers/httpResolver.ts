@@ -73,8 +73,7 @@ export class HttpResolver implements AttributeResolver {
       await response.body?.cancel();
       throw new GerbangError("RESOLVER_FAILED");
     }
-    const text = await response.text();
-    if (text.length > MAX_BODY_BYTES) throw new GerbangError("RESOLVER_FAILED");
+    const text = await readCapped(response, MAX_BODY_BYTES);
     let attributes: unknown;
     try {
       attributes = JSON.parse(text);
@@ -91,5 +90,28 @@ export class HttpResolver implements AttributeResolver {
 
   clear(): void {
     this.cache.clear();
+  }
+}
+
+/** Reads at most `limit` bytes: a misbehaving upstream cannot make the gateway buffer more. */
+async function readCapped(response: Response, limit: number): Promise<string> {
+  const reader = response.body?.getReader();
+  if (reader === undefined) return "";
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > limit) {
+      await reader.cancel();
+      throw new GerbangError("RESOLVER_FAILED");
+    }
+    chunks.push(value);
+  }
+  try {
+    return new TextDecoder("utf-8", { fatal: true }).decode(Buffer.concat(chunks));
+  } catch {
+    throw new GerbangError("RESOLVER_FAILED");
   }
 }

@@ -66,6 +66,8 @@ t.test("targets that cannot be normalized safely are rejected before anything is
     ["/probe/a%00", "CONTROL_CHARACTER"],
     ["/probe/%zz", "INVALID_PERCENT_ENCODING"],
     ["/probe/%C0%AE", "INVALID_UTF8"],
+    ["/probe/..a", "DOT_SEGMENT"],
+    ["/probe/a../b", "DOT_SEGMENT"],
     [`http://127.0.0.1:${new URL(env.url).port}/probe/a`, "ABSOLUTE_FORM"],
     ["http://evil.example/probe/a", "ABSOLUTE_FORM"],
     ["*", "ASTERISK_FORM"],
@@ -76,6 +78,16 @@ t.test("targets that cannot be normalized safely are rejected before anything is
     t.equal(response.status, 400, `${target} → 400`);
     t.match(errorOf(response.body), { code: "BAD_REQUEST_TARGET", reason, requestId: /^[0-9a-f-]{36}$/ }, `${target}: ${reason}`);
     t.equal(upstream.received.length, 0, `${target}: nothing forwarded`);
+  }
+});
+
+t.test("methods the gateway never forwards, and every method on /api/auth, answer 405", async (t) => {
+  for (const request of ["TRACE /probe/a HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", "PROPFIND /probe/a HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", "DELETE /api/auth/sign-out HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"]) {
+    upstream.received.length = 0;
+    const response = await rawRequest(env.url, request);
+    t.equal(response.status, 405, request.split(" ").slice(0, 2).join(" "));
+    t.equal(errorOf(response.body).code, "METHOD_NOT_ALLOWED");
+    t.equal(upstream.received.length, 0);
   }
 });
 

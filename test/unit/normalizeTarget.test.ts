@@ -130,10 +130,10 @@ const cases: Case[] = [
   ["/.%2e/admin", "DOT_SEGMENT"],
   ["/%2e./admin", "DOT_SEGMENT"],
   ["//..//admin", "DOT_SEGMENT"],
-  ["/...", { path: "/..." }],
-  ["/%2e%2E%2e", { path: "/..." }],
+  ["/...", "DOT_SEGMENT"],
+  ["/%2e%2E%2e", "DOT_SEGMENT"],
   ["/.well-known/x", { path: "/.well-known/x" }],
-  ["/a./..b", { path: "/a./..b" }],
+  ["/a./..b", "DOT_SEGMENT"],
   ["/.%20", { path: "/.%20" }],
 
   // Prefix-alike paths stay distinct.
@@ -326,5 +326,15 @@ t.test("characters outside pchar are percent-encoded, so the forwarded spelling 
     t.same(r, { ok: true, path, query: "" }, input);
     // WHATWG URL, which the forwarding client uses, leaves the canonical spelling alone.
     t.equal(new URL(path, "http://upstream.test").pathname, path, `${input} survives URL parsing`);
+  }
+});
+
+t.test("segments that start or end with '..' are refused (forwarding clients treat them as traversal)", async (t) => {
+  for (const input of ["/api/products/..a", "/api/a../x", "/api/.../x", "/api/%2e%2ea/x", "/api/x..", "/.%2e."]) {
+    const r = normalizeTarget(input);
+    t.equal(r.ok ? "ok" : r.reason, "DOT_SEGMENT", input);
+  }
+  for (const input of ["/api/a..b", "/api/.a", "/api/a.", "/api/.well-known/x"]) {
+    t.equal(normalizeTarget(input).ok, true, `${input} stays valid`);
   }
 });
