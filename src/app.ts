@@ -141,7 +141,7 @@ function toGerbangError(error: FastifyError | GerbangError, log: { error: (obj: 
 /** Errors before a request exists (oversized headers, unparsable requests): same JSON shape. */
 function clientError(error: Error & { code?: string }, socket: Socket): void {
   if (error.code === "ECONNRESET" || socket.destroyed) return;
-  const code = error.code === "HPE_HEADER_OVERFLOW" ? "HEADERS_TOO_LARGE" : error.code === "ERR_HTTP_REQUEST_TIMEOUT" ? "MALFORMED_REQUEST" : "MALFORMED_REQUEST";
+  const code = error.code === "HPE_HEADER_OVERFLOW" ? "HEADERS_TOO_LARGE" : "MALFORMED_REQUEST";
   const body = JSON.stringify(errorBody(new GerbangError(code), randomUUID()));
   if (socket.writable) {
     const { status } = ERRORS[code];
