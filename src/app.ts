@@ -1,7 +1,9 @@
-import Fastify, { type FastifyError, type FastifyInstance, type FastifyServerOptions } from "fastify";
+import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyServerOptions } from "fastify";
 import replyFrom from "@fastify/reply-from";
 import { randomUUID } from "node:crypto";
 import type { Socket } from "node:net";
+import type { Duplex } from "node:stream";
+import { STATUS_CODES } from "node:http";
 import { ERRORS, GerbangError, errorBody } from "./errors/catalogue.ts";
 import type { GerbangConfig } from "./config/schema.ts";
 import type { Auth } from "./auth/createAuth.ts";
@@ -49,10 +51,11 @@ export async function buildApp(ctx: GatewayContext): Promise<FastifyInstance> {
       redact: { paths: ["req.headers.authorization", "req.headers.cookie", 'req.headers["x-api-key"]', 'res.headers["set-cookie"]'], censor: "[redacted]" },
     },
     bodyLimit: config.server.bodyLimitBytes,
-    http: { maxHeaderSize: config.server.maxHeaderBytes },
+    // Node answers a missing Host with a bare 400 of its own; the onRequest hook answers it in the catalogue's JSON.
+    http: { maxHeaderSize: config.server.maxHeaderBytes, requireHostHeader: false },
     requestIdHeader: false,
     genReqId: () => randomUUID(),
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
     trustProxy: config.server.trustProxy.length > 0 ? config.server.trustProxy : false,
     return503OnClosing: false,
     rewriteUrl: createNormalizer(config.policy.caseInsensitivePaths),
@@ -62,6 +65,11 @@ export async function buildApp(ctx: GatewayContext): Promise<FastifyInstance> {
   // Without a configured publicUrl, localhost and 127.0.0.1 are the same local gateway.
   if (config.server.publicUrl === undefined) trustedOrigins.add(ctx.publicUrl.replace("//localhost:", "//127.0.0.1:"));
   const upstreams = new UpstreamTable(ctx.upstreams);
+  // CONNECT never reaches Fastify's router; without a listener Node would drop the socket silently.
+  app.server.on("connect", (_req, socket: Duplex) => {
+    writeRawError(socket, "METHOD_NOT_ALLOWED");
+    socket.end();
+  });
 
   app.decorateRequest("gerbang", null as never);
   let closing = false;
@@ -73,6 +81,9 @@ export async function buildApp(ctx: GatewayContext): Promise<FastifyInstance> {
     if (closing) {
       void reply.header("connection", "close");
       throw new GerbangError("NOT_READY", { reason: "SHUTTING_DOWN" });
+    }
+    if (request.raw.httpVersionMajor === 1 && request.raw.httpVersionMinor >= 1 && request.headers.host === undefined) {
+      throw new GerbangError("MALFORMED_REQUEST", { reason: "MISSING_HOST" });
     }
     const rejected = rejectedTargetReason(request.raw);
     if (rejected !== undefined) throw new GerbangError("BAD_REQUEST_TARGET", { reason: rejected });
@@ -97,13 +108,18 @@ export async function buildApp(ctx: GatewayContext): Promise<FastifyInstance> {
 
   const authenticate = createAuthenticate({ authenticators: ctx.authenticators, trustedOrigins });
   const authorize = createAuthorize({ policies: ctx.policies, resolver: ctx.resolver });
-  const forward = createForward({ signer: ctx.signer, policies: ctx.policies, proto: ctx.publicUrl.startsWith("https:") ? "https" : "http" });
+  const forward = createForward({ signer: ctx.signer, proto: ctx.publicUrl.startsWith("https:") ? "https" : "http" });
 
   await app.register(async (proxy) => {
     // Bodies are forwarded byte for byte; only the authorize stage parses JSON, and only when a policy needs it.
     proxy.removeAllContentTypeParsers();
     proxy.addContentTypeParser("*", { parseAs: "buffer" }, (_req, body, done) => done(null, body));
     await proxy.register(replyFrom, { disableRequestLogging: true, retryMethods: [], undici: { connections: 128, pipelining: 1 } });
+
+    proxy.addHook("onSend", async (request, reply) => {
+      const renewed = request.gerbang.refreshCookies;
+      if (renewed !== undefined) void reply.header("set-cookie", [...renewed]);
+    });
 
     proxy.route({
       method: PROXY_METHODS,
@@ -114,8 +130,9 @@ export async function buildApp(ctx: GatewayContext): Promise<FastifyInstance> {
         if (upstream === null) throw new GerbangError("ROUTE_NOT_FOUND");
         request.gerbang.upstream = upstream;
         await authenticate(request);
+        authorize.precheck(request);
       },
-      preHandler: authorize,
+      preHandler: authorize.decide,
       handler: forward,
       onResponse: createInvalidateAfterWrite(ctx.resolver),
     });
@@ -141,11 +158,14 @@ function toGerbangError(error: FastifyError | GerbangError, log: { error: (obj: 
 /** Errors before a request exists (oversized headers, unparsable requests): same JSON shape. */
 function clientError(error: Error & { code?: string }, socket: Socket): void {
   if (error.code === "ECONNRESET" || socket.destroyed) return;
-  const code = error.code === "HPE_HEADER_OVERFLOW" ? "HEADERS_TOO_LARGE" : "MALFORMED_REQUEST";
-  const body = JSON.stringify(errorBody(new GerbangError(code), randomUUID()));
-  if (socket.writable) {
-    const { status } = ERRORS[code];
-    socket.write(`HTTP/1.1 ${status} ${status === 431 ? "Request Header Fields Too Large" : "Bad Request"}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
-  }
+  writeRawError(socket, error.code === "HPE_HEADER_OVERFLOW" ? "HEADERS_TOO_LARGE" : "MALFORMED_REQUEST");
   socket.destroy(error);
+}
+
+/** Writes a catalogue error straight to a socket that Fastify never turned into a request. */
+function writeRawError(socket: Duplex, code: "HEADERS_TOO_LARGE" | "MALFORMED_REQUEST" | "METHOD_NOT_ALLOWED"): void {
+  if (!socket.writable) return;
+  const body = JSON.stringify(errorBody(new GerbangError(code), randomUUID()));
+  const { status } = ERRORS[code];
+  socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ""}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
 }

@@ -2,6 +2,7 @@ import { createHash } from "node:crypto";
 import type { Auth } from "./createAuth.ts";
 import { rolesFromField, type Principal } from "./principal.ts";
 import type { AuthnResult } from "./authenticators/authenticator.ts";
+import { SESSION_COOKIE_NAMES } from "./authenticators/sessionCookieAuthenticator.ts";
 
 interface Entry {
   result: Extract<AuthnResult, { kind: "authenticated" }>;
@@ -36,7 +37,8 @@ export class SessionResolver {
     if (hit !== undefined) this.cache.delete(key);
 
     // Errors (database down) propagate: the stage turns them into 503, never into anonymous.
-    const found = await this.auth.api.getSession({ headers: new Headers(headers), query: { disableCookieCache: true } });
+    // Better Auth extends the session here (sliding refresh) and says so with a renewed cookie.
+    const { headers: answerHeaders, response: found } = await this.auth.api.getSession({ headers: new Headers(headers), query: { disableCookieCache: true }, returnHeaders: true });
     if (found === null) return { kind: "rejected", reason: "session not found, expired or revoked" };
     const user = found.user as typeof found.user & { role?: string | null; banned?: boolean | null; region?: string | null };
     if (user.banned === true) return { kind: "rejected", reason: "user is banned" };
@@ -49,12 +51,14 @@ export class SessionResolver {
       sessionId: found.session.id,
     };
     const result = { kind: "authenticated" as const, principal, credentialKey: key };
+    const renewed = answerHeaders.getSetCookie().filter((c) => SESSION_COOKIE_NAMES.some((n) => c.startsWith(`${n}=`)));
     const expiresAt = new Date(found.session.expiresAt).getTime();
     if (this.ttlMs > 0) {
       if (this.cache.size >= this.maxEntries) this.cache.delete(this.cache.keys().next().value ?? "");
       this.cache.set(key, { result, until: Math.min(now + this.ttlMs, expiresAt) });
     }
-    return result;
+    // Only this answer carries the renewed cookie; cached copies must not replay it.
+    return renewed.length > 0 ? { ...result, refreshCookies: renewed } : result;
   }
 
   forget(headers: Record<string, string>): void {

@@ -54,6 +54,8 @@ export function createAuthenticate(options: AuthenticateOptions): (request: Fast
       throw new GerbangError("ORIGIN_NOT_TRUSTED");
     }
     request.gerbang.principal = result.principal;
+    // A bearer token stays the same when its session slides; a browser needs the cookie renewed.
+    if (authenticator.name === "session-cookie" && result.refreshCookies !== undefined) request.gerbang.refreshCookies = result.refreshCookies;
   };
 }
 

@@ -14,30 +14,40 @@ const SAFE = new Set(["GET", "HEAD", "OPTIONS"]);
 const JSON_TYPE = /^application\/(?:[a-z0-9.+-]*\+)?json\s*(?:;|$)/i;
 
 /**
- * Stage: authorize, default deny. The endpoint map turns method + canonical path into an action on
- * a subject; attributes come from the path, the JSON body or the owning upstream's resolver; the
+ * Stage: authorize, default deny, in two steps. The precheck runs before the body is read: the
+ * endpoint map turns method + canonical path into an action on a subject, and if no rule of the
+ * principal's ability could allow it the request is refused without buffering a byte. The decision
+ * runs after: attributes come from the path, the JSON body or the owning upstream's resolver, and the
  * ability for the principal's role set under the active version decides, field by field if asked.
  */
-export function createAuthorize(options: AuthorizeOptions): (request: FastifyRequest) => Promise<void> {
-  return async (request) => {
+export function createAuthorize(options: AuthorizeOptions): {
+  precheck: (request: FastifyRequest) => void;
+  decide: (request: FastifyRequest) => Promise<void>;
+} {
+  const precheck = (request: FastifyRequest): void => {
     const state = request.gerbang;
     const principal = state.principal;
-    const upstream = state.upstream;
-    if (principal === undefined || upstream === undefined || state.path === undefined) throw new GerbangError("INTERNAL_ERROR");
+    if (principal === undefined || state.path === undefined) throw new GerbangError("INTERNAL_ERROR");
+    // One snapshot for the whole request, even if a new version is activated while the body streams in.
     const { policy, abilities } = options.policies.current;
     state.policy = policy;
-
+    state.abilities = abilities;
     const match = policy.matcher.match(request.method, state.path);
     if (match === null) return deny(request, { allowed: false, reason: "ENDPOINT_NOT_MAPPED", ruleId: null }, false);
     state.endpoint = match;
     const { spec } = match.endpoint;
+    if (!mayApply(abilities.get(principal.roles).ability, spec.action, spec.subject)) {
+      return deny(request, { allowed: false, reason: "NO_MATCHING_RULE", ruleId: null }, principal.authMethod === "anonymous");
+    }
+  };
+
+  const decide = async (request: FastifyRequest): Promise<void> => {
+    const state = request.gerbang;
+    const { principal, upstream, abilities, endpoint: match } = state;
+    if (principal === undefined || upstream === undefined || abilities === undefined || match === undefined) throw new GerbangError("INTERNAL_ERROR");
+    const { spec } = match.endpoint;
     const compiled = abilities.get(principal.roles);
     const anonymous = principal.authMethod === "anonymous";
-
-    // Nothing could allow it: decide before reading the body or asking the upstream.
-    if (!mayApply(compiled.ability, spec.action, spec.subject)) {
-      return deny(request, { allowed: false, reason: "NO_MATCHING_RULE", ruleId: null }, anonymous);
-    }
 
     const from = spec.resource?.from ?? "none";
     const needsBody = from === "body" || spec.fields === "body";
@@ -57,6 +67,7 @@ export function createAuthorize(options: AuthorizeOptions): (request: FastifyReq
     if (!decision.allowed) return deny(request, decision, anonymous);
     state.decision = decision;
   };
+  return { precheck, decide };
 }
 
 /** After a write through the gateway, the resource's cached attributes may be stale: drop them. */

@@ -2,22 +2,21 @@ import type { FastifyReply, FastifyRequest } from "fastify";
 import type { IncomingHttpHeaders } from "node:http";
 import { GerbangError } from "../errors/catalogue.ts";
 import type { AssertionSigner } from "../identity/assertionSigner.ts";
-import type { PolicyStore } from "../policy/policyStore.ts";
 import { sanitizeResponseHeaders, upstreamHeaders } from "./upstreamHeaders.ts";
 import { sendError } from "./sendError.ts";
 
 export interface ForwardOptions {
   signer: AssertionSigner;
-  policies: PolicyStore;
   proto: "http" | "https";
 }
 
 /** Stage: forward. Only the canonical path and validated query leave the gateway, to the configured origin. */
 export function createForward(options: ForwardOptions): (request: FastifyRequest, reply: FastifyReply) => Promise<void> {
   return async (request, reply) => {
-    const { principal, upstream, path, query, policy } = request.gerbang;
-    if (principal === undefined || upstream === undefined || path === undefined || policy === undefined) throw new GerbangError("INTERNAL_ERROR");
-    const rules = options.policies.abilitiesFor(principal.roles).rules;
+    const { principal, upstream, path, query, policy, abilities } = request.gerbang;
+    if (principal === undefined || upstream === undefined || path === undefined || policy === undefined || abilities === undefined) throw new GerbangError("INTERNAL_ERROR");
+    // The rules of the snapshot that authorized this request, not of a version activated since.
+    const rules = abilities.get(principal.roles).rules;
     const assertion = await options.signer.assertionFor(principal, rules, policy.version, upstream.name);
     const headers = upstreamHeaders(request.headers, {
       principal,

@@ -3,6 +3,7 @@ import type { UpstreamConfig } from "../config/schema.ts";
 import type { Decision } from "../policy/evaluate.ts";
 import type { EndpointMatch } from "../policy/endpointMatcher.ts";
 import type { PolicySet } from "../policy/policySet.ts";
+import type { AbilityCache } from "../policy/abilityCache.ts";
 
 /**
  * What the pipeline knows about one request. Each stage writes its own field and reads only the
@@ -16,8 +17,11 @@ export interface GatewayState {
   upstream?: UpstreamConfig;
   /** authenticate. */
   principal?: Principal;
+  /** authenticate: a renewed session cookie to hand back with whatever the response is. */
+  refreshCookies?: readonly string[];
   /** authorize: the policy snapshot used for this request, the endpoint and the decision. */
   policy?: PolicySet;
+  abilities?: AbilityCache;
   endpoint?: EndpointMatch;
   decision?: Decision;
   /** The catalogue code when the gateway answered with an error. */

@@ -91,6 +91,28 @@ t.test("methods the gateway never forwards, and every method on /api/auth, answe
   }
 });
 
+t.test("a request without Host, and CONNECT, get catalogue JSON too", async (t) => {
+  upstream.received.length = 0;
+  const noHost = await rawRequest(env.url, "GET /probe/a HTTP/1.1\r\nConnection: close\r\n\r\n");
+  t.equal(noHost.status, 400);
+  t.same([errorOf(noHost.body).code, errorOf(noHost.body).reason], ["MALFORMED_REQUEST", "MISSING_HOST"]);
+  const http10 = await rawRequest(env.url, "GET /probe/a HTTP/1.0\r\n\r\n");
+  t.equal(http10.status, 200, "HTTP/1.0 has no Host requirement");
+  const connect = await rawRequest(env.url, "CONNECT 127.0.0.1:22 HTTP/1.1\r\nHost: 127.0.0.1:22\r\n\r\n");
+  t.equal(connect.status, 405);
+  t.equal(errorOf(connect.body).code, "METHOD_NOT_ALLOWED");
+  t.equal(upstream.received.length, 1, "only the HTTP/1.0 request was forwarded");
+});
+
+t.test("a request no rule could allow is refused before its body is read", async (t) => {
+  upstream.received.length = 0;
+  // The body never arrives: an answer proves the gateway did not wait for it.
+  const unmapped = await rawRequest(env.url, "PUT /probe/a HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 900\r\n\r\n{", 3000);
+  t.equal(unmapped.status, 403);
+  t.same([errorOf(unmapped.body).code, errorOf(unmapped.body).reason], ["FORBIDDEN", "ENDPOINT_NOT_MAPPED"]);
+  t.equal(upstream.received.length, 0);
+});
+
 t.test("client headers cannot choose the upstream or the identity", async (t) => {
   upstream.received.length = 0;
   const response = await rawRequest(

@@ -108,4 +108,51 @@ t.test("auth flows on PostgreSQL", { skip }, async (t) => {
     t.match(denied, { allowed: false, reason: "NO_MATCHING_RULE", policy_version: "2026-11-26", status: 401 });
     t.match(allowed, { allowed: true, reason: "ALLOWED_BY_RULE", rule_id: "anonymous.products.read", status: 200 });
   });
+
+  const signIn = async (email: string, password: string): Promise<{ cookie: string; token: string; userId: string; sessionId: string }> => {
+    const response = await post("/api/auth/sign-in/email", { email, password });
+    if (response.status !== 200) throw new Error(`sign-in ${email}: ${response.status}`);
+    const cookie = (response.headers.getSetCookie().find((c) => c.startsWith("better-auth.session_token=")) ?? "").split(";")[0] ?? "";
+    const userId = ((await response.json()) as { user: { id: string } }).user.id;
+    const { rows } = await db.query<{ id: string }>(`SELECT id FROM session WHERE "userId" = $1 ORDER BY "createdAt" DESC LIMIT 1`, [userId]);
+    return { cookie, token: response.headers.get("set-auth-token") ?? "", userId, sessionId: rows[0]?.id ?? "" };
+  };
+  const codeOf = async (response: Response): Promise<string> => ((await response.json()) as { error: { code: string } }).error.code;
+
+  await t.test("sliding refresh renews the browser's cookie through the proxy", async (t) => {
+    const { cookie, sessionId } = await signIn("buyer@demo.gerbang.dev", "demo-buyer-password");
+    // A session last extended six days ago is due for its sliding refresh (updateAge is one day).
+    await db.query(`UPDATE session SET "expiresAt" = now() + interval '1 day', "updatedAt" = now() - interval '6 days' WHERE id = $1`, [sessionId]);
+    const first = await fetch(`${env.url}/api/products`, { headers: { cookie } });
+    t.equal(first.status, 200);
+    const renewed = first.headers.getSetCookie().find((c) => c.startsWith("better-auth.session_token="));
+    t.ok(renewed, "the proxied response carries the renewed session cookie");
+    t.match(renewed ?? "", /Max-Age=604800/);
+    t.match(renewed ?? "", /HttpOnly/i);
+    t.equal(renewed?.split(";")[0], cookie, "same session, new lifetime");
+    const { rows } = await db.query<{ days: number }>(`SELECT extract(epoch FROM "expiresAt" - now()) / 86400 AS days FROM session WHERE id = $1`, [sessionId]);
+    t.ok(Number(rows[0]?.days) > 6.9, "the session was extended in the database");
+    const second = await fetch(`${env.url}/api/products`, { headers: { cookie } });
+    t.same(second.headers.getSetCookie(), [], "no cookie again until the next refresh is due");
+  });
+
+  await t.test("an expired session is 401, by cookie and by bearer token", async (t) => {
+    const { cookie, token, sessionId } = await signIn("buyer@demo.gerbang.dev", "demo-buyer-password");
+    await db.query(`UPDATE session SET "expiresAt" = now() - interval '1 minute' WHERE id = $1`, [sessionId]);
+    const credentials: Array<Record<string, string>> = [{ cookie }, { authorization: `Bearer ${token}` }];
+    for (const headers of credentials) {
+      const response = await fetch(`${env.url}/api/products`, { headers });
+      t.equal(response.status, 401, `${Object.keys(headers)[0]}: 401, not anonymous`);
+      t.equal(await codeOf(response), "INVALID_CREDENTIALS");
+      t.match(response.headers.get("www-authenticate") ?? "", /error="invalid_token"/);
+    }
+  });
+
+  await t.test("a banned user's live session is 401", async (t) => {
+    const { token, userId } = await signIn("rina@example.com", "rina-strong-password");
+    await db.query(`UPDATE "user" SET banned = true WHERE id = $1`, [userId]);
+    const response = await fetch(`${env.url}/api/inventory`, { headers: { authorization: `Bearer ${token}` } });
+    t.equal(response.status, 401);
+    t.equal(await codeOf(response), "INVALID_CREDENTIALS");
+  });
 });

@@ -8,7 +8,13 @@ import type { Principal } from "../principal.ts";
  */
 export type AuthnResult =
   | { kind: "not-mine" }
-  | { kind: "authenticated"; principal: Principal; credentialKey: string }
+  | {
+      kind: "authenticated";
+      principal: Principal;
+      credentialKey: string;
+      /** Set-Cookie values the client should receive (a session cookie renewed by sliding refresh). */
+      refreshCookies?: readonly string[];
+    }
   | { kind: "rejected"; reason: string };
 
 export interface Authenticator {
