@@ -22,6 +22,9 @@ import { createForward } from "./pipeline/forward.ts";
 import { sendError } from "./pipeline/sendError.ts";
 import { recordDecision } from "./audit/recordDecision.ts";
 import { systemRoutes, type ReadinessCheck } from "./systemRoutes.ts";
+import { keyRoutes } from "./keys/keyRoutes.ts";
+import type { ApiKeyService } from "./keys/apiKeyService.ts";
+import { keyInQuery } from "./keys/keyInQuery.ts";
 import "./pipeline/requestState.ts";
 
 /** Everything buildApp needs, built by server.ts (or a test) from real services. */
@@ -36,6 +39,10 @@ export interface GatewayContext {
   resolver: AttributeResolver;
   signer: AssertionSigner;
   audit: AuditWriter | null;
+  /** Key lifecycle endpoints at /api/keys; null leaves them out. */
+  keys: { service: ApiKeyService; selfServiceTier: string } | null;
+  /** An admin changed a user through /api/auth/admin/*: caches everywhere must forget them. */
+  onUserChanged?: (userId: string | null) => void;
   readiness: readonly ReadinessCheck[];
   logger?: FastifyServerOptions["logger"];
 }
@@ -88,6 +95,8 @@ export async function buildApp(ctx: GatewayContext): Promise<FastifyInstance> {
     const rejected = rejectedTargetReason(request.raw);
     if (rejected !== undefined) throw new GerbangError("BAD_REQUEST_TARGET", { reason: rejected });
     Object.assign(request.gerbang, splitTarget(request.url));
+    // A key in a URL lands in logs and browser history: refuse it before anything can forward or log it.
+    if (keyInQuery(request.gerbang.query ?? "")) throw new GerbangError("API_KEY_IN_QUERY");
   });
   app.addHook("onResponse", async (request, reply) => {
     const state = request.gerbang;
@@ -104,9 +113,10 @@ export async function buildApp(ctx: GatewayContext): Promise<FastifyInstance> {
   );
 
   await app.register(systemRoutes, { signer: ctx.signer, checks: ctx.readiness });
-  await app.register(authRoutes, { auth: ctx.auth, sessions: ctx.sessions, publicUrl: ctx.publicUrl, trustedOrigins });
+  await app.register(authRoutes, { auth: ctx.auth, sessions: ctx.sessions, publicUrl: ctx.publicUrl, trustedOrigins, ...(ctx.onUserChanged === undefined ? {} : { onUserChanged: ctx.onUserChanged }) });
 
   const authenticate = createAuthenticate({ authenticators: ctx.authenticators, trustedOrigins });
+  if (ctx.keys !== null) await app.register(keyRoutes, { ...ctx.keys, authenticate });
   const authorize = createAuthorize({ policies: ctx.policies, resolver: ctx.resolver });
   const forward = createForward({ signer: ctx.signer, proto: ctx.publicUrl.startsWith("https:") ? "https" : "http" });
 

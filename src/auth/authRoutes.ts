@@ -10,6 +10,8 @@ export interface AuthRoutesOptions {
   sessions: SessionResolver;
   publicUrl: string;
   trustedOrigins: ReadonlySet<string>;
+  /** After an admin changed a user (role, ban, sessions): every instance must drop what it cached. */
+  onUserChanged?: (userId: string | null) => void;
 }
 
 const DROP = new Set(["connection", "keep-alive", "transfer-encoding", "upgrade", "host", "x-gerbang-client-ip", "content-length"]);
@@ -29,6 +31,8 @@ export async function authRoutes(app: FastifyInstance, options: AuthRoutesOption
     url: "/api/auth/*",
     handler: async (request: FastifyRequest, reply: FastifyReply) => {
       if (request.method !== "GET" && request.method !== "POST") throw new GerbangError("METHOD_NOT_ALLOWED");
+      // The plugin's own key endpoints would let a client pick tier and scopes: keys are managed at /api/keys.
+      if (request.url.startsWith("/api/auth/api-key/")) throw new GerbangError("ROUTE_NOT_FOUND", { message: "API keys are managed at /api/keys." });
       if (request.method === "POST") {
         const type = request.headers["content-type"] ?? "";
         if (!/^application\/json\s*(;|$)/i.test(type)) throw new GerbangError("UNSUPPORTED_MEDIA_TYPE", { message: "Authentication requests must be sent as application/json." });
@@ -59,6 +63,9 @@ export async function authRoutes(app: FastifyInstance, options: AuthRoutesOption
         request.log.error({ status: response.status }, "auth handler answered with a server error");
         throw new GerbangError("DEPENDENCY_UNAVAILABLE", { reason: "AUTHENTICATION_BACKEND" });
       }
+      if (request.method === "POST" && request.url.startsWith("/api/auth/admin/") && response.status < 300) {
+        options.onUserChanged?.(userIdOf(request.body));
+      }
       reply.code(response.status);
       response.headers.forEach((value, name) => {
         if (name !== "set-cookie" && name !== "content-length") void reply.header(name, value);
@@ -78,5 +85,15 @@ function forgetSession(sessions: SessionResolver, request: FastifyRequest): void
   if (typeof authorization === "string") {
     const match = /^Bearer +(\S+)$/i.exec(authorization.trim());
     if (match !== null) sessions.forget({ authorization: `Bearer ${match[1]}` });
+  }
+}
+
+function userIdOf(body: unknown): string | null {
+  if (!(body instanceof Buffer)) return null;
+  try {
+    const parsed = JSON.parse(body.toString("utf8")) as { userId?: unknown };
+    return typeof parsed.userId === "string" ? parsed.userId : null;
+  } catch {
+    return null;
   }
 }

@@ -1,6 +1,8 @@
 import { betterAuth } from "better-auth";
 import { prismaAdapter } from "better-auth/adapters/prisma";
 import { admin, bearer } from "better-auth/plugins";
+import { apiKey } from "@better-auth/api-key";
+import { API_KEY_PREFIX, generateApiKey } from "../keys/apiKeyFormat.ts";
 import { createAccessControl } from "better-auth/plugins/access";
 import { defaultStatements, adminAc, userAc } from "better-auth/plugins/admin/access";
 import { hash, verify, type Algorithm } from "@node-rs/argon2";
@@ -16,13 +18,15 @@ export interface AuthOptions {
   sessionUpdateAgeSec: number;
   requireEmailVerification: boolean;
   mail: MailSender;
+  /** Longest lifetime of a new API key. */
+  apiKeyMaxExpiresInDays?: number;
 }
 
 /** The roles the policies speak of. Better Auth only needs to know they exist. */
-export const ROLES = ["admin", "user", "sales"] as const;
+export const ROLES = ["admin", "user", "sales", "partner"] as const;
 
 const ac = createAccessControl(defaultStatements);
-const roles = { admin: adminAc, user: userAc, sales: ac.newRole({ user: [], session: [] }) };
+const roles = { admin: adminAc, user: userAc, sales: ac.newRole({ user: [], session: [] }), partner: ac.newRole({ user: [], session: [] }) };
 
 // OWASP's argon2id baseline (19 MiB, 2 passes); verify costs a few ms, so it stays off the proxy path.
 // Algorithm is an ambient const enum; 2 is Argon2id.
@@ -74,7 +78,21 @@ export function createAuth(options: AuthOptions) {
       defaultCookieAttributes: { httpOnly: true, sameSite: "lax" },
       ipAddress: { ipAddressHeaders: ["x-gerbang-client-ip"] },
     },
-    plugins: [admin({ ac, roles, defaultRole: "user", adminRoles: ["admin"] }), bearer()],
+    plugins: [
+      admin({ ac, roles, defaultRole: "user", adminRoles: ["admin"] }),
+      bearer(),
+      // Issuance and storage only: src/keys verifies keys on the hot path (the plugin would write to
+      // the database per request) and owns rotation; its HTTP endpoints are not exposed (authRoutes).
+      apiKey({
+        defaultPrefix: API_KEY_PREFIX,
+        customKeyGenerator: () => generateApiKey(),
+        startingCharactersConfig: { shouldStore: true, charactersLength: API_KEY_PREFIX.length + 4 },
+        enableMetadata: true,
+        requireName: true,
+        rateLimit: { enabled: false },
+        keyExpiration: { defaultExpiresIn: null, minExpiresIn: 0, maxExpiresIn: options.apiKeyMaxExpiresInDays ?? 365 },
+      }),
+    ],
   });
 }
 

@@ -21,7 +21,7 @@ export async function createVerifiedUser(auth: Auth, prisma: PrismaClient, user:
   const unknownAttr = Object.keys(user.attributes ?? {}).find((k) => !ATTRIBUTES.has(k));
   if (unknownAttr !== undefined) throw new Error(`unknown attribute ${unknownAttr} (known: ${[...ATTRIBUTES].join(", ")})`);
   const created = await auth.api.createUser({
-    body: { email: user.email, password: user.password, name: user.name ?? user.email.split("@")[0] ?? user.email, role: roles as ("admin" | "user" | "sales")[] },
+    body: { email: user.email, password: user.password, name: user.name ?? user.email.split("@")[0] ?? user.email, role: roles as (typeof ROLES)[number][] },
   });
   await prisma.user.update({ where: { id: created.user.id }, data: { emailVerified: true, ...(user.attributes ?? {}) } });
   return created.user.id;

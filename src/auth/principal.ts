@@ -11,6 +11,8 @@ export interface Principal {
   attributes: PrincipalAttributes;
   /** Set for session principals: lets sign-out drop exactly this cache entry. */
   sessionId?: string;
+  /** Set for API key principals: the key's id, tier and scopes (its ability is owner ∩ scopes). */
+  key?: { id: string; tier: string; scopes: readonly string[] };
 }
 
 export const ANONYMOUS: Principal = Object.freeze({

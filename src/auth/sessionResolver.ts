@@ -11,9 +11,9 @@ interface Entry {
 
 /**
  * Resolves a session credential to a principal through Better Auth, remembering positive answers
- * for `ttlMs` so the proxy path does not query the database per request. That TTL is the bound on
- * how long a session revoked on another instance keeps working here (pub/sub invalidation is on
- * the roadmap); sign-out through this instance forgets the entry at once.
+ * for `ttlMs` so the proxy path does not query the database per request. Sign-out through this
+ * instance forgets the entry at once, admin changes to a user arrive through the invalidation bus
+ * (forgetUser), and the TTL bounds every other revocation made elsewhere.
  */
 export class SessionResolver {
   private readonly cache = new Map<string, Entry>();
@@ -63,6 +63,10 @@ export class SessionResolver {
 
   forget(headers: Record<string, string>): void {
     this.cache.delete(SessionResolver.keyOf(headers));
+  }
+
+  forgetUser(userId: string): void {
+    for (const [key, entry] of this.cache) if (entry.result.principal.userId === userId) this.cache.delete(key);
   }
 
   forgetAll(): void {

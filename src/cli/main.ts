@@ -2,6 +2,7 @@ import { serveCommand } from "./serveCommand.ts";
 import { migrateCommand } from "./migrateCommand.ts";
 import { usersCommand } from "./usersCommand.ts";
 import { policyCommand } from "./policyCommand.ts";
+import { keysCommand } from "./keysCommand.ts";
 import { main as demoUpstreamMain } from "../demo/upstreamMain.ts";
 import { CliError } from "./cliError.ts";
 
@@ -9,7 +10,12 @@ const USAGE = `usage: gerbang <command>
 
   serve [--config <file>]                      run the gateway (no config: embedded demo)
   migrate [--config <file>]                    apply database migrations
-  users create --email <e> --password <p> --role <admin|user|sales> [--name <n>] [--attr key=value]...
+  users create --email <e> --password <p> --role <admin|user|sales|partner> [--name <n>] [--attr key=value]...
+  keys create --owner <email> --name <n> --tier <t> --scopes <a,b> [--expires-in 30d]
+                                               issue an API key; the key alone is the last line
+  keys list [--owner <email>] [--json]         list keys (never the keys themselves)
+  keys revoke <id>                             revoke a key on every instance
+  keys rotate <id> [--grace 24h]               issue a successor; the old key works until the grace ends
   policy validate [dir]                        validate a policy version (or every version in a folder) and run its tests
   demo-upstream [--port <p>] [--jwks-url <u>]  run the demo marketplace upstream
 
@@ -26,6 +32,8 @@ export async function main(argv: string[]): Promise<number> {
         return await migrateCommand(rest);
       case "users":
         return await usersCommand(rest);
+      case "keys":
+        return await keysCommand(rest);
       case "policy":
         return await policyCommand(rest);
       case "demo-upstream":

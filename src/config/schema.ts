@@ -89,6 +89,33 @@ export const ConfigSchema = Type.Object(
       },
       { additionalProperties: false, default: {} },
     ),
+    apiKeys: Type.Object(
+      {
+        cacheTtlMs: Type.Integer({ minimum: 0, maximum: 300000, default: 30000, description: "How long a verified key is reused without a database lookup. Revocation reaches every instance through Redis within a second; this bounds it when Redis is unreachable. e.g. 30000" }),
+        negativeCacheTtlMs: Type.Integer({ minimum: 0, maximum: 300000, default: 10000, description: "How long an unknown key is remembered as unknown. e.g. 10000" }),
+        cacheMaxEntries: Type.Integer({ minimum: 1, default: 100000, description: "Bound of each key cache (known and unknown). e.g. 100000" }),
+        lastUsedFlushMs: Type.Integer({ minimum: 100, default: 10000, description: "Batch window of last-used writes. e.g. 10000" }),
+        selfServiceTier: Type.String({ default: "partner-basic", description: "The tier of keys users issue for themselves over HTTP; only admins choose another. Must name a rateLimit tier." }),
+        maxExpiresInDays: Type.Integer({ minimum: 1, default: 365, description: "Longest lifetime a new key may be given. e.g. 365" }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    rateLimit: Type.Object(
+      {
+        tiers: Type.Record(
+          Type.String({ pattern: "^[a-z][a-z0-9-]{0,62}$" }),
+          Type.Object(
+            {
+              max: Type.Integer({ minimum: 1, description: "Requests per window. e.g. 60" }),
+              windowMs: Type.Integer({ minimum: 1000, default: 60000, description: "Window length. e.g. 60000" }),
+            },
+            { additionalProperties: false },
+          ),
+          { default: { "partner-basic": { max: 60, windowMs: 60000 }, "partner-pro": { max: 600, windowMs: 60000 } }, description: "API key tiers by name; every key names one." },
+        ),
+      },
+      { additionalProperties: false, default: {} },
+    ),
     audit: Type.Object(
       {
         enabled: Type.Boolean({ default: true, description: "Write one audit_decision row per decision." }),

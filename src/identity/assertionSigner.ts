@@ -28,8 +28,9 @@ export class AssertionSigner {
     return { keys: [this.key.publicJwk] };
   }
 
-  async assertionFor(principal: Principal, rules: readonly RawPolicyRule[], policyVersion: string, audience: string): Promise<string> {
-    const cacheKey = JSON.stringify([principal.userId, principal.roles, principal.authMethod, principal.attributes, policyVersion, audience]);
+  /** `scopeRules`: for an API key, the rules of its scopes; the upstream must allow only what both sets allow. */
+  async assertionFor(principal: Principal, rules: readonly RawPolicyRule[], policyVersion: string, audience: string, scopeRules?: readonly RawPolicyRule[]): Promise<string> {
+    const cacheKey = JSON.stringify([principal.userId, principal.roles, principal.authMethod, principal.attributes, principal.key ?? null, policyVersion, audience]);
     const now = Date.now();
     const hit = this.cache.get(cacheKey);
     if (hit !== undefined && hit.reuseUntil > now) return hit.token;
@@ -40,6 +41,9 @@ export class AssertionSigner {
       auth: principal.authMethod,
       policy: policyVersion,
       rules: packRules(rulesForPrincipal(rules, principal.attributes)),
+      ...(principal.key === undefined
+        ? {}
+        : { key: principal.key.id, scopes: principal.key.scopes, scopeRules: packRules(rulesForPrincipal(scopeRules ?? [], principal.attributes)) }),
     })
       .setProtectedHeader({ alg: this.key.algorithm, kid: this.key.kid, typ: "JWT" })
       .setIssuer("gerbang")

@@ -1,6 +1,6 @@
 import type { FastifyRequest } from "fastify";
 import { GerbangError } from "../errors/catalogue.ts";
-import { evaluate, mayApply, type Decision } from "../policy/evaluate.ts";
+import { evaluateWithin, mayApply, type Decision } from "../policy/evaluate.ts";
 import type { PolicyStore } from "../policy/policyStore.ts";
 import type { AttributeResolver } from "../resolvers/httpResolver.ts";
 import { WWW_AUTHENTICATE } from "./authenticate.ts";
@@ -39,6 +39,9 @@ export function createAuthorize(options: AuthorizeOptions): {
     if (!mayApply(abilities.get(principal.roles).ability, spec.action, spec.subject)) {
       return deny(request, { allowed: false, reason: "NO_MATCHING_RULE", ruleId: null }, principal.authMethod === "anonymous");
     }
+    if (principal.key !== undefined && !mayApply(abilities.forScopes(principal.key.scopes).ability, spec.action, spec.subject)) {
+      return deny(request, { allowed: false, reason: "OUTSIDE_KEY_SCOPE", ruleId: null }, false);
+    }
   };
 
   const decide = async (request: FastifyRequest): Promise<void> => {
@@ -63,7 +66,8 @@ export function createAuthorize(options: AuthorizeOptions): {
       resource = resolved.attributes;
     }
     const fields = spec.fields === "body" ? Object.keys(body ?? {}) : [];
-    const decision = evaluate(compiled.ability, { action: spec.action, subject: spec.subject, resource, fields, principal: principal.attributes });
+    const scope = principal.key === undefined ? null : abilities.forScopes(principal.key.scopes).ability;
+    const decision = evaluateWithin(compiled.ability, scope, { action: spec.action, subject: spec.subject, resource, fields, principal: principal.attributes });
     if (!decision.allowed) return deny(request, decision, anonymous);
     state.decision = decision;
   };

@@ -17,7 +17,8 @@ export function createForward(options: ForwardOptions): (request: FastifyRequest
     if (principal === undefined || upstream === undefined || path === undefined || policy === undefined || abilities === undefined) throw new GerbangError("INTERNAL_ERROR");
     // The rules of the snapshot that authorized this request, not of a version activated since.
     const rules = abilities.get(principal.roles).rules;
-    const assertion = await options.signer.assertionFor(principal, rules, policy.version, upstream.name);
+    const scopeRules = principal.key === undefined ? undefined : abilities.forScopes(principal.key.scopes).rules;
+    const assertion = await options.signer.assertionFor(principal, rules, policy.version, upstream.name, scopeRules);
     const headers = upstreamHeaders(request.headers, {
       principal,
       policyVersion: policy.version,

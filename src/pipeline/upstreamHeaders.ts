@@ -54,6 +54,7 @@ export function upstreamHeaders(incoming: IncomingHttpHeaders, identity: Identit
   if (principal.userId !== null) out["x-gerbang-user"] = principal.userId;
   out["x-gerbang-roles"] = principal.roles.join(",");
   out["x-gerbang-auth"] = principal.authMethod;
+  if (principal.key !== undefined) out["x-gerbang-key"] = principal.key.id;
   out["x-gerbang-policy"] = identity.policyVersion;
   out["x-gerbang-assertion"] = identity.assertion;
   out["x-request-id"] = identity.requestId;

@@ -34,4 +34,19 @@ export class AbilityCache {
     this.compiled.set(key, entry);
     return entry;
   }
+
+  /** The ability of an API key's scopes; intersected with its owner's role ability by the caller. */
+  forScopes(scopes: readonly string[]): CompiledRoleSet {
+    const sorted = [...new Set(scopes)].sort();
+    const key = `scopes:${sorted.join(",")}`;
+    const hit = this.compiled.get(key);
+    if (hit !== undefined) return hit;
+    // Unknown scopes (e.g. dropped in a newer version) grant nothing.
+    const rules = sorted.flatMap((scope) => this.policy.scopes.get(scope)?.rules ?? []);
+    const entry = { key, roles: sorted, rules, ability: compileAbility(rules) };
+    this.compilations++;
+    if (this.compiled.size >= this.maxEntries) this.compiled.clear();
+    this.compiled.set(key, entry);
+    return entry;
+  }
 }

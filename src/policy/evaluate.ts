@@ -9,7 +9,8 @@ export type DecisionReason =
   | "NO_MATCHING_RULE"
   | "CONDITIONS_NOT_MET"
   | "FIELD_NOT_PERMITTED"
-  | "DENIED_BY_RULE";
+  | "DENIED_BY_RULE"
+  | "OUTSIDE_KEY_SCOPE";
 
 export interface Decision {
   allowed: boolean;
@@ -46,4 +47,16 @@ export function evaluate(ability: PolicyAbility, input: CheckInput): Decision {
     }
   }
   return { allowed: true, reason: "ALLOWED_BY_RULE", ruleId: ruleIdOf(rule.origin) };
+}
+
+/**
+ * An API key may do what its owner's roles allow and its scopes allow, nothing more: both abilities
+ * decide, fields included. `scope` null means the principal is not a key.
+ */
+export function evaluateWithin(ability: PolicyAbility, scope: PolicyAbility | null, input: CheckInput): Decision {
+  const decision = evaluate(ability, input);
+  if (!decision.allowed || scope === null) return decision;
+  const scoped = evaluate(scope, input);
+  if (scoped.allowed) return decision;
+  return { allowed: false, reason: "OUTSIDE_KEY_SCOPE", ruleId: null, ...(scoped.field === undefined ? {} : { field: scoped.field }) };
 }

@@ -3,7 +3,7 @@ import { join, relative } from "node:path";
 import { parse as parseYaml } from "yaml";
 import Value from "typebox/value";
 import type { TSchema } from "typebox";
-import { EndpointFileSchema, ManifestSchema, PolicyTestSchema, RoleFileSchema, type EndpointSpec, type Manifest } from "./schema.ts";
+import { EndpointFileSchema, ManifestSchema, PolicyTestSchema, RoleFileSchema, ScopeFileSchema, type EndpointSpec, type Manifest, type ScopeFile } from "./schema.ts";
 import { compileEndpoint, EndpointMatcher, patternProblems, type CompiledEndpoint } from "./endpointMatcher.ts";
 import { hasPlaceholder, validateConditions } from "./conditions.ts";
 import { PolicyError, type PolicyProblem, type PolicySet, type RawPolicyRule } from "./policySet.ts";
@@ -99,6 +99,31 @@ export function loadPolicySet(dir: string, options: LoadPolicyOptions = {}): Pol
   }
   if (!rulesByRole.has("anonymous")) rulesByRole.set("anonymous", []);
 
+  const scopes = new Map<string, { description?: string; rules: RawPolicyRule[] }>();
+  const scopeFile = join(dir, "scopes.yaml");
+  let hasScopes = true;
+  try {
+    statSync(scopeFile);
+  } catch {
+    hasScopes = false;
+  }
+  const scopeSpecs = hasScopes ? (read<ScopeFile>(scopeFile, ScopeFileSchema)?.scopes ?? []) : [];
+  scopeSpecs.forEach((scope, i) => {
+    const path = `/scopes/${i}`;
+    if (scopes.has(scope.id)) problems.push({ file: rel(scopeFile), path: `${path}/id`, reason: `scope ${scope.id} is defined twice` });
+    const rules = scope.rules.map((rule, j) => {
+      if (ruleIds.has(rule.id)) problems.push({ file: rel(scopeFile), path: `${path}/rules/${j}/id`, reason: `duplicate rule id ${rule.id}` });
+      ruleIds.add(rule.id);
+      if (rule.conditions !== undefined) {
+        for (const [p, reason] of validateConditions(rule.conditions, principalAttributes, `${path}/rules/${j}/conditions`)) problems.push({ file: rel(scopeFile), path: p, reason });
+      }
+      // A scope only narrows: a deny inside it would read as a grant elsewhere, so scopes hold allow rules only.
+      if (rule.inverted === true) problems.push({ file: rel(scopeFile), path: `${path}/rules/${j}/inverted`, reason: "scopes hold allow rules only" });
+      return { ...rule, role: `scope:${scope.id}` };
+    });
+    scopes.set(scope.id, { ...(scope.description === undefined ? {} : { description: scope.description }), rules });
+  });
+
   const compiled: CompiledEndpoint[] = [];
   const endpointIds = new Set<string>();
   for (const file of yamlFiles("endpoints")) {
@@ -128,7 +153,13 @@ export function loadPolicySet(dir: string, options: LoadPolicyOptions = {}): Pol
   });
 
   if (problems.length > 0 || manifest === null) throw new PolicyError(problems);
-  return { version: manifest.version, manifest, dir, rulesByRole, matcher: new EndpointMatcher(compiled), tests };
+  for (const test of tests) {
+    for (const scope of test.principal.scopes ?? []) {
+      if (!scopes.has(scope)) problems.push({ file: test.file, path: "", reason: `test "${test.name}" names unknown scope ${scope}` });
+    }
+  }
+  if (problems.length > 0) throw new PolicyError(problems);
+  return { version: manifest.version, manifest, dir, rulesByRole, scopes, matcher: new EndpointMatcher(compiled), tests };
 }
 
 function sameShape(a: CompiledEndpoint, b: CompiledEndpoint): boolean {

@@ -19,6 +19,8 @@ export interface PolicySet {
   manifest: Manifest;
   dir: string;
   rulesByRole: ReadonlyMap<string, readonly RawPolicyRule[]>;
+  /** API key scopes by id (scopes.yaml); their rules carry role `scope:<id>`. */
+  scopes: ReadonlyMap<string, { description?: string; rules: readonly RawPolicyRule[] }>;
   matcher: EndpointMatcher;
   tests: ReadonlyArray<PolicyTestCase & { file: string }>;
 }

@@ -1,5 +1,5 @@
 import { AbilityCache } from "./abilityCache.ts";
-import { evaluate } from "./evaluate.ts";
+import { evaluateWithin } from "./evaluate.ts";
 import type { PrincipalAttributes } from "./conditions.ts";
 import type { PolicySet } from "./policySet.ts";
 
@@ -17,7 +17,8 @@ export interface PolicyTestResult {
 export function runPolicyTests(policy: PolicySet): PolicyTestResult[] {
   const cache = new AbilityCache(policy);
   return policy.tests.map((test) => {
-    const decision = evaluate(cache.get(test.principal.roles).ability, {
+    const scopes = test.principal.scopes;
+    const decision = evaluateWithin(cache.get(test.principal.roles).ability, scopes === undefined ? null : cache.forScopes(scopes).ability, {
       action: test.action,
       subject: test.subject,
       resource: test.resource ?? {},

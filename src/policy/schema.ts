@@ -41,6 +41,25 @@ export const RoleFileSchema = Type.Object(
   { additionalProperties: false },
 );
 
+const ScopeId = Type.String({ pattern: "^[a-z][a-z0-9_-]{0,62}(:[a-z][a-z0-9_-]{0,62})?$" });
+
+/** scopes.yaml: named rule subsets an API key may be limited to; a key gets its owner's ability ∩ its scopes. */
+export const ScopeFileSchema = Type.Object(
+  {
+    scopes: Type.Array(
+      Type.Object(
+        {
+          id: ScopeId,
+          description: Type.Optional(Type.String()),
+          rules: Type.Array(RuleSchema, { minItems: 1 }),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+  },
+  { additionalProperties: false },
+);
+
 export const EndpointSchema = Type.Object(
   {
     id: Id,
@@ -72,7 +91,12 @@ export const PolicyTestSchema = Type.Object(
         {
           name: Type.String({ minLength: 1 }),
           principal: Type.Object(
-            { roles: Type.Array(Name), attributes: Type.Optional(Type.Record(Type.String(), Type.Unknown())) },
+            {
+              roles: Type.Array(Name),
+              attributes: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
+              // Present: the principal is an API key limited to these scopes.
+              scopes: Type.Optional(Type.Array(ScopeId)),
+            },
             { additionalProperties: false },
           ),
           action: Name,
@@ -92,6 +116,7 @@ export const PolicyTestSchema = Type.Object(
 export type Manifest = Type.Static<typeof ManifestSchema>;
 export type RuleSpec = Type.Static<typeof RuleSchema>;
 export type RoleFile = Type.Static<typeof RoleFileSchema>;
+export type ScopeFile = Type.Static<typeof ScopeFileSchema>;
 export type EndpointSpec = Type.Static<typeof EndpointSchema>;
 export type PolicyTestFile = Type.Static<typeof PolicyTestSchema>;
 export type PolicyTestCase = PolicyTestFile["tests"][number];

@@ -1,4 +1,3 @@
-import { existsSync } from "node:fs";
 import { Redis } from "ioredis";
 import { resolve } from "node:path";
 import type { FastifyInstance } from "fastify";
@@ -12,7 +11,9 @@ import { SessionResolver } from "../auth/sessionResolver.ts";
 import { sessionCookieAuthenticator } from "../auth/authenticators/sessionCookieAuthenticator.ts";
 import { bearerAuthenticator } from "../auth/authenticators/bearerAuthenticator.ts";
 import { apiKeyAuthenticator } from "../auth/authenticators/apiKeyAuthenticator.ts";
-import { listPolicyVersions, loadPolicySet } from "../policy/loadPolicySet.ts";
+import { ApiKeyStore } from "../keys/apiKeyStore.ts";
+import { ApiKeyService } from "../keys/apiKeyService.ts";
+import { InvalidationBus } from "../keys/invalidationBus.ts";
 import { PolicyStore } from "../policy/policyStore.ts";
 import { HttpResolver } from "../resolvers/httpResolver.ts";
 import { loadSigningKey } from "../identity/signingKey.ts";
@@ -23,7 +24,8 @@ import { buildApp } from "../app.ts";
 import { startDemoUpstream, type DemoUpstream } from "../demo/upstream.ts";
 import { seedDemo } from "../demo/seedDemo.ts";
 import { resolveSecret } from "./secret.ts";
-import { MIGRATIONS_DIR, PACKAGE_ROOT } from "./migrationsDir.ts";
+import { MIGRATIONS_DIR } from "./migrationsDir.ts";
+import { loadActivePolicy } from "./activePolicy.ts";
 
 export interface RunningGateway {
   app: FastifyInstance;
@@ -35,21 +37,12 @@ export interface RunningGateway {
   close(): Promise<void>;
 }
 
-/** The policy folder relative to the working directory; the default falls back to the package's own. */
-function policyRoot(dir: string): string {
-  const local = resolve(dir);
-  return dir === "policies" && !existsSync(local) ? resolve(PACKAGE_ROOT, "policies") : local;
-}
-
 export async function startGateway(config: GerbangConfig, options: { log?: (msg: string) => void } = {}): Promise<RunningGateway> {
   const log = options.log ?? ((msg: string) => process.stderr.write(`${msg}\n`));
   const dataDir = resolve(config.dataDir);
 
   // Policies first: a gateway without a valid active version must not start at all.
-  const root = policyRoot(config.policy.dir);
-  const version = config.policy.version ?? listPolicyVersions(root)[0]?.version;
-  if (version === undefined) throw new Error(`no policy version found in ${root}`);
-  const policies = new PolicyStore(loadPolicySet(resolve(root, version), { caseInsensitivePaths: config.policy.caseInsensitivePaths }));
+  const policies = new PolicyStore(loadActivePolicy(config));
 
   const db = await openDatabase({ url: config.database.url, embeddedDir: resolve(config.database.embeddedDir), poolMax: config.database.poolMax });
   try {
@@ -86,6 +79,7 @@ export async function startGateway(config: GerbangConfig, options: { log?: (msg:
     sessionUpdateAgeSec: config.auth.sessionUpdateAgeSec,
     requireEmailVerification: config.auth.requireEmailVerification,
     mail,
+    apiKeyMaxExpiresInDays: config.apiKeys.maxExpiresInDays,
   });
   const sessions = new SessionResolver(auth, config.auth.sessionCacheTtlMs);
   const resolver = new HttpResolver({
@@ -100,12 +94,37 @@ export async function startGateway(config: GerbangConfig, options: { log?: (msg:
     ? new AuditWriter(db.prisma, { flushIntervalMs: config.audit.flushIntervalMs, maxBuffer: config.audit.maxBuffer, onError: () => log("audit: database write failed; rows kept in memory") })
     : null;
 
-  // Nothing depends on Redis yet but readiness: an unreachable Redis makes the gateway not ready, not absent.
+  // An unreachable Redis makes the gateway not ready, not absent: keys still verify from the database.
   const redis = config.redis.url === undefined ? null : new Redis(config.redis.url, { lazyConnect: true, maxRetriesPerRequest: 1, enableOfflineQueue: false, connectTimeout: 2000 });
+  const subscriber = config.redis.url === undefined ? null : new Redis(config.redis.url, { maxRetriesPerRequest: null, connectTimeout: 2000, retryStrategy: (n) => Math.min(n * 100, 1000) });
+  subscriber?.on("error", () => undefined);
   if (redis !== null) {
     redis.on("error", () => undefined);
     await redis.connect().catch(() => log("redis: not reachable at start; /readyz reports it"));
   }
+
+  if (!(config.apiKeys.selfServiceTier in config.rateLimit.tiers)) {
+    throw new Error(`config apiKeys.selfServiceTier: ${config.apiKeys.selfServiceTier} is not a rateLimit tier (${Object.keys(config.rateLimit.tiers).join(", ")})`);
+  }
+  const keyStore = new ApiKeyStore(db.prisma, { ...config.apiKeys, onFlushError: () => log("api keys: last-used write failed; kept for the next batch") });
+  const bus = new InvalidationBus(redis, subscriber, log);
+  bus.onInvalidate((message) => {
+    if (message.kind === "key") keyStore.invalidateKey(message.id);
+    else if (message.kind === "user") {
+      keyStore.invalidateOwner(message.id);
+      sessions.forgetUser(message.id);
+    } else {
+      keyStore.invalidateAll();
+      sessions.forgetAll();
+    }
+  });
+  bus.start();
+  const keyService = new ApiKeyService(auth, db.prisma, {
+    tiers: Object.keys(config.rateLimit.tiers),
+    scopes: () => new Set(policies.current.policy.scopes.keys()),
+    maxExpiresInDays: config.apiKeys.maxExpiresInDays,
+    bus,
+  });
 
   const app = await buildApp({
     config,
@@ -113,11 +132,13 @@ export async function startGateway(config: GerbangConfig, options: { log?: (msg:
     upstreams,
     auth,
     sessions,
-    authenticators: [apiKeyAuthenticator(), bearerAuthenticator(sessions), sessionCookieAuthenticator(sessions)],
+    authenticators: [apiKeyAuthenticator(keyStore), bearerAuthenticator(sessions), sessionCookieAuthenticator(sessions)],
     policies,
     resolver,
     signer,
     audit,
+    keys: { service: keyService, selfServiceTier: config.apiKeys.selfServiceTier },
+    onUserChanged: (userId) => void bus.publish(userId === null ? { kind: "all" } : { kind: "user", id: userId }),
     readiness: [
       { name: "database", check: () => db.ping() },
       ...(redis === null ? [] : [{ name: "redis", check: async () => void (await redis.ping()) }]),
@@ -140,6 +161,8 @@ export async function startGateway(config: GerbangConfig, options: { log?: (msg:
     closing ??= (async () => {
       await app.close();
       await audit?.close();
+      await keyStore.close();
+      subscriber?.disconnect();
       await demo?.close();
       redis?.disconnect();
       smtp?.close();

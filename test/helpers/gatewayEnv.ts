@@ -20,6 +20,11 @@ export interface SignedIn {
 
 export interface GatewayEnv {
   url: string;
+  /** Every gateway instance's URL (the first is `url`); they share database, secret and signing key. */
+  urls: string[];
+  gateways: RunningProcess[];
+  /** The config file of the first instance, for CLI commands. */
+  configFile: string;
   upstreamUrl: string;
   databaseUrl: string | null;
   gateway: RunningProcess;
@@ -37,6 +42,8 @@ export interface GatewayEnvOptions {
   config?: Record<string, unknown>;
   /** Merged into the `server` section. */
   serverConfig?: Record<string, unknown>;
+  /** Gateway processes in front of the same upstream, database and Redis (default 1). */
+  instances?: number;
 }
 
 /** A real upstream process and a real gateway process in front of it, with the demo users seeded. */
@@ -53,7 +60,9 @@ export async function startGatewayEnv(options: GatewayEnvOptions): Promise<Gatew
       const created = db;
       cleanups.push(() => created.drop());
     }
-    const [gatewayPort, upstreamPort] = [await freePort(), await freePort()];
+    const ports = [await freePort(), await freePort()];
+    for (let i = 1; i < (options.instances ?? 1); i++) ports.push(await freePort());
+    const [gatewayPort, upstreamPort, ...extraPorts] = ports as [number, number, ...number[]];
     const url = `http://127.0.0.1:${gatewayPort}`;
     const upstreamUrl = `http://127.0.0.1:${upstreamPort}`;
     const upstream = await startGerbang(["demo-upstream", "--port", String(upstreamPort), "--jwks-url", `${url}/.well-known/jwks.json`], {
@@ -61,21 +70,32 @@ export async function startGatewayEnv(options: GatewayEnvOptions): Promise<Gatew
     });
     cleanups.push(() => upstream.stop());
 
-    const config = {
-      server: { host: "127.0.0.1", port: gatewayPort, publicUrl: url, ...options.serverConfig },
+    const configFor = (port: number, first: boolean): Record<string, unknown> => ({
+      server: { host: "127.0.0.1", port, publicUrl: `http://127.0.0.1:${port}`, ...options.serverConfig },
       database: db === null ? { embeddedDir: join(dir, "pglite") } : { url: db.url },
+      // Shared: the secret and the signing key are generated once into dataDir by the first instance.
       dataDir: join(dir, "data"),
-      demo: { seedUsers: true },
+      demo: { seedUsers: first },
       logLevel: "warn",
       audit: { flushIntervalMs: 50 },
       upstreams: [{ name: "marketplace", prefix: "/api", url: upstreamUrl, timeoutMs: 5000 }],
       ...Object.fromEntries(Object.entries(options.config ?? {}).filter(([, v]) => v !== undefined)),
-    };
-    const configFile = join(dir, "gerbang.yaml");
-    writeFileSync(configFile, stringify(config));
+    });
     const env: NodeJS.ProcessEnv = { DATABASE_URL: "", REDIS_URL: "", PORT: "", GERBANG_SECRET: "" };
-    const gateway = await startGerbang(["serve", "--config", configFile], { env, readyUrl: `${url}/readyz` });
-    cleanups.push(() => gateway.stop());
+    const gateways: RunningProcess[] = [];
+    const urls: string[] = [];
+    let configFile = "";
+    for (const [i, port] of [gatewayPort, ...extraPorts].entries()) {
+      const file = join(dir, `gerbang-${i}.yaml`);
+      writeFileSync(file, stringify(configFor(port, i === 0)));
+      if (i === 0) configFile = file;
+      const instanceUrl = `http://127.0.0.1:${port}`;
+      const gateway = await startGerbang(["serve", "--config", file], { env, readyUrl: `${instanceUrl}/readyz` });
+      cleanups.push(() => gateway.stop());
+      gateways.push(gateway);
+      urls.push(instanceUrl);
+    }
+    const gateway = gateways[0] as RunningProcess;
     // Seeding runs right after listen; sign-in proves it finished.
     const received = async (): Promise<ReceivedRequest[]> => {
       const all = (await (await fetch(`${upstreamUrl}/__demo/received`)).json()) as ReceivedRequest[];
@@ -102,7 +122,7 @@ export async function startGatewayEnv(options: GatewayEnvOptions): Promise<Gatew
         await new Promise((r) => setTimeout(r, 200));
       }
     };
-    return { url, upstreamUrl, databaseUrl: db?.url ?? null, gateway, upstream, received, clearReceived, signIn, close };
+    return { url, urls, gateways, configFile, upstreamUrl, databaseUrl: db?.url ?? null, gateway, upstream, received, clearReceived, signIn, close };
   } catch (error) {
     await close();
     throw error;

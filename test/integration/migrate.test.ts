@@ -18,13 +18,19 @@ import { createTestDatabase, migrationsDir } from "../helpers/testDatabase.ts";
 type TapTest = Parameters<Parameters<typeof t.test>[0]>[0];
 
 const INIT = "20261126000000_init";
+const API_KEYS = "20261127000000_api_keys";
+const ALL = [INIT, API_KEYS];
 const initSql = await readFile(path.join(migrationsDir, INIT, "migration.sql"), "utf8");
 const initChecksum = createHash("sha256").update(initSql).digest("hex");
 
-const EXPECTED_TABLES = ["_prisma_migrations", "account", "audit_decision", "mail_outbox", "session", "user", "verification"];
+const EXPECTED_TABLES = ["_prisma_migrations", "account", "apikey", "audit_decision", "mail_outbox", "session", "user", "verification"];
 const EXPECTED_INDEXES = [
   "account_pkey",
   "account_userId_idx",
+  "apikey_configId_idx",
+  "apikey_key_key",
+  "apikey_pkey",
+  "apikey_referenceId_idx",
   "audit_decision_at_idx",
   "audit_decision_pkey",
   "mail_outbox_pkey",
@@ -71,12 +77,12 @@ async function migrationSuite(t: TapTest, emptyDatabase: (t: TapTest) => Promise
     const executor = await emptyDatabase(t);
     const logged: string[] = [];
     const first = await migrate(executor, { migrationsDir, log: (msg) => logged.push(msg) });
-    t.same(first.applied, [INIT]);
-    t.match(logged, [/applying migration 20261126000000_init/]);
+    t.same(first.applied, ALL);
+    t.match(logged, [/applying migration 20261126000000_init/, /applying migration 20261127000000_api_keys/]);
     t.same((await migrate(executor, { migrationsDir })).applied, []);
 
     const rows = await history(executor);
-    t.equal(rows.length, 1, "one row per migration");
+    t.equal(rows.length, ALL.length, "one row per migration");
     const [row] = rows;
     t.match(row, {
       migration_name: INIT,
@@ -107,6 +113,7 @@ async function migrationSuite(t: TapTest, emptyDatabase: (t: TapTest) => Promise
     );
     t.same(fks, [
       { conname: "account_userId_fkey", confdeltype: "c", confupdtype: "c" },
+      { conname: "apikey_referenceId_fkey", confdeltype: "c", confupdtype: "c" },
       { conname: "session_userId_fkey", confdeltype: "c", confupdtype: "c" },
     ]);
   });
@@ -114,11 +121,11 @@ async function migrationSuite(t: TapTest, emptyDatabase: (t: TapTest) => Promise
   t.test("refuses a migration whose file changed after it was applied", async (t) => {
     const executor = await emptyDatabase(t);
     await migrate(executor, { migrationsDir });
-    await executor.query(`UPDATE "_prisma_migrations" SET "checksum" = $1`, ["0".repeat(64)]);
+    await executor.query(`UPDATE "_prisma_migrations" SET "checksum" = $1 WHERE "migration_name" = $2`, ["0".repeat(64), INIT]);
     await t.rejects(migrate(executor, { migrationsDir }), /Migration 20261126000000_init was modified after it was applied/);
     // CRLF checkouts must not count as a change, as with Prisma.
     const crlf = createHash("sha256").update(initSql.replace(/\n/g, "\r\n")).digest("hex");
-    await executor.query(`UPDATE "_prisma_migrations" SET "checksum" = $1`, [crlf]);
+    await executor.query(`UPDATE "_prisma_migrations" SET "checksum" = $1 WHERE "migration_name" = $2`, [crlf, INIT]);
     t.same((await migrate(executor, { migrationsDir })).applied, []);
   });
 
@@ -126,8 +133,8 @@ async function migrationSuite(t: TapTest, emptyDatabase: (t: TapTest) => Promise
     const executor = await emptyDatabase(t);
     const dir = await tempDir(t, "gerbang-migrations-");
     await cp(migrationsDir, dir, { recursive: true });
-    const broken = "20261127000000_broken";
-    const later = "20261128000000_later";
+    const broken = "20261128000000_broken";
+    const later = "20261129000000_later";
     await mkdir(path.join(dir, broken));
     await mkdir(path.join(dir, later));
     // A semicolon inside a string and a $$ body: the script must reach the server whole.
@@ -137,21 +144,22 @@ async function migrationSuite(t: TapTest, emptyDatabase: (t: TapTest) => Promise
     );
     await writeFile(path.join(dir, later, "migration.sql"), `CREATE TABLE "later" ("id" INTEGER);\n`);
 
-    await t.rejects(migrate(executor, { migrationsDir: dir }), /Migration 20261127000000_broken failed.*division by zero/);
+    await t.rejects(migrate(executor, { migrationsDir: dir }), /Migration 20261128000000_broken failed.*division by zero/);
     const failedRows = await history(executor);
     t.match(
       failedRows.map((r) => [r.migration_name, r.finished_at, r.applied_steps_count]),
       [
         [INIT, Date, 1],
+        [API_KEYS, Date, 1],
         [broken, null, 0],
       ],
       "stopped after the failure",
     );
-    t.match(failedRows[1]?.logs, /division by zero/);
+    t.match(failedRows[2]?.logs, /division by zero/);
     const [scratch] = await executor.query<{ t: string | null }>(`SELECT to_regclass('scratch')::text AS t`);
     t.equal(scratch?.t, null, "the failed migration's statements were rolled back");
 
-    await t.rejects(migrate(executor, { migrationsDir: dir }), /Migration 20261127000000_broken is recorded as failed/);
+    await t.rejects(migrate(executor, { migrationsDir: dir }), /Migration 20261128000000_broken is recorded as failed/);
 
     // What `prisma migrate resolve --rolled-back` does, then a fixed file.
     await executor.query(`UPDATE "_prisma_migrations" SET "rolled_back_at" = now() WHERE "migration_name" = $1`, [broken]);
@@ -161,14 +169,14 @@ async function migrationSuite(t: TapTest, emptyDatabase: (t: TapTest) => Promise
       `SELECT column_default AS d FROM information_schema.columns WHERE table_name = 'scratch' AND column_name = 'note'`,
     );
     t.equal(def?.d, "'a;b'::text");
-    t.equal((await history(executor)).length, 4, "the rolled-back attempt keeps its row");
+    t.equal((await history(executor)).length, 5, "the rolled-back attempt keeps its row");
   });
 
   t.test("concurrent runs both succeed and apply once", async (t) => {
     const executor = await emptyDatabase(t);
     const results = await Promise.all([migrate(executor, { migrationsDir }), migrate(executor, { migrationsDir })]);
-    t.same(results.flatMap((r) => r.applied), [INIT]);
-    t.equal((await history(executor)).length, 1);
+    t.same(results.flatMap((r) => r.applied), ALL);
+    t.equal((await history(executor)).length, ALL.length);
   });
 }
 
@@ -306,7 +314,7 @@ t.test("PostgreSQL", { skip: skipPostgres }, async (t) => {
     t.equal(settled, false, "still waiting while another session holds the lock");
     t.match(logged, [/waiting for another instance/]);
     await holder.query("SELECT pg_advisory_unlock(72707369)");
-    t.same((await running).applied, [INIT]);
+    t.same((await running).applied, ALL);
     const [locks] = await executor.query<{ n: number }>(
       // pg_locks is cluster-wide; other test files may hold locks in their own databases.
       `SELECT count(*)::int AS n FROM pg_locks
@@ -370,7 +378,7 @@ t.test("PGlite (embedded)", async (t) => {
     opened.push(database);
     t.equal(database.kind, "embedded");
     await database.ping();
-    t.same((await migrate(database.executor, { migrationsDir })).applied, [INIT]);
+    t.same((await migrate(database.executor, { migrationsDir })).applied, ALL);
     const counts = await prismaSuite(t, database.prisma);
     await database.close();
     await t.rejects(database.ping(), "ping fails after close");

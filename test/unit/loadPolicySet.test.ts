@@ -49,6 +49,10 @@ const cases: Array<[string, (dir: string) => void, { file: RegExp; path: RegExp;
   ["bad method", (d) => writeFileSync(join(d, "endpoints/extra.yaml"), "endpoints:\n  - id: x\n    methods: [FETCH]\n    path: /api/x\n    action: read\n    subject: X\n"), { file: /endpoints\/extra\.yaml/, path: /methods/, reason: /./ }],
   ["manifest version differs from folder", (d) => writeFileSync(join(d, "manifest.yaml"), readFileSync(join(d, "manifest.yaml"), "utf8").replace('version: "2026-11-26"', 'version: "2099-01-01"')), { file: /manifest\.yaml/, path: /\/version/, reason: /folder name/ }],
   ["duplicate YAML keys", (d) => writeFileSync(join(d, "roles/admin.yaml"), "role: admin\nrole: user\nrules: []\n"), { file: /roles\/admin\.yaml/, path: /^$/, reason: /not valid YAML/ }],
+  ["scope with a deny rule", (d) => writeFileSync(join(d, "scopes.yaml"), "scopes:\n  - id: 'catalog:read'\n    rules:\n      - id: s1\n        action: read\n        subject: Product\n        inverted: true\n"), { file: /scopes\.yaml/, path: /\/scopes\/0\/rules\/0\/inverted/, reason: /allow rules only/ }],
+  ["scope defined twice", (d) => writeFileSync(join(d, "scopes.yaml"), "scopes:\n  - id: 'a:read'\n    rules: [{ id: s1, action: read, subject: A }]\n  - id: 'a:read'\n    rules: [{ id: s2, action: read, subject: A }]\n"), { file: /scopes\.yaml/, path: /\/scopes\/1\/id/, reason: /defined twice/ }],
+  ["scope id not in the scope form", (d) => writeFileSync(join(d, "scopes.yaml"), "scopes:\n  - id: 'Catalog Read'\n    rules: [{ id: s1, action: read, subject: A }]\n"), { file: /scopes\.yaml/, path: /\/scopes\/0\/id/, reason: /./ }],
+  ["test names an unknown scope", (d) => writeFileSync(join(d, "tests/scope_test.yaml"), "tests:\n  - name: ghost\n    principal: { roles: [user], scopes: ['ghost:read'] }\n    action: read\n    subject: Product\n    expect: deny\n"), { file: /tests\/scope_test\.yaml/, path: /^$/, reason: /unknown scope ghost:read/ }],
   ["bad test file", (d) => writeFileSync(join(d, "tests/bad_test.yaml"), "tests:\n  - name: x\n    expect: maybe\n"), { file: /tests\/bad_test\.yaml/, path: /./, reason: /./ }],
 ];
 
@@ -63,4 +67,11 @@ for (const [name, edit, expected] of cases) {
 
 t.test("a missing version folder is refused", async (t) => {
   t.throws(() => loadPolicySet(join(tmpdir(), "no-such-policy-version")), PolicyError);
+});
+
+t.test("the 2026-11-27 example declares the partner role and the key scopes", async (t) => {
+  const policy = loadPolicySet(fileURLToPath(new URL("../../policies/2026-11-27", import.meta.url)));
+  t.same([...policy.rulesByRole.keys()].sort(), ["admin", "anonymous", "partner", "sales", "user"]);
+  t.same([...policy.scopes.keys()].sort(), ["catalog:read", "inventory:read"]);
+  t.same(policy.scopes.get("catalog:read")?.rules.map((r) => [r.action, r.subject, r.role]), [["read", "Product", "scope:catalog:read"]]);
 });

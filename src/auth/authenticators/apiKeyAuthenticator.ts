@@ -1,19 +1,17 @@
 import type { IncomingHttpHeaders } from "node:http";
+import type { ApiKeyStore } from "../../keys/apiKeyStore.ts";
 import type { Authenticator, AuthnResult } from "./authenticator.ts";
 
-/**
- * The slot for partner API keys (`x-api-key`). Until key issuance ships, every presented key is
- * rejected: a credential the gateway cannot verify must never become anonymous access.
- */
-export function apiKeyAuthenticator(): Authenticator {
+/** Partner API keys in `x-api-key` (Node lower-cases header names, so any spelling of it). */
+export function apiKeyAuthenticator(store: ApiKeyStore): Authenticator {
   return {
     name: "api-key",
     detect: (headers: IncomingHttpHeaders) => {
       const value = headers["x-api-key"];
       return typeof value === "string" ? value : Array.isArray(value) ? value.join(",") : null;
     },
-    async authenticate(): Promise<AuthnResult> {
-      return { kind: "rejected", reason: "api keys are not enabled" };
+    authenticate(credential): Promise<AuthnResult> {
+      return store.verify(credential.trim());
     },
   };
 }

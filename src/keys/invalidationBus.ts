@@ -1,0 +1,74 @@
+import type { Redis } from "ioredis";
+import Type from "typebox";
+import Value from "typebox/value";
+
+export const INVALIDATION_CHANNEL = "gerbang:invalidate";
+
+/** Cache invalidations every instance must apply: a key, everything of one user, or everything. */
+const MessageSchema = Type.Union([
+  Type.Object({ kind: Type.Literal("key"), id: Type.String() }),
+  Type.Object({ kind: Type.Literal("user"), id: Type.String() }),
+  Type.Object({ kind: Type.Literal("all") }),
+]);
+export type Invalidation = Type.Static<typeof MessageSchema>;
+
+export type InvalidationHandler = (message: Invalidation) => void;
+
+/**
+ * Redis pub/sub between gateway instances (and the CLI). A publisher applies its own message
+ * locally first, so a change made here never waits for Redis. A subscriber that lost its
+ * connection may have missed messages: on every reconnect it applies "all", so caches refill
+ * from the database instead of trusting what they held.
+ */
+export class InvalidationBus {
+  private readonly handlers: InvalidationHandler[] = [];
+
+  constructor(
+    private readonly publisher: Redis | null,
+    private readonly subscriber: Redis | null,
+    private readonly log: (msg: string) => void = () => undefined,
+  ) {}
+
+  onInvalidate(handler: InvalidationHandler): void {
+    this.handlers.push(handler);
+  }
+
+  start(): void {
+    const sub = this.subscriber;
+    if (sub === null) return;
+    sub.on("message", (channel: string, text: string) => {
+      if (channel !== INVALIDATION_CHANNEL) return;
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(text);
+      } catch {
+        return;
+      }
+      if (Value.Check(MessageSchema, parsed)) this.apply(parsed);
+    });
+    // Every (re)connect may follow missed messages; the first one finds the caches empty anyway.
+    sub.on("ready", () => {
+      this.log("invalidation: subscribed; caches cleared");
+      this.apply({ kind: "all" });
+    });
+    // Queued while Redis is unreachable (the subscriber keeps an offline queue); ioredis resubscribes after reconnects.
+    void sub.subscribe(INVALIDATION_CHANNEL).catch(() => this.log("invalidation: subscribe failed"));
+  }
+
+  /** Applies locally, then tells the other instances. Returns false when they could not be told. */
+  async publish(message: Invalidation): Promise<boolean> {
+    this.apply(message);
+    if (this.publisher === null) return false;
+    try {
+      await this.publisher.publish(INVALIDATION_CHANNEL, JSON.stringify(message));
+      return true;
+    } catch {
+      this.log("invalidation: publish failed; other instances catch up within the cache TTL");
+      return false;
+    }
+  }
+
+  private apply(message: Invalidation): void {
+    for (const handler of this.handlers) handler(message);
+  }
+}

@@ -1,0 +1,20 @@
+import { existsSync } from "node:fs";
+import { resolve } from "node:path";
+import type { GerbangConfig } from "../config/schema.ts";
+import { listPolicyVersions, loadPolicySet } from "../policy/loadPolicySet.ts";
+import type { PolicySet } from "../policy/policySet.ts";
+import { PACKAGE_ROOT } from "./migrationsDir.ts";
+
+/** The policy folder relative to the working directory; the default falls back to the package's own. */
+function policyRoot(dir: string): string {
+  const local = resolve(dir);
+  return dir === "policies" && !existsSync(local) ? resolve(PACKAGE_ROOT, "policies") : local;
+}
+
+/** The configured version, or the newest by manifest.created; throws PolicyError when invalid. */
+export function loadActivePolicy(config: GerbangConfig): PolicySet {
+  const root = policyRoot(config.policy.dir);
+  const version = config.policy.version ?? listPolicyVersions(root)[0]?.version;
+  if (version === undefined) throw new Error(`no policy version found in ${root}`);
+  return loadPolicySet(resolve(root, version), { caseInsensitivePaths: config.policy.caseInsensitivePaths });
+}
