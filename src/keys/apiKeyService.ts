@@ -58,9 +58,9 @@ export class ApiKeyService {
 
   async create(input: NewKey): Promise<{ key: string; view: KeyView }> {
     const meta = this.checkNew(input);
-    const created = await this.auth.api.createApiKey({
-      body: { userId: input.ownerId, name: input.name, metadata: meta, ...(input.expiresInSec === undefined ? {} : { expiresIn: input.expiresInSec }) },
-    });
+    // Every key expires: without a lifetime it gets the longest allowed.
+    const expiresIn = input.expiresInSec ?? this.options.maxExpiresInDays * 86400;
+    const created = await this.auth.api.createApiKey({ body: { userId: input.ownerId, name: input.name, metadata: meta, expiresIn } });
     const view = await this.find(created.id, {});
     if (view === null) throw new GerbangError("INTERNAL_ERROR");
     return { key: created.key, view };
@@ -103,20 +103,33 @@ export class ApiKeyService {
     if (meta === null || view.status !== "active") throw new GerbangError("MALFORMED_REQUEST", { message: `key ${id} is ${view.status}; only active keys can be rotated` });
     if (meta.rotatedTo !== undefined) throw new GerbangError("MALFORMED_REQUEST", { message: `key ${id} was already rotated to ${meta.rotatedTo}` });
     const remaining = row.expiresAt === null ? undefined : Math.floor((row.expiresAt.getTime() - Date.now()) / 1000);
+    // A successor never outlives its predecessor's expiry; one about to expire is not worth rotating.
+    if (remaining !== undefined && remaining < 1) throw new GerbangError("MALFORMED_REQUEST", { message: `key ${id} is about to expire; issue a new key instead` });
+    // Claim the row first (compare-and-set on its metadata): two concurrent rotations cannot both issue a successor.
+    const claimed = await this.prisma.apikey.updateMany({
+      where: { id, enabled: true, metadata: row.metadata },
+      data: { updatedAt: new Date(), metadata: JSON.stringify({ ...meta, rotatedTo: "pending" }) },
+    });
+    if (claimed.count !== 1) throw new GerbangError("MALFORMED_REQUEST", { message: `key ${id} changed while rotating it; try again` });
     const created = await this.auth.api.createApiKey({
       body: {
         userId: row.referenceId,
         name: row.name ?? "rotated",
         metadata: { tier: meta.tier, scopes: meta.scopes, rotatedFrom: id },
-        ...(remaining === undefined || remaining <= 0 ? {} : { expiresIn: remaining }),
+        ...(remaining === undefined ? {} : { expiresIn: remaining }),
       },
     });
     const graceEnds = new Date(Date.now() + graceSec * 1000);
     const deadline = row.expiresAt !== null && row.expiresAt < graceEnds ? row.expiresAt : graceEnds;
-    await this.prisma.apikey.update({
-      where: { id },
+    const linked = await this.prisma.apikey.updateMany({
+      where: { id, enabled: true },
       data: { expiresAt: deadline, updatedAt: new Date(), metadata: JSON.stringify({ ...meta, rotatedTo: created.id }) },
     });
+    if (linked.count !== 1) {
+      // Revoked meanwhile: the successor must not outlive the revocation.
+      await this.prisma.apikey.update({ where: { id: created.id }, data: { enabled: false, updatedAt: new Date() } });
+      throw new GerbangError("MALFORMED_REQUEST", { message: `key ${id} was revoked while rotating it` });
+    }
     await this.options.bus?.publish({ kind: "key", id });
     const fresh = await this.find(created.id, {});
     const previous = await this.find(id, {});

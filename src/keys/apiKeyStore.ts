@@ -77,12 +77,14 @@ export class ApiKeyStore {
     const inFlight = this.pending.get(hash);
     if (inFlight !== undefined) return inFlight;
     const generation = this.generation;
-    const promise = this.load(hash)
+    const promise: Promise<KeyRecord | null> = this.load(hash)
       .then((record) => {
         if (generation === this.generation) this.remember(hash, record, now);
         return record;
       })
-      .finally(() => this.pending.delete(hash));
+      .finally(() => {
+        if (this.pending.get(hash) === promise) this.pending.delete(hash);
+      });
     this.pending.set(hash, promise);
     return promise;
   }
@@ -130,18 +132,24 @@ export class ApiKeyStore {
   /** A key changed (revoked, rotated, expiry moved): forget it. */
   invalidateKey(id: string): void {
     this.generation++;
+    // Requests arriving from now on must not join a lookup that started before the change.
+    this.pending.clear();
     for (const [hash, entry] of this.known) if (entry.record?.id === id) this.known.delete(hash);
   }
 
   /** An owner changed (role, ban, deletion): forget all of their keys. */
   invalidateOwner(userId: string): void {
     this.generation++;
+    // Requests arriving from now on must not join a lookup that started before the change.
+    this.pending.clear();
     for (const [hash, entry] of this.known) if (entry.record?.ownerId === userId) this.known.delete(hash);
   }
 
   /** Invalidations may have been missed (Redis reconnected): start over. */
   invalidateAll(): void {
     this.generation++;
+    // Requests arriving from now on must not join a lookup that started before the change.
+    this.pending.clear();
     this.known.clear();
     this.unknown.clear();
   }

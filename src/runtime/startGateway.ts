@@ -43,6 +43,9 @@ export async function startGateway(config: GerbangConfig, options: { log?: (msg:
 
   // Policies first: a gateway without a valid active version must not start at all.
   const policies = new PolicyStore(loadActivePolicy(config));
+  if (!(config.apiKeys.selfServiceTier in config.rateLimit.tiers)) {
+    throw new Error(`config apiKeys.selfServiceTier: ${config.apiKeys.selfServiceTier} is not a rateLimit tier (${Object.keys(config.rateLimit.tiers).join(", ")})`);
+  }
 
   const db = await openDatabase({ url: config.database.url, embeddedDir: resolve(config.database.embeddedDir), poolMax: config.database.poolMax });
   try {
@@ -103,9 +106,6 @@ export async function startGateway(config: GerbangConfig, options: { log?: (msg:
     await redis.connect().catch(() => log("redis: not reachable at start; /readyz reports it"));
   }
 
-  if (!(config.apiKeys.selfServiceTier in config.rateLimit.tiers)) {
-    throw new Error(`config apiKeys.selfServiceTier: ${config.apiKeys.selfServiceTier} is not a rateLimit tier (${Object.keys(config.rateLimit.tiers).join(", ")})`);
-  }
   const keyStore = new ApiKeyStore(db.prisma, { ...config.apiKeys, onFlushError: () => log("api keys: last-used write failed; kept for the next batch") });
   const bus = new InvalidationBus(redis, subscriber, log);
   bus.onInvalidate((message) => {

@@ -57,6 +57,8 @@ t.test("API keys on two instances", { skip }, async (t) => {
     t.equal(rows[0]?.key, createHash("sha256").update(key).digest("base64url"));
     t.notOk(rows[0]?.all.includes(key.slice(8)), "the key itself is nowhere in the row");
     t.equal(rows[0]?.start, key.slice(0, 12), "a recognizable start for listings");
+    const { rows: expiry } = await db.query<{ days: number }>(`SELECT extract(epoch FROM "expiresAt" - now()) / 86400 AS days FROM apikey WHERE "referenceId" = $1`, [partnerId]);
+    t.ok(Math.abs(Number(expiry[0]?.days) - 365) < 0.01, "without --expires-in a key gets the longest allowed lifetime");
 
     const refused = await cli("keys", "create", "--owner", "ops@acme.example", "--name", "x", "--tier", "gold", "--scopes", "catalog:read");
     t.equal(refused.code, 1);
