@@ -8,18 +8,16 @@ import { defaultStatements, adminAc, userAc } from "better-auth/plugins/admin/ac
 import { hash, verify, type Algorithm } from "@node-rs/argon2";
 import type { PrismaClient } from "../generated/prisma/client.ts";
 import type { MailSender } from "./mailSender.ts";
+import type { GerbangConfig } from "../config/schema.ts";
 
 export interface AuthOptions {
   prisma: PrismaClient;
   secret: string;
   publicUrl: string;
   trustedOrigins: string[];
-  sessionExpiresInSec: number;
-  sessionUpdateAgeSec: number;
-  requireEmailVerification: boolean;
   mail: MailSender;
-  /** Longest lifetime of a new API key. */
-  apiKeyMaxExpiresInDays?: number;
+  /** Session lifetime, email verification and key lifetime come straight from the configuration. */
+  config: Pick<GerbangConfig, "auth" | "apiKeys">;
 }
 
 /** The roles the policies speak of. Better Auth only needs to know they exist. */
@@ -43,7 +41,7 @@ export function createAuth(options: AuthOptions) {
     telemetry: { enabled: false },
     emailAndPassword: {
       enabled: true,
-      requireEmailVerification: options.requireEmailVerification,
+      requireEmailVerification: options.config.auth.requireEmailVerification,
       minPasswordLength: 10,
       maxPasswordLength: 256,
       revokeSessionsOnPasswordReset: true,
@@ -63,8 +61,8 @@ export function createAuth(options: AuthOptions) {
       },
     },
     session: {
-      expiresIn: options.sessionExpiresInSec,
-      updateAge: options.sessionUpdateAgeSec,
+      expiresIn: options.config.auth.sessionExpiresInSec,
+      updateAge: options.config.auth.sessionUpdateAgeSec,
       // No cookie cache: a revoked session must stop working on the next lookup, not in minutes.
       cookieCache: { enabled: false },
     },
@@ -90,7 +88,7 @@ export function createAuth(options: AuthOptions) {
         enableMetadata: true,
         requireName: true,
         rateLimit: { enabled: false },
-        keyExpiration: { defaultExpiresIn: null, minExpiresIn: 0, maxExpiresIn: options.apiKeyMaxExpiresInDays ?? 365 },
+        keyExpiration: { defaultExpiresIn: null, minExpiresIn: 0, maxExpiresIn: options.config.apiKeys.maxExpiresInDays },
       }),
     ],
   });

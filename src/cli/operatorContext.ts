@@ -45,11 +45,8 @@ export async function openOperatorContext(configFile: string | undefined, option
     secret: resolveSecret(config.secret, resolve(config.dataDir)).secret,
     publicUrl: config.server.publicUrl ?? `http://localhost:${config.server.port}`,
     trustedOrigins: config.auth.trustedOrigins,
-    sessionExpiresInSec: config.auth.sessionExpiresInSec,
-    sessionUpdateAgeSec: config.auth.sessionUpdateAgeSec,
-    requireEmailVerification: config.auth.requireEmailVerification,
     mail: logMailSender(() => undefined),
-    apiKeyMaxExpiresInDays: config.apiKeys.maxExpiresInDays,
+    config,
   });
   return {
     config,

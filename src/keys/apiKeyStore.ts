@@ -8,7 +8,6 @@ import { parseKeyMetadata } from "./keyMetadata.ts";
 /** What verification needs of a key row and its owner, cached per key hash. */
 interface KeyRecord {
   id: string;
-  hash: string;
   ownerId: string;
   enabled: boolean;
   expiresAt: number | null;
@@ -102,7 +101,6 @@ export class ApiKeyStore {
     const banned = user.banned === true && (user.banExpires === null || user.banExpires.getTime() > Date.now());
     return {
       id: row.id,
-      hash,
       ownerId: user.id,
       enabled: row.enabled !== false && meta !== null && meta.revokedAt === undefined,
       expiresAt: row.expiresAt?.getTime() ?? null,

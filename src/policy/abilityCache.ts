@@ -23,27 +23,22 @@ export class AbilityCache {
 
   get(roles: readonly string[]): CompiledRoleSet {
     const sorted = [...new Set(roles)].sort();
-    const key = sorted.join(",");
-    const hit = this.compiled.get(key);
-    if (hit !== undefined) return hit;
     // Unknown roles contribute no rules (default deny), never an error that could be probed.
-    const rules = sorted.flatMap((role) => this.policy.rulesByRole.get(role) ?? []);
-    const entry = { key, roles: sorted, rules, ability: compileAbility(rules) };
-    this.compilations++;
-    if (this.compiled.size >= this.maxEntries) this.compiled.clear();
-    this.compiled.set(key, entry);
-    return entry;
+    return this.compile(sorted.join(","), sorted, () => sorted.flatMap((role) => this.policy.rulesByRole.get(role) ?? []));
   }
 
   /** The ability of an API key's scopes; intersected with its owner's role ability by the caller. */
   forScopes(scopes: readonly string[]): CompiledRoleSet {
     const sorted = [...new Set(scopes)].sort();
-    const key = `scopes:${sorted.join(",")}`;
+    // Unknown scopes (e.g. dropped in a newer version) grant nothing.
+    return this.compile(`scopes:${sorted.join(",")}`, sorted, () => sorted.flatMap((scope) => this.policy.scopes.get(scope)?.rules ?? []));
+  }
+
+  private compile(key: string, roles: string[], rulesOf: () => RawPolicyRule[]): CompiledRoleSet {
     const hit = this.compiled.get(key);
     if (hit !== undefined) return hit;
-    // Unknown scopes (e.g. dropped in a newer version) grant nothing.
-    const rules = sorted.flatMap((scope) => this.policy.scopes.get(scope)?.rules ?? []);
-    const entry = { key, roles: sorted, rules, ability: compileAbility(rules) };
+    const rules = rulesOf();
+    const entry = { key, roles, rules, ability: compileAbility(rules) };
     this.compilations++;
     if (this.compiled.size >= this.maxEntries) this.compiled.clear();
     this.compiled.set(key, entry);

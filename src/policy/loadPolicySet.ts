@@ -1,4 +1,4 @@
-import { readFileSync, readdirSync, statSync } from "node:fs";
+import { existsSync, readFileSync, readdirSync, statSync } from "node:fs";
 import { join, relative } from "node:path";
 import { parse as parseYaml } from "yaml";
 import Value from "typebox/value";
@@ -101,13 +101,7 @@ export function loadPolicySet(dir: string, options: LoadPolicyOptions = {}): Pol
 
   const scopes = new Map<string, { description?: string; rules: RawPolicyRule[] }>();
   const scopeFile = join(dir, "scopes.yaml");
-  let hasScopes = true;
-  try {
-    statSync(scopeFile);
-  } catch {
-    hasScopes = false;
-  }
-  const scopeSpecs = hasScopes ? (read<ScopeFile>(scopeFile, ScopeFileSchema)?.scopes ?? []) : [];
+  const scopeSpecs = existsSync(scopeFile) ? (read<ScopeFile>(scopeFile, ScopeFileSchema)?.scopes ?? []) : [];
   scopeSpecs.forEach((scope, i) => {
     const path = `/scopes/${i}`;
     if (scopes.has(scope.id)) problems.push({ file: rel(scopeFile), path: `${path}/id`, reason: `scope ${scope.id} is defined twice` });

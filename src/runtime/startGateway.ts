@@ -78,11 +78,8 @@ export async function startGateway(config: GerbangConfig, options: { log?: (msg:
     secret,
     publicUrl,
     trustedOrigins: config.server.publicUrl === undefined ? [...config.auth.trustedOrigins, `http://127.0.0.1:${port}`] : config.auth.trustedOrigins,
-    sessionExpiresInSec: config.auth.sessionExpiresInSec,
-    sessionUpdateAgeSec: config.auth.sessionUpdateAgeSec,
-    requireEmailVerification: config.auth.requireEmailVerification,
     mail,
-    apiKeyMaxExpiresInDays: config.apiKeys.maxExpiresInDays,
+    config,
   });
   const sessions = new SessionResolver(auth, config.auth.sessionCacheTtlMs);
   const resolver = new HttpResolver({
