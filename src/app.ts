@@ -25,6 +25,9 @@ import { systemRoutes, type ReadinessCheck } from "./systemRoutes.ts";
 import { keyRoutes } from "./keys/keyRoutes.ts";
 import type { ApiKeyService } from "./keys/apiKeyService.ts";
 import { keyInQuery } from "./keys/keyInQuery.ts";
+import { createRateLimitStage } from "./pipeline/rateLimit.ts";
+import { createRateLimiter } from "./ratelimit/rateLimiter.ts";
+import type { RateLimitCounters } from "./ratelimit/rateLimitCounters.ts";
 import "./pipeline/requestState.ts";
 
 /** Everything buildApp needs, built by server.ts (or a test) from real services. */
@@ -43,6 +46,8 @@ export interface GatewayContext {
   keys: { service: ApiKeyService; selfServiceTier: string } | null;
   /** An admin changed a user through /api/auth/admin/*: caches everywhere must forget them. */
   onUserChanged?: (userId: string | null) => void;
+  /** Shared rate-limit counters (Redis, counted locally between round trips). */
+  rateLimitCounters: RateLimitCounters;
   readiness: readonly ReadinessCheck[];
   logger?: FastifyServerOptions["logger"];
 }
@@ -113,11 +118,13 @@ export async function buildApp(ctx: GatewayContext): Promise<FastifyInstance> {
   );
 
   await app.register(systemRoutes, { signer: ctx.signer, checks: ctx.readiness });
-  await app.register(authRoutes, { auth: ctx.auth, sessions: ctx.sessions, publicUrl: ctx.publicUrl, trustedOrigins, ...(ctx.onUserChanged === undefined ? {} : { onUserChanged: ctx.onUserChanged }) });
+  const limiter = await createRateLimiter(app, ctx.rateLimitCounters);
+  await app.register(authRoutes, { auth: ctx.auth, sessions: ctx.sessions, publicUrl: ctx.publicUrl, trustedOrigins, limiter, rateLimit: config.rateLimit, ...(ctx.onUserChanged === undefined ? {} : { onUserChanged: ctx.onUserChanged }) });
 
   const authenticate = createAuthenticate({ authenticators: ctx.authenticators, trustedOrigins });
   if (ctx.keys !== null) await app.register(keyRoutes, { ...ctx.keys, authenticate });
   const authorize = createAuthorize({ policies: ctx.policies, resolver: ctx.resolver });
+  const rateLimit = createRateLimitStage({ limiter, config: config.rateLimit });
   const forward = createForward({ signer: ctx.signer, proto: ctx.publicUrl.startsWith("https:") ? "https" : "http" });
 
   await app.register(async (proxy) => {
@@ -135,11 +142,18 @@ export async function buildApp(ctx: GatewayContext): Promise<FastifyInstance> {
       method: PROXY_METHODS,
       url: "/*",
       // Route and authenticate before the body is read: bad credentials are refused before any body is buffered.
-      onRequest: async (request) => {
+      onRequest: async (request, reply) => {
         const upstream = upstreams.match(request.gerbang.path ?? "");
         if (upstream === null) throw new GerbangError("ROUTE_NOT_FOUND");
         request.gerbang.upstream = upstream;
-        await authenticate(request);
+        try {
+          await authenticate(request);
+        } catch (error) {
+          if (error instanceof GerbangError && error.code === "INVALID_CREDENTIALS") await rateLimit.refused(request, reply);
+          throw error;
+        }
+        authorize.select(request);
+        await rateLimit.limit(request, reply);
         authorize.precheck(request);
       },
       preHandler: authorize.decide,

@@ -4,6 +4,8 @@ import type { AssertionSigner } from "./identity/assertionSigner.ts";
 
 export interface ReadinessCheck {
   name: string;
+  /** false: failing degrades the gateway (status "degraded", still 200) instead of making it not ready. Default true. */
+  critical?: boolean;
   /** Resolves when healthy; the rejection message is logged, never returned. */
   check(): Promise<void>;
 }
@@ -16,18 +18,19 @@ export async function systemRoutes(app: FastifyInstance, options: { signer: Asse
 
   app.get("/readyz", async (request, reply) => {
     const results = await Promise.all(
-      options.checks.map(async ({ name, check }) => {
+      options.checks.map(async ({ name, check, critical }) => {
         try {
           await Promise.race([check(), new Promise((_, reject) => setTimeout(() => reject(new Error("timeout")), CHECK_TIMEOUT_MS).unref())]);
-          return [name, "ok"] as const;
+          return [name, "ok", critical !== false] as const;
         } catch (error) {
           request.log.warn({ check: name, err: (error as Error).message }, "readiness check failed");
-          return [name, "failing"] as const;
+          return [name, "failing", critical !== false] as const;
         }
       }),
     );
-    const checks = Object.fromEntries(results);
+    const checks = Object.fromEntries(results.map(([name, s]) => [name, s]));
     if (results.every(([, s]) => s === "ok")) return { status: "ready", checks };
+    if (results.every(([, s, isCritical]) => s === "ok" || !isCritical)) return { status: "degraded", checks };
     return reply.code(503).header("cache-control", "no-store").send({ ...errorBody(new GerbangError("NOT_READY"), request.id), checks });
   });
 

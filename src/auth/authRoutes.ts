@@ -4,12 +4,18 @@ import type { Auth } from "./createAuth.ts";
 import type { SessionResolver } from "./sessionResolver.ts";
 import { findSessionCookie } from "./authenticators/sessionCookieAuthenticator.ts";
 import { originTrusted } from "../pipeline/authenticate.ts";
+import type { RateLimitConfig } from "../config/schema.ts";
+import type { RateLimiter } from "../ratelimit/rateLimiter.ts";
+import { accountOf, authBucketName, authBuckets } from "../ratelimit/authBuckets.ts";
 
 export interface AuthRoutesOptions {
   auth: Auth;
   sessions: SessionResolver;
   publicUrl: string;
   trustedOrigins: ReadonlySet<string>;
+  /** Sign-in, password reset and OTP routes count per account and per client address. */
+  limiter: RateLimiter;
+  rateLimit: RateLimitConfig;
   /** After an admin changed a user (role, ban, sessions): every instance must drop what it cached. */
   onUserChanged?: (userId: string | null) => void;
 }
@@ -40,6 +46,10 @@ export async function authRoutes(app: FastifyInstance, options: AuthRoutesOption
           throw new GerbangError("ORIGIN_NOT_TRUSTED");
         }
       }
+      const bucketName = request.method === "POST" ? authBucketName((request.gerbang.path ?? "").slice("/api/auth".length)) : null;
+      const buckets = bucketName === null ? [] : authBuckets(options.rateLimit, bucketName, request.ip, accountOf(request.body));
+      await options.limiter.enforce(request, reply, buckets);
+
       const headers = new Headers();
       for (const [name, value] of Object.entries(request.headers)) {
         if (value === undefined || DROP.has(name)) continue;
@@ -63,6 +73,9 @@ export async function authRoutes(app: FastifyInstance, options: AuthRoutesOption
         request.log.error({ status: response.status }, "auth handler answered with a server error");
         throw new GerbangError("DEPENDENCY_UNAVAILABLE", { reason: "AUTHENTICATION_BACKEND" });
       }
+      // A refused attempt (wrong password, unknown account) counts more than a success.
+      const weight = bucketName === null ? 1 : options.rateLimit.auth[bucketName].failureWeight;
+      if (weight > 1 && response.status >= 400) await Promise.all(buckets.map((b) => options.limiter.penalize(b, weight - 1)));
       if (request.method === "POST" && request.url.startsWith("/api/auth/admin/") && response.status < 300) {
         options.onUserChanged?.(userIdOf(request.body));
       }

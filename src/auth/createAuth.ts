@@ -39,6 +39,8 @@ export function createAuth(options: AuthOptions) {
     database: prismaAdapter(options.prisma, { provider: "postgresql" }),
     trustedOrigins: [options.publicUrl, ...options.trustedOrigins],
     telemetry: { enabled: false },
+    // The gateway's own buckets (shared through Redis, per account and address) replace Better Auth's per-process limiter.
+    rateLimit: { enabled: false },
     emailAndPassword: {
       enabled: true,
       requireEmailVerification: options.config.auth.requireEmailVerification,

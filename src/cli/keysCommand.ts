@@ -61,7 +61,7 @@ export async function keysCommand(argv: string[]): Promise<number> {
       tiers: Object.keys(config.rateLimit.tiers),
       scopes: () => new Set(policy.scopes.keys()),
       maxExpiresInDays: config.apiKeys.maxExpiresInDays,
-      bus: new InvalidationBus(ctx.redis, null),
+      bus: new InvalidationBus(ctx.redis, null, ctx.config.redis.keyPrefix),
     });
     const ownerId = async (email: string): Promise<string> => {
       const user = await db.prisma.user.findUnique({ where: { email: email.toLowerCase() }, select: { id: true } });

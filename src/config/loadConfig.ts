@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import { parse as parseYaml } from "yaml";
 import Value from "typebox/value";
-import { ConfigSchema, type GerbangConfig } from "./schema.ts";
+import { ConfigSchema, TierLimit, type GerbangConfig } from "./schema.ts";
 
 export class ConfigError extends Error {
   constructor(
@@ -50,13 +50,19 @@ export function loadConfig(options: LoadConfigOptions = {}): GerbangConfig {
 /** Validates an in-memory config (tests and `loadConfig` share it). */
 export function resolveConfig(raw: unknown, env: NodeJS.ProcessEnv = {}, demoWhenEmpty = false): GerbangConfig {
   if (typeof raw !== "object" || raw === null || Array.isArray(raw)) throw new ConfigError("", "must be a mapping");
-  const input = structuredClone(raw) as Record<string, Record<string, unknown>>;
+  // A JSON copy, not structuredClone: YAML anchors make one object appear in several places, and
+  // defaults filled into one of them must not leak into the others.
+  const input = JSON.parse(JSON.stringify(raw)) as Record<string, Record<string, unknown>>;
   for (const [name, apply] of ENV_OVERRIDES) {
     const value = env[name];
     if (value !== undefined && value !== "") apply(input, value);
   }
   if (demoWhenEmpty && input.upstreams === undefined) input.demo = { ...input.demo, upstream: true };
 
+  const tiers = (input.rateLimit as { tiers?: unknown } | undefined)?.tiers;
+  if (typeof tiers === "object" && tiers !== null && !Array.isArray(tiers)) {
+    for (const [name, tier] of Object.entries(tiers)) (tiers as Record<string, unknown>)[name] = Value.Default(TierLimit, tier);
+  }
   const withDefaults = Value.Default(ConfigSchema, input);
   const first = Value.Errors(ConfigSchema, withDefaults).find((e) => e.keyword !== "boolean");
   if (first !== undefined) {

@@ -14,6 +14,42 @@ const Upstream = Type.Object(
   { additionalProperties: false },
 );
 
+const OnRedisDown = (fallback: "local" | "closed") =>
+  Type.Union([Type.Literal("local"), Type.Literal("closed")], {
+    default: fallback,
+    description: "When Redis is unreachable: local counts in this instance alone (each instance then allows the limit); closed answers 503.",
+  });
+
+/** One rate-limit bucket: `max` requests per fixed window of `windowMs`. */
+const LimitFields = (fallback: "local" | "closed", max?: number) => ({
+  max: Type.Integer({ minimum: 1, ...(max === undefined ? {} : { default: max }), description: "Requests per window. e.g. 60" }),
+  windowMs: Type.Integer({ minimum: 1000, maximum: 86400000, default: 60000, description: "Window length. e.g. 60000" }),
+  onRedisDown: OnRedisDown(fallback),
+});
+/** Exported: Value.Default does not reach into Record values, so the loader applies it per tier. */
+export const TierLimit = Type.Object(LimitFields("local"), { additionalProperties: false });
+
+const Window = (max: number, windowMs: number) =>
+  Type.Object(
+    {
+      max: Type.Integer({ minimum: 1, default: max }),
+      windowMs: Type.Integer({ minimum: 1000, maximum: 86400000, default: windowMs }),
+    },
+    { additionalProperties: false, default: {} },
+  );
+
+/** A stricter bucket for credential and message-sending routes, counted per account and per client address. */
+const AuthBucket = (d: { account: [number, number]; address: [number, number]; failureWeight: number }, routes: string) =>
+  Type.Object(
+    {
+      perAccount: Window(...d.account),
+      perAddress: Window(...d.address),
+      failureWeight: Type.Integer({ minimum: 1, maximum: 100, default: d.failureWeight, description: "What a refused attempt (4xx answer) counts, against 1 for a success." }),
+      onRedisDown: OnRedisDown("closed"),
+    },
+    { additionalProperties: false, default: {}, description: routes },
+  );
+
 export const ConfigSchema = Type.Object(
   {
     server: Type.Object(
@@ -38,7 +74,9 @@ export const ConfigSchema = Type.Object(
     ),
     redis: Type.Object(
       {
-        url: Type.Optional(Type.String({ pattern: "^rediss?://", description: "Redis URL (env REDIS_URL). Checked by /readyz; rate limits and cache invalidation will use it." })),
+        url: Type.Optional(Type.String({ pattern: "^rediss?://", description: "Redis URL (env REDIS_URL): shared rate-limit counters and cache invalidation between instances. Absent: each instance alone." })),
+        keyPrefix: Type.String({ pattern: "^[A-Za-z0-9:_.-]{1,64}$", default: "gerbang:", description: "Prefix of every Redis key and channel, so deployments can share one Redis. e.g. gerbang:" }),
+        commandTimeoutMs: Type.Integer({ minimum: 10, maximum: 10000, default: 500, description: "A Redis command slower than this counts as Redis being down. e.g. 500" }),
       },
       { additionalProperties: false, default: {} },
     ),
@@ -102,17 +140,21 @@ export const ConfigSchema = Type.Object(
     ),
     rateLimit: Type.Object(
       {
-        tiers: Type.Record(
-          Type.String({ pattern: "^[a-z][a-z0-9-]{0,62}$" }),
-          Type.Object(
-            {
-              max: Type.Integer({ minimum: 1, description: "Requests per window. e.g. 60" }),
-              windowMs: Type.Integer({ minimum: 1000, default: 60000, description: "Window length. e.g. 60000" }),
-            },
-            { additionalProperties: false },
-          ),
-          { default: { "partner-basic": { max: 60, windowMs: 60000 }, "partner-pro": { max: 600, windowMs: 60000 } }, description: "API key tiers by name; every key names one." },
+        tiers: Type.Record(Type.String({ pattern: "^[a-z][a-z0-9-]{0,62}$" }), TierLimit, {
+          default: { "partner-basic": { max: 60, windowMs: 60000, onRedisDown: "local" }, "partner-pro": { max: 600, windowMs: 60000, onRedisDown: "local" } },
+          description: "API key tiers by name; every key names one. Counted per key.",
+        }),
+        session: Type.Object(LimitFields("local", 300), { additionalProperties: false, default: {}, description: "Signed-in users (cookie or bearer), counted per user." }),
+        anonymous: Type.Object(LimitFields("local", 60), { additionalProperties: false, default: {}, description: "Requests without credentials, and requests whose credentials were refused, counted per client address." }),
+        auth: Type.Object(
+          {
+            signIn: AuthBucket({ account: [15, 900000], address: [60, 900000], failureWeight: 3 }, "POST /api/auth/sign-in/*"),
+            passwordReset: AuthBucket({ account: [3, 3600000], address: [10, 3600000], failureWeight: 1 }, "POST /api/auth/request-password-reset, /forget-password*, /reset-password*"),
+            otp: AuthBucket({ account: [5, 600000], address: [20, 3600000], failureWeight: 1 }, "POST /api/auth/sign-up/*, /send-verification-email and every OTP-sending route"),
+          },
+          { additionalProperties: false, default: {} },
         ),
+        ipv6Prefix: Type.Integer({ minimum: 32, maximum: 128, default: 64, description: "IPv6 client addresses are counted per prefix of this length. e.g. 64" }),
       },
       { additionalProperties: false, default: {} },
     ),
@@ -142,3 +184,6 @@ export const ConfigSchema = Type.Object(
 
 export type GerbangConfig = Type.Static<typeof ConfigSchema>;
 export type UpstreamConfig = Type.Static<typeof Upstream>;
+export type RateLimitConfig = GerbangConfig["rateLimit"];
+export type AuthBucketName = keyof RateLimitConfig["auth"];
+export type OnRedisDownMode = "local" | "closed";

@@ -18,6 +18,7 @@ export const ERRORS = {
   METHOD_NOT_ALLOWED: { status: 405, message: "The gateway does not accept this method here." },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, message: "The content type is not supported here." },
   PAYLOAD_TOO_LARGE: { status: 413, message: "The request body is too large." },
+  RATE_LIMITED: { status: 429, message: "Too many requests; retry after the number of seconds in Retry-After." },
   HEADERS_TOO_LARGE: { status: 431, message: "The request headers are too large." },
   INTERNAL_ERROR: { status: 500, message: "The gateway failed to handle the request." },
   UPSTREAM_UNREACHABLE: { status: 502, message: "The upstream could not be reached." },

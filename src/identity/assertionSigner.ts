@@ -12,11 +12,14 @@ interface Cached {
 
 /**
  * Signs x-gerbang-assertion. A signature costs about as much as the rest of the proxy path, so a
- * token is reused per (principal, roles, attributes, policy version, audience) until a quarter of
- * its lifetime is left; the upstream never sees one with less than that remaining.
+ * token is reused per (principal, policy version, audience) until a quarter of its lifetime is
+ * left; the upstream never sees one with less than that remaining. Principals are immutable (a
+ * changed role or attribute makes a new object), so the object itself is the cache key.
  */
 export class AssertionSigner {
-  private readonly cache = new Map<string, Cached>();
+  /** By principal object (the key and session caches hand out the same object while it is valid), then version + audience. */
+  private cache = new WeakMap<Principal, Map<string, Cached>>();
+  private entries = 0;
 
   constructor(
     private readonly key: SigningKey,
@@ -30,9 +33,10 @@ export class AssertionSigner {
 
   /** `scopeRules`: for an API key, the rules of its scopes; the upstream must allow only what both sets allow. */
   async assertionFor(principal: Principal, rules: readonly RawPolicyRule[], policyVersion: string, audience: string, scopeRules?: readonly RawPolicyRule[]): Promise<string> {
-    const cacheKey = JSON.stringify([principal.userId, principal.roles, principal.authMethod, principal.attributes, principal.key ?? null, policyVersion, audience]);
+    const cacheKey = `${policyVersion}\n${audience}`;
     const now = Date.now();
-    const hit = this.cache.get(cacheKey);
+    let forPrincipal = this.cache.get(principal);
+    const hit = forPrincipal?.get(cacheKey);
     if (hit !== undefined && hit.reuseUntil > now) return hit.token;
 
     const iat = Math.floor(now / 1000);
@@ -53,8 +57,17 @@ export class AssertionSigner {
       .setExpirationTime(iat + this.ttlSec)
       .sign(this.key.privateKey);
 
-    if (this.cache.size >= this.maxEntries) this.cache.clear();
-    this.cache.set(cacheKey, { token, reuseUntil: now + (this.ttlSec * 1000 * 3) / 4 });
+    if (this.entries >= this.maxEntries) {
+      this.cache = new WeakMap();
+      this.entries = 0;
+      forPrincipal = undefined;
+    }
+    if (forPrincipal === undefined) {
+      forPrincipal = new Map();
+      this.cache.set(principal, forPrincipal);
+    }
+    if (!forPrincipal.has(cacheKey)) this.entries += 1;
+    forPrincipal.set(cacheKey, { token, reuseUntil: now + (this.ttlSec * 1000 * 3) / 4 });
     return token;
   }
 }

@@ -2,7 +2,8 @@ import type { Redis } from "ioredis";
 import Type from "typebox";
 import Value from "typebox/value";
 
-export const INVALIDATION_CHANNEL = "gerbang:invalidate";
+/** The channel is `<redis.keyPrefix>invalidate`, `gerbang:invalidate` by default. */
+export const invalidationChannel = (keyPrefix: string): string => `${keyPrefix}invalidate`;
 
 /** Cache invalidations every instance must apply: a key, everything of one user, or everything. */
 const MessageSchema = Type.Union([
@@ -22,12 +23,16 @@ export type InvalidationHandler = (message: Invalidation) => void;
  */
 export class InvalidationBus {
   private readonly handlers: InvalidationHandler[] = [];
+  private readonly channel: string;
 
   constructor(
     private readonly publisher: Redis | null,
     private readonly subscriber: Redis | null,
+    keyPrefix: string,
     private readonly log: (msg: string) => void = () => undefined,
-  ) {}
+  ) {
+    this.channel = invalidationChannel(keyPrefix);
+  }
 
   onInvalidate(handler: InvalidationHandler): void {
     this.handlers.push(handler);
@@ -37,7 +42,7 @@ export class InvalidationBus {
     const sub = this.subscriber;
     if (sub === null) return;
     sub.on("message", (channel: string, text: string) => {
-      if (channel !== INVALIDATION_CHANNEL) return;
+      if (channel !== this.channel) return;
       let parsed: unknown;
       try {
         parsed = JSON.parse(text);
@@ -52,7 +57,7 @@ export class InvalidationBus {
       this.apply({ kind: "all" });
     });
     // Queued while Redis is unreachable (the subscriber keeps an offline queue); ioredis resubscribes after reconnects.
-    void sub.subscribe(INVALIDATION_CHANNEL).catch(() => this.log("invalidation: subscribe failed"));
+    void sub.subscribe(this.channel).catch(() => this.log("invalidation: subscribe failed"));
   }
 
   /** Applies locally, then tells the other instances. Returns false when they could not be told. */
@@ -60,7 +65,7 @@ export class InvalidationBus {
     this.apply(message);
     if (this.publisher === null) return false;
     try {
-      await this.publisher.publish(INVALIDATION_CHANNEL, JSON.stringify(message));
+      await this.publisher.publish(this.channel, JSON.stringify(message));
       return true;
     } catch {
       this.log("invalidation: publish failed; other instances catch up within the cache TTL");

@@ -21,20 +21,26 @@ const JSON_TYPE = /^application\/(?:[a-z0-9.+-]*\+)?json\s*(?:;|$)/i;
  * ability for the principal's role set under the active version decides, field by field if asked.
  */
 export function createAuthorize(options: AuthorizeOptions): {
+  select: (request: FastifyRequest) => void;
   precheck: (request: FastifyRequest) => void;
   decide: (request: FastifyRequest) => Promise<void>;
 } {
-  const precheck = (request: FastifyRequest): void => {
+  // Split from the precheck so the rate-limit stage between them can see the endpoint (its own limit).
+  const select = (request: FastifyRequest): void => {
     const state = request.gerbang;
-    const principal = state.principal;
-    if (principal === undefined || state.path === undefined) throw new GerbangError("INTERNAL_ERROR");
+    if (state.path === undefined) throw new GerbangError("INTERNAL_ERROR");
     // One snapshot for the whole request, even if a new version is activated while the body streams in.
     const { policy, abilities } = options.policies.current;
     state.policy = policy;
     state.abilities = abilities;
     const match = policy.matcher.match(request.method, state.path);
-    if (match === null) return deny(request, { allowed: false, reason: "ENDPOINT_NOT_MAPPED", ruleId: null }, false);
-    state.endpoint = match;
+    if (match !== null) state.endpoint = match;
+  };
+
+  const precheck = (request: FastifyRequest): void => {
+    const { principal, abilities, endpoint: match } = request.gerbang;
+    if (principal === undefined || abilities === undefined) throw new GerbangError("INTERNAL_ERROR");
+    if (match === undefined) return deny(request, { allowed: false, reason: "ENDPOINT_NOT_MAPPED", ruleId: null }, false);
     const { spec } = match.endpoint;
     if (!mayApply(abilities.get(principal.roles).ability, spec.action, spec.subject)) {
       return deny(request, { allowed: false, reason: "NO_MATCHING_RULE", ruleId: null }, principal.authMethod === "anonymous");
@@ -71,7 +77,7 @@ export function createAuthorize(options: AuthorizeOptions): {
     if (!decision.allowed) return deny(request, decision, anonymous);
     state.decision = decision;
   };
-  return { precheck, decide };
+  return { select, precheck, decide };
 }
 
 /** After a write through the gateway, the resource's cached attributes may be stale: drop them. */

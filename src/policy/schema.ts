@@ -77,6 +77,16 @@ export const EndpointSchema = Type.Object(
       ),
     ),
     fields: Type.Optional(Type.Literal("body")),
+    // Its own bucket per caller (key, user or address) replacing the tier/session/anonymous limit here.
+    rateLimit: Type.Optional(
+      Type.Object(
+        {
+          max: Type.Integer({ minimum: 1 }),
+          windowMs: Type.Integer({ minimum: 1000, maximum: 86400000, default: 60000 }),
+        },
+        { additionalProperties: false },
+      ),
+    ),
     description: Type.Optional(Type.String()),
   },
   { additionalProperties: false },

@@ -14,6 +14,7 @@ import { apiKeyAuthenticator } from "../auth/authenticators/apiKeyAuthenticator.
 import { ApiKeyStore } from "../keys/apiKeyStore.ts";
 import { ApiKeyService } from "../keys/apiKeyService.ts";
 import { InvalidationBus } from "../keys/invalidationBus.ts";
+import { RateLimitCounters } from "../ratelimit/rateLimitCounters.ts";
 import { PolicyStore } from "../policy/policyStore.ts";
 import { HttpResolver } from "../resolvers/httpResolver.ts";
 import { loadSigningKey } from "../identity/signingKey.ts";
@@ -95,7 +96,8 @@ export async function startGateway(config: GerbangConfig, options: { log?: (msg:
     : null;
 
   // An unreachable Redis makes the gateway not ready, not absent: keys still verify from the database.
-  const redis = config.redis.url === undefined ? null : new Redis(config.redis.url, { lazyConnect: true, maxRetriesPerRequest: 1, enableOfflineQueue: false, connectTimeout: 2000 });
+  // No offline queue and a command timeout: while Redis is away, callers learn it at once and fall back.
+  const redis = config.redis.url === undefined ? null : new Redis(config.redis.url, { lazyConnect: true, maxRetriesPerRequest: 1, enableOfflineQueue: false, connectTimeout: 2000, commandTimeout: config.redis.commandTimeoutMs });
   const subscriber = config.redis.url === undefined ? null : new Redis(config.redis.url, { maxRetriesPerRequest: null, connectTimeout: 2000, retryStrategy: (n) => Math.min(n * 100, 1000) });
   subscriber?.on("error", () => undefined);
   if (redis !== null) {
@@ -104,7 +106,8 @@ export async function startGateway(config: GerbangConfig, options: { log?: (msg:
   }
 
   const keyStore = new ApiKeyStore(db.prisma, { ...config.apiKeys, onFlushError: () => log("api keys: last-used write failed; kept for the next batch") });
-  const bus = new InvalidationBus(redis, subscriber, log);
+  const bus = new InvalidationBus(redis, subscriber, config.redis.keyPrefix, log);
+  const rateLimitCounters = new RateLimitCounters({ redis, keyPrefix: `${config.redis.keyPrefix}rl:`, log });
   bus.onInvalidate((message) => {
     if (message.kind === "key") keyStore.invalidateKey(message.id);
     else if (message.kind === "user") {
@@ -136,9 +139,22 @@ export async function startGateway(config: GerbangConfig, options: { log?: (msg:
     audit,
     keys: { service: keyService, selfServiceTier: config.apiKeys.selfServiceTier },
     onUserChanged: (userId) => void bus.publish(userId === null ? { kind: "all" } : { kind: "user", id: userId }),
+    rateLimitCounters,
     readiness: [
       { name: "database", check: () => db.ping() },
-      ...(redis === null ? [] : [{ name: "redis", check: async () => void (await redis.ping()) }]),
+      // Redis down degrades the gateway (rate limits per instance, closed buckets refuse) but leaves it serving.
+      ...(redis === null
+        ? []
+        : [
+            { name: "redis", critical: false, check: async () => void (await redis.ping()) },
+            {
+              name: "rateLimit",
+              critical: false,
+              check: async () => {
+                if (rateLimitCounters.status().redis === "down") throw new Error("counting without Redis");
+              },
+            },
+          ]),
       { name: "policy", check: async () => void policies.current.policy.version },
     ],
   });
@@ -159,6 +175,7 @@ export async function startGateway(config: GerbangConfig, options: { log?: (msg:
       await app.close();
       await audit?.close();
       await keyStore.close();
+      rateLimitCounters.close();
       subscriber?.disconnect();
       await demo?.close();
       redis?.disconnect();

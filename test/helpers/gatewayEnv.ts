@@ -1,4 +1,5 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { randomUUID } from "node:crypto";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { stringify } from "yaml";
@@ -46,6 +47,14 @@ export interface GatewayEnvOptions {
   instances?: number;
 }
 
+const generous = (): { max: number; windowMs: number } => ({ max: 1_000_000, windowMs: 60000 });
+export const GENEROUS_LIMITS = {
+  tiers: { "partner-basic": generous(), "partner-pro": generous() },
+  session: generous(),
+  anonymous: generous(),
+  auth: Object.fromEntries(["signIn", "passwordReset", "otp"].map((name) => [name, { perAccount: generous(), perAddress: generous() }])),
+};
+
 /** A real upstream process and a real gateway process in front of it, with the demo users seeded. */
 export async function startGatewayEnv(options: GatewayEnvOptions): Promise<GatewayEnv> {
   const dir = mkdtempSync(join(tmpdir(), "gerbang-e2e-"));
@@ -70,6 +79,9 @@ export async function startGatewayEnv(options: GatewayEnvOptions): Promise<Gatew
     });
     cleanups.push(() => upstream.stop());
 
+    // Tests share one Redis: every environment gets its own key prefix and invalidation channel.
+    const redisPrefix = `gerbang-test-${randomUUID().slice(0, 8)}:`;
+    const { redis: redisConfig, ...config } = options.config ?? {};
     const configFor = (port: number, first: boolean): Record<string, unknown> => ({
       server: { host: "127.0.0.1", port, publicUrl: `http://127.0.0.1:${port}`, ...options.serverConfig },
       database: db === null ? { embeddedDir: join(dir, "pglite") } : { url: db.url },
@@ -79,7 +91,10 @@ export async function startGatewayEnv(options: GatewayEnvOptions): Promise<Gatew
       logLevel: "warn",
       audit: { flushIntervalMs: 50 },
       upstreams: [{ name: "marketplace", prefix: "/api", url: upstreamUrl, timeoutMs: 5000 }],
-      ...Object.fromEntries(Object.entries(options.config ?? {}).filter(([, v]) => v !== undefined)),
+      // Tests send far more than a minute's worth from one address; rate-limit tests set their own limits.
+      rateLimit: GENEROUS_LIMITS,
+      redis: { keyPrefix: redisPrefix, ...(redisConfig as Record<string, unknown> | undefined) },
+      ...Object.fromEntries(Object.entries(config).filter(([, v]) => v !== undefined)),
     });
     const env: NodeJS.ProcessEnv = { DATABASE_URL: "", REDIS_URL: "", PORT: "", GERBANG_SECRET: "" };
     const gateways: RunningProcess[] = [];

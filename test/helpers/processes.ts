@@ -25,8 +25,8 @@ export interface RunningProcess {
 }
 
 /** Runs `gerbang <args>` as a real process and waits until `readyUrl` answers 200. */
-export async function startGerbang(args: string[], options: { env?: NodeJS.ProcessEnv; readyUrl: string; timeoutMs?: number }): Promise<RunningProcess> {
-  const child = spawn(process.execPath, [GERBANG_BIN, ...args], {
+export async function startGerbang(args: string[], options: { env?: NodeJS.ProcessEnv; readyUrl: string; timeoutMs?: number; nodeArgs?: string[] }): Promise<RunningProcess> {
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), GERBANG_BIN, ...args], {
     env: { ...process.env, ...options.env },
     stdio: ["ignore", "pipe", "pipe"],
   });

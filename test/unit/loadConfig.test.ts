@@ -16,6 +16,32 @@ t.test("a file holding only upstreams gets every default", async (t) => {
   t.equal(config.demo.upstream, false);
 });
 
+t.test("rate-limit defaults: API buckets fall back locally, auth buckets fail closed", async (t) => {
+  const { rateLimit, redis } = resolveConfig({ upstreams });
+  t.same(rateLimit.tiers["partner-basic"], { max: 60, windowMs: 60000, onRedisDown: "local" });
+  t.same(rateLimit.tiers["partner-pro"], { max: 600, windowMs: 60000, onRedisDown: "local" });
+  t.same(rateLimit.session, { max: 300, windowMs: 60000, onRedisDown: "local" });
+  t.same(rateLimit.anonymous, { max: 60, windowMs: 60000, onRedisDown: "local" });
+  t.same(rateLimit.auth.signIn, { perAccount: { max: 15, windowMs: 900000 }, perAddress: { max: 60, windowMs: 900000 }, failureWeight: 3, onRedisDown: "closed" });
+  t.equal(rateLimit.auth.passwordReset.onRedisDown, "closed");
+  t.equal(rateLimit.auth.otp.onRedisDown, "closed");
+  t.equal(rateLimit.ipv6Prefix, 64);
+  t.equal(redis.keyPrefix, "gerbang:");
+  const custom = resolveConfig({ upstreams, rateLimit: { tiers: { gold: { max: 5 } }, anonymous: { max: 1, onRedisDown: "closed" } } });
+  t.same(custom.rateLimit.tiers, { gold: { max: 5, windowMs: 60000, onRedisDown: "local" } }, "a tier gets its defaults");
+  t.same(custom.rateLimit.anonymous, { max: 1, windowMs: 60000, onRedisDown: "closed" });
+});
+
+t.test("YAML anchors: defaults filled into one use do not leak into another", async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "gerbang-config-"));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, "anchors.yaml");
+  writeFileSync(file, "upstreams:\n  - { name: m, prefix: /api, url: 'http://127.0.0.1:4000' }\nrateLimit:\n  session: &w { max: 5 }\n  auth:\n    signIn: { perAccount: *w, perAddress: *w }\n");
+  const config = loadConfig({ file, env: {} });
+  t.same(config.rateLimit.session, { max: 5, windowMs: 60000, onRedisDown: "local" });
+  t.same(config.rateLimit.auth.signIn.perAccount, { max: 5, windowMs: 900000 }, "its own window default, and no onRedisDown from the session bucket");
+});
+
 t.test("no file at all runs the demo", async (t) => {
   const config = loadConfig({ env: {} });
   t.equal(config.demo.upstream, true);
@@ -40,6 +66,11 @@ const invalid: Array<[string, unknown, NodeJS.ProcessEnv, RegExp]> = [
   ["assertion ttl above 60", { upstreams, identity: { ttlSec: 600 } }, {}, /^config \/identity\/ttlSec: /],
   ["no upstreams in a file", {}, {}, /^config \/upstreams: is required/],
   ["not a mapping", [1, 2], {}, /must be a mapping/],
+  ["a tier without max", { upstreams, rateLimit: { tiers: { gold: { windowMs: 1000 } } } }, {}, /^config \/rateLimit\/tiers\/gold: /],
+  ["an unknown Redis-down mode", { upstreams, rateLimit: { session: { max: 1, onRedisDown: "open" } } }, {}, /^config \/rateLimit\/session\/onRedisDown: /],
+  ["a window below a second", { upstreams, rateLimit: { anonymous: { max: 1, windowMs: 10 } } }, {}, /^config \/rateLimit\/anonymous\/windowMs: /],
+  ["an unknown auth bucket", { upstreams, rateLimit: { auth: { signUp: {} } } }, {}, /^config \/rateLimit\/auth: .*unknown: signUp/],
+  ["a Redis key prefix with spaces", { upstreams, redis: { keyPrefix: "my app" } }, {}, /^config \/redis\/keyPrefix: /],
   ["smtp without a server", { upstreams, auth: { mail: { transport: "smtp" } } }, {}, /^config \/auth\/mail\/smtpUrl: is required/],
 ];
 for (const [name, raw, env, message] of invalid) {

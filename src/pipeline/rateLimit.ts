@@ -1,0 +1,30 @@
+import type { FastifyReply, FastifyRequest } from "fastify";
+import type { RateLimitConfig } from "../config/schema.ts";
+import { GerbangError } from "../errors/catalogue.ts";
+import { apiBucket, refusedCredentialsBucket } from "../ratelimit/apiBucket.ts";
+import type { RateLimiter } from "../ratelimit/rateLimiter.ts";
+
+export interface RateLimitStageOptions {
+  limiter: RateLimiter;
+  config: RateLimitConfig;
+}
+
+/**
+ * Stage: rate limit, after authenticate (the bucket is the caller's) and the endpoint match (an
+ * endpoint may have its own limit), before the precheck, so denied requests count too.
+ */
+export function createRateLimitStage(options: RateLimitStageOptions): {
+  limit: (request: FastifyRequest, reply: FastifyReply) => Promise<void>;
+  /** Runs instead when authenticate refused the credentials: they count against the client address. */
+  refused: (request: FastifyRequest, reply: FastifyReply) => Promise<void>;
+} {
+  const { limiter, config } = options;
+  return {
+    limit: async (request, reply) => {
+      const { principal, endpoint } = request.gerbang;
+      if (principal === undefined) throw new GerbangError("INTERNAL_ERROR");
+      await limiter.enforce(request, reply, [apiBucket(config, principal, request.ip, endpoint?.endpoint.spec)]);
+    },
+    refused: (request, reply) => limiter.enforce(request, reply, [refusedCredentialsBucket(config, request.ip)]),
+  };
+}

@@ -1,0 +1,65 @@
+import { createHash } from "node:crypto";
+import type { AuthBucketName, RateLimitConfig } from "../config/schema.ts";
+import { clientAddress } from "./apiBucket.ts";
+import type { Bucket } from "./rateLimiter.ts";
+
+/**
+ * Better Auth routes (after /api/auth) that get the stricter buckets. Routes of plugins that are not
+ * installed yet (phone number, email OTP, two-factor) are listed so that adding a plugin can never
+ * add an unthrottled way to guess a password or send messages.
+ */
+const ROUTES: ReadonlyArray<[RegExp, AuthBucketName]> = [
+  // Sends a message, so it counts as otp, not as a sign-in attempt: the first match wins.
+  [/^\/sign-in\/magic-link$/, "otp"],
+  [/^\/sign-in\//, "signIn"],
+  [/^\/two-factor\/verify-/, "signIn"],
+  [/^\/(?:request-password-reset|forget-password|reset-password)(?:\/|$)/, "passwordReset"],
+  [/^\/(?:phone-number|email-otp)\/(?:request-password-reset|reset-password|forget-password)(?:\/|$)/, "passwordReset"],
+  [/^\/sign-up\//, "otp"],
+  [/^\/send-verification-email$/, "otp"],
+  [/^\/(?:phone-number|email-otp)\/verify/, "signIn"],
+  [/^\/phone-number\/send-otp$/, "otp"],
+  [/^\/email-otp\/send-verification-otp$/, "otp"],
+];
+
+const REASON: Record<AuthBucketName, string> = { signIn: "SIGN_IN", passwordReset: "PASSWORD_RESET", otp: "OTP" };
+
+/** `path` is the canonical path below /api/auth, e.g. `/sign-in/email`. */
+export function authBucketName(path: string): AuthBucketName | null {
+  return ROUTES.find(([pattern]) => pattern.test(path))?.[1] ?? null;
+}
+
+/**
+ * The account an attempt is about, from the JSON body: email, phone number or username,
+ * case-folded and hashed (no addresses or numbers in Redis). Null when the body names none.
+ */
+export function accountOf(body: unknown): string | null {
+  if (!(body instanceof Buffer) || body.length === 0 || body.length > 65536) return null;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(body.toString("utf8"));
+  } catch {
+    return null;
+  }
+  if (typeof parsed !== "object" || parsed === null) return null;
+  const fields = parsed as Record<string, unknown>;
+  for (const name of ["email", "phoneNumber", "username"]) {
+    const value = fields[name];
+    if (typeof value === "string" && value.trim() !== "") {
+      const folded = name === "phoneNumber" ? value.replace(/[\s().-]/g, "") : value.trim().toLowerCase();
+      return createHash("sha256").update(`${name}:${folded}`).digest("base64url").slice(0, 32);
+    }
+  }
+  return null;
+}
+
+/** Per address first (it refuses floods without touching the account's bucket), then per account. */
+export function authBuckets(config: RateLimitConfig, name: AuthBucketName, ip: string, account: string | null): Bucket[] {
+  const spec = config.auth[name];
+  const reason = REASON[name];
+  const buckets: Bucket[] = [
+    { reason: `${reason}_ADDRESS`, key: `auth:${name}:ip:${clientAddress(ip, config.ipv6Prefix)}`, ...spec.perAddress, mode: spec.onRedisDown, strict: true },
+  ];
+  if (account !== null) buckets.push({ reason: `${reason}_ACCOUNT`, key: `auth:${name}:acct:${account}`, ...spec.perAccount, mode: spec.onRedisDown, strict: true });
+  return buckets;
+}

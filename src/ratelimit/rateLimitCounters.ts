@@ -1,0 +1,267 @@
+import type { Redis } from "ioredis";
+import type { OnRedisDownMode } from "../config/schema.ts";
+
+/**
+ * Grants up to `want` slots of a window, never beyond `max`: the counter holds slots granted to any
+ * instance (plus `unsynced`, requests admitted while Redis was unreachable). What is not granted is
+ * given back, so the counter never runs ahead of what was admitted.
+ */
+const LEASE_SCRIPT = `
+local want = tonumber(ARGV[1])
+local max = tonumber(ARGV[2])
+local ttl = tonumber(ARGV[3])
+local unsynced = tonumber(ARGV[4])
+local after = redis.call('INCRBY', KEYS[1], want + unsynced)
+if after == want + unsynced then redis.call('PEXPIRE', KEYS[1], ttl) end
+local granted = math.min(want, math.max(0, max - (after - want)))
+if granted < want then after = redis.call('DECRBY', KEYS[1], want - granted) end
+return {granted, after}
+`;
+
+/** A lease asks for this share of what is left of a window, so leases shrink to 1 near the limit. */
+const LEASE_FRACTION = 0.05;
+const MAX_LEASE = 1000;
+const PROBE_INTERVAL_MS = 500;
+const SWEEP_INTERVAL_MS = 5000;
+/** Redis keeps a window a little past its end so a slow clock never reopens it. */
+const EXPIRY_SLACK_MS = 5000;
+
+export interface HitOptions {
+  mode: OnRedisDownMode;
+  /** Strict buckets ask Redis for every request (no leases): exact, for low-volume credential routes. */
+  strict: boolean;
+}
+
+export interface HitResult {
+  allowed: boolean;
+  /** Requests counted in this window as far as this instance knows, this one included (max + 1 when refused). */
+  count: number;
+  /** Milliseconds until the window resets. */
+  ttlMs: number;
+}
+
+/** Thrown by a `closed` bucket while Redis cannot be asked. */
+export class RateLimitBackendDown extends Error {
+  constructor() {
+    super("rate limit store unavailable");
+    this.name = "RateLimitBackendDown";
+  }
+}
+
+export interface CountersStatus {
+  /** none: no Redis configured (every instance counts alone); down: local buckets count alone, closed buckets refuse. */
+  redis: "none" | "ok" | "down";
+  downSince?: string;
+  /** Requests decided without Redis (local fallback or closed refusal) since the process started. */
+  decidedWithoutRedis: number;
+}
+
+interface Window {
+  redisKey: string;
+  endsAt: number;
+  /** Slots leased from Redis and not used yet. */
+  reserve: number;
+  /** The window's counter in Redis as last seen (every instance's leases). */
+  seen: number;
+  /** Admitted while Redis was unreachable; added to Redis when it is back. */
+  unsynced: number;
+  /** Redis granted nothing: the limit is reached on every instance until the window ends. */
+  exhausted: boolean;
+  leasing: Promise<void> | null;
+}
+
+export interface RateLimitCountersOptions {
+  redis: Redis | null;
+  /** Prefix of the Redis keys, e.g. `gerbang:rl:`. */
+  keyPrefix: string;
+  log: (msg: string) => void;
+  maxWindows?: number;
+}
+
+/**
+ * Fixed-window counters shared through Redis, counted locally between round trips. Each instance
+ * leases slots of a window from Redis (a share of what is left, down to one slot near the limit)
+ * and admits requests from its lease without a round trip, so the instances together never admit
+ * more than the limit; the price is that slots leased by one instance and unused are not available
+ * to the others until the window ends (at most LEASE_FRACTION of the remaining budget per instance).
+ *
+ * When Redis fails, `local` buckets go on counting in this instance alone (each instance then allows
+ * up to the limit) and `closed` buckets refuse; a probe notices Redis coming back and the requests
+ * admitted meanwhile are added to the shared counters.
+ */
+export class RateLimitCounters {
+  private readonly windows = new Map<string, Window>();
+  private readonly maxWindows: number;
+  private down = false;
+  private downSince = 0;
+  private decidedWithoutRedis = 0;
+  private probe: NodeJS.Timeout | null = null;
+  private readonly sweep: NodeJS.Timeout;
+
+  constructor(private readonly options: RateLimitCountersOptions) {
+    this.maxWindows = options.maxWindows ?? 100000;
+    if (options.redis !== null && !("gerbangLease" in options.redis)) {
+      options.redis.defineCommand("gerbangLease", { numberOfKeys: 1, lua: LEASE_SCRIPT });
+    }
+    this.sweep = setInterval(() => this.dropEnded(Date.now()), SWEEP_INTERVAL_MS);
+    this.sweep.unref();
+  }
+
+  status(): CountersStatus {
+    if (this.options.redis === null) return { redis: "none", decidedWithoutRedis: this.decidedWithoutRedis };
+    if (!this.down) return { redis: "ok", decidedWithoutRedis: this.decidedWithoutRedis };
+    return { redis: "down", downSince: new Date(this.downSince).toISOString(), decidedWithoutRedis: this.decidedWithoutRedis };
+  }
+
+  /** Counts one request against `key`'s current window of `windowMs`, allowing at most `max`. */
+  async hit(key: string, max: number, windowMs: number, options: HitOptions): Promise<HitResult> {
+    const now = Date.now();
+    const w = this.window(key, windowMs, now);
+    const ttlMs = w.endsAt - now;
+    const refused = { allowed: false, count: max + 1, ttlMs };
+    if (w.exhausted) return refused;
+    if (w.reserve >= 1) {
+      w.reserve -= 1;
+      if (!options.strict && w.leasing === null && !this.down && w.reserve < this.leaseSize(w, max) / 2) {
+        w.leasing = this.lease(w, max, this.leaseSize(w, max)).finally(() => (w.leasing = null));
+      }
+      return { allowed: true, count: this.used(w, max), ttlMs };
+    }
+    if (this.options.redis === null) return this.countAlone(w, max, ttlMs);
+    if (this.down) {
+      this.decidedWithoutRedis += 1;
+      if (options.mode === "closed") throw new RateLimitBackendDown();
+      return this.countAlone(w, max, ttlMs);
+    }
+    // One lease in flight per window: requests arriving meanwhile wait for it instead of asking too.
+    while (w.leasing !== null) await w.leasing;
+    if (w.reserve < 1 && !w.exhausted && !this.down) {
+      w.leasing = this.lease(w, max, options.strict ? 1 : this.leaseSize(w, max)).finally(() => (w.leasing = null));
+      await w.leasing;
+    }
+    if (w.reserve >= 1) {
+      w.reserve -= 1;
+      return { allowed: true, count: this.used(w, max), ttlMs };
+    }
+    if (w.exhausted) return refused;
+    // The lease failed: Redis just went down.
+    this.decidedWithoutRedis += 1;
+    if (options.mode === "closed") throw new RateLimitBackendDown();
+    return this.countAlone(w, max, ttlMs);
+  }
+
+  /** Adds `weight` to the current window after the fact (a refused sign-in counts more than one). */
+  async add(key: string, windowMs: number, weight: number): Promise<void> {
+    if (weight <= 0) return;
+    const w = this.window(key, windowMs, Date.now());
+    w.unsynced += weight;
+    if (this.options.redis !== null && !this.down) await this.sync(w, this.options.redis);
+  }
+
+  close(): void {
+    clearInterval(this.sweep);
+    if (this.probe !== null) clearInterval(this.probe);
+  }
+
+  private window(key: string, windowMs: number, now: number): Window {
+    const index = Math.floor(now / windowMs);
+    const id = `${key}:${windowMs}:${index}`;
+    let w = this.windows.get(id);
+    if (w === undefined) {
+      // Bounded: when full, the oldest window is forgotten (its instance-local share is lost, not granted).
+      if (this.windows.size >= this.maxWindows && !this.dropEnded(now)) this.dropOldest();
+      w = { redisKey: `${this.options.keyPrefix}${id}`, endsAt: (index + 1) * windowMs, reserve: 0, seen: 0, unsynced: 0, exhausted: false, leasing: null };
+      this.windows.set(id, w);
+    }
+    return w;
+  }
+
+  private leaseSize(w: Window, max: number): number {
+    return Math.max(1, Math.min(MAX_LEASE, Math.floor((max - w.seen) * LEASE_FRACTION)));
+  }
+
+  /** What this instance believes is used of the window: everything leased minus its own unused slots. */
+  private used(w: Window, max: number): number {
+    return Math.min(max, Math.max(1, w.seen - w.reserve + w.unsynced));
+  }
+
+  private countAlone(w: Window, max: number, ttlMs: number): HitResult {
+    if (w.seen + w.unsynced + 1 > max) return { allowed: false, count: max + 1, ttlMs };
+    w.unsynced += 1;
+    return { allowed: true, count: w.seen + w.unsynced, ttlMs };
+  }
+
+  private async lease(w: Window, max: number, want: number): Promise<void> {
+    const redis = this.options.redis as Redis & { gerbangLease(key: string, ...args: number[]): Promise<[number, number]> };
+    const unsynced = w.unsynced;
+    w.unsynced = 0;
+    try {
+      const [granted, after] = await redis.gerbangLease(w.redisKey, want, max, w.endsAt - Date.now() + EXPIRY_SLACK_MS, unsynced);
+      w.seen = Math.max(w.seen, after);
+      w.reserve += granted;
+      if (granted === 0) w.exhausted = true;
+    } catch (error) {
+      w.unsynced += unsynced;
+      this.markDown(error);
+    }
+  }
+
+  /** Adds what was counted here alone to the shared counter. */
+  private async sync(w: Window, redis: Redis): Promise<void> {
+    const n = w.unsynced;
+    w.unsynced = 0;
+    try {
+      const after = await redis.incrby(w.redisKey, n);
+      if (after === n) await redis.pexpire(w.redisKey, w.endsAt - Date.now() + EXPIRY_SLACK_MS);
+      w.seen = Math.max(w.seen, after);
+    } catch (error) {
+      w.unsynced += n;
+      this.markDown(error);
+    }
+  }
+
+  private markDown(error: unknown): void {
+    if (this.down) return;
+    this.down = true;
+    this.downSince = Date.now();
+    const reason = error instanceof Error ? error.message.split("\n")[0] : "error";
+    this.options.log(`rate limit: Redis unreachable (${reason}); buckets with onRedisDown=local count in this instance alone, onRedisDown=closed buckets answer 503`);
+    this.probe = setInterval(() => void this.tryRecover(), PROBE_INTERVAL_MS);
+    this.probe.unref();
+  }
+
+  private async tryRecover(): Promise<void> {
+    const redis = this.options.redis;
+    if (redis === null) return;
+    try {
+      await redis.ping();
+    } catch {
+      return;
+    }
+    if (this.probe !== null) clearInterval(this.probe);
+    this.probe = null;
+    this.down = false;
+    this.options.log(`rate limit: Redis reachable again after ${Date.now() - this.downSince} ms; counters are shared again`);
+    // What was admitted alone is added to the shared counters, so the limit holds for the rest of the window.
+    const now = Date.now();
+    for (const w of this.windows.values()) {
+      if (w.unsynced > 0 && w.endsAt > now) await this.sync(w, redis);
+    }
+  }
+
+  private dropEnded(now: number): boolean {
+    let dropped = false;
+    for (const [id, w] of this.windows) {
+      if (w.endsAt <= now && w.leasing === null) {
+        this.windows.delete(id);
+        dropped = true;
+      }
+    }
+    return dropped;
+  }
+
+  private dropOldest(): void {
+    const first = this.windows.keys().next();
+    if (first.done !== true) this.windows.delete(first.value);
+  }
+}
