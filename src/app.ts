@@ -146,6 +146,7 @@ export async function buildApp(ctx: GatewayContext): Promise<FastifyInstance> {
         const upstream = upstreams.match(request.gerbang.path ?? "");
         if (upstream === null) throw new GerbangError("ROUTE_NOT_FOUND");
         request.gerbang.upstream = upstream;
+        rateLimit.guessing(request);
         try {
           await authenticate(request);
         } catch (error) {

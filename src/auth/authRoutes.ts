@@ -5,7 +5,7 @@ import type { SessionResolver } from "./sessionResolver.ts";
 import { findSessionCookie } from "./authenticators/sessionCookieAuthenticator.ts";
 import { originTrusted } from "../pipeline/authenticate.ts";
 import type { RateLimitConfig } from "../config/schema.ts";
-import type { RateLimiter } from "../ratelimit/rateLimiter.ts";
+import type { Bucket, RateLimiter } from "../ratelimit/rateLimiter.ts";
 import { accountOf, authBucketName, authBuckets } from "../ratelimit/authBuckets.ts";
 
 export interface AuthRoutesOptions {
@@ -46,9 +46,17 @@ export async function authRoutes(app: FastifyInstance, options: AuthRoutesOption
           throw new GerbangError("ORIGIN_NOT_TRUSTED");
         }
       }
-      const bucketName = request.method === "POST" ? authBucketName((request.gerbang.path ?? "").slice("/api/auth".length)) : null;
-      const buckets = bucketName === null ? [] : authBuckets(options.rateLimit, bucketName, request.ip, accountOf(request.body));
-      await options.limiter.enforce(request, reply, buckets);
+      const authPath = (request.gerbang.path ?? "").slice("/api/auth".length);
+      const bucketName = request.method === "POST" ? authBucketName(authPath) : null;
+      let buckets: Bucket[] = [];
+      const countedAt = Date.now();
+      if (bucketName !== null) {
+        const found = accountOf(authPath, request.body);
+        // Better Auth may still make sense of a body we cannot read (and then try the password): refuse it here.
+        if ("unreadable" in found) throw new GerbangError("INVALID_JSON_BODY", { message: "The request body must be a JSON object." });
+        buckets = authBuckets(options.rateLimit, bucketName, request.ip, found.account);
+        await options.limiter.enforce(request, reply, buckets);
+      }
 
       const headers = new Headers();
       for (const [name, value] of Object.entries(request.headers)) {
@@ -75,7 +83,7 @@ export async function authRoutes(app: FastifyInstance, options: AuthRoutesOption
       }
       // A refused attempt (wrong password, unknown account) counts more than a success.
       const weight = bucketName === null ? 1 : options.rateLimit.auth[bucketName].failureWeight;
-      if (weight > 1 && response.status >= 400) await Promise.all(buckets.map((b) => options.limiter.penalize(b, weight - 1)));
+      if (weight > 1 && response.status >= 400) await Promise.all(buckets.map((b) => options.limiter.penalize(b, weight - 1, countedAt)));
       if (request.method === "POST" && request.url.startsWith("/api/auth/admin/") && response.status < 300) {
         options.onUserChanged?.(userIdOf(request.body));
       }

@@ -145,7 +145,7 @@ export const ConfigSchema = Type.Object(
           description: "API key tiers by name; every key names one. Counted per key.",
         }),
         session: Type.Object(LimitFields("local", 300), { additionalProperties: false, default: {}, description: "Signed-in users (cookie or bearer), counted per user." }),
-        anonymous: Type.Object(LimitFields("local", 60), { additionalProperties: false, default: {}, description: "Requests without credentials, and requests whose credentials were refused, counted per client address." }),
+        anonymous: Type.Object(LimitFields("local", 60), { additionalProperties: false, default: {}, description: "Requests without credentials, counted per client address; refused credentials get a bucket of their own per address with these limits." }),
         auth: Type.Object(
           {
             signIn: AuthBucket({ account: [15, 900000], address: [60, 900000], failureWeight: 3 }, "POST /api/auth/sign-in/*"),

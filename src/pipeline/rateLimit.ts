@@ -17,6 +17,8 @@ export function createRateLimitStage(options: RateLimitStageOptions): {
   limit: (request: FastifyRequest, reply: FastifyReply) => Promise<void>;
   /** Runs instead when authenticate refused the credentials: they count against the client address. */
   refused: (request: FastifyRequest, reply: FastifyReply) => Promise<void>;
+  /** Before authenticate: an address known to be out of refused credentials gets no more lookups (no guessing oracle). */
+  guessing: (request: FastifyRequest) => void;
 } {
   const { limiter, config } = options;
   return {
@@ -26,5 +28,11 @@ export function createRateLimitStage(options: RateLimitStageOptions): {
       await limiter.enforce(request, reply, [apiBucket(config, principal, request.ip, endpoint?.endpoint.spec)]);
     },
     refused: (request, reply) => limiter.enforce(request, reply, [refusedCredentialsBucket(config, request.ip)]),
+    guessing: (request) => {
+      const { headers } = request;
+      if (headers["x-api-key"] === undefined && headers.authorization === undefined && headers.cookie === undefined) return;
+      const bucket = refusedCredentialsBucket(config, request.ip);
+      if (limiter.isExhausted(bucket)) throw new GerbangError("RATE_LIMITED", { reason: bucket.reason, headers: { "retry-after": String(Math.ceil(bucket.windowMs / 1000 - ((Date.now() / 1000) % (bucket.windowMs / 1000)))) } });
+    },
   };
 }

@@ -43,8 +43,11 @@ export function apiBucket(config: RateLimitConfig, principal: Principal, ip: str
   return { reason, key: `api:${subject}`, max: limit.max, windowMs: limit.windowMs, mode: limit.onRedisDown, strict: false };
 }
 
-/** Requests whose credentials were refused count against their address, so guessing keys is throttled too. */
+/**
+ * Refused credentials count against their address in a bucket of their own (with the anonymous
+ * limits), so guessing keys or tokens is throttled without touching anonymous traffic.
+ */
 export function refusedCredentialsBucket(config: RateLimitConfig, ip: string): Bucket {
   const limit = config.anonymous;
-  return { reason: "ANONYMOUS", key: `api:ip:${clientAddress(ip, config.ipv6Prefix)}`, max: limit.max, windowMs: limit.windowMs, mode: limit.onRedisDown, strict: false };
+  return { reason: "REFUSED_CREDENTIALS", key: `refused:ip:${clientAddress(ip, config.ipv6Prefix)}`, max: limit.max, windowMs: limit.windowMs, mode: limit.onRedisDown, strict: false };
 }

@@ -29,28 +29,34 @@ export function authBucketName(path: string): AuthBucketName | null {
   return ROUTES.find(([pattern]) => pattern.test(path))?.[1] ?? null;
 }
 
+/** Which body field names the account on a route: the one Better Auth reads there. */
+function accountField(path: string): "email" | "phoneNumber" | "username" {
+  if (path.includes("phone-number")) return "phoneNumber";
+  if (path.startsWith("/sign-in/username")) return "username";
+  return "email";
+}
+
+export type AccountOf = { account: string | null } | { unreadable: true };
+
 /**
- * The account an attempt is about, from the JSON body: email, phone number or username,
- * case-folded and hashed (no addresses or numbers in Redis). Null when the body names none.
+ * The account an attempt is about, from the JSON body, read the way Better Auth reads it (UTF-8,
+ * BOM stripped, the route's own field), case-folded and hashed (no addresses or numbers in Redis).
+ * A body that is not a JSON object is `unreadable`: it must not reach Better Auth uncounted.
  */
-export function accountOf(body: unknown): string | null {
-  if (!(body instanceof Buffer) || body.length === 0 || body.length > 65536) return null;
+export function accountOf(path: string, body: unknown): AccountOf {
+  if (!(body instanceof Buffer) || body.length === 0) return { account: null };
   let parsed: unknown;
   try {
-    parsed = JSON.parse(body.toString("utf8"));
+    parsed = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(body));
   } catch {
-    return null;
+    return { unreadable: true };
   }
-  if (typeof parsed !== "object" || parsed === null) return null;
-  const fields = parsed as Record<string, unknown>;
-  for (const name of ["email", "phoneNumber", "username"]) {
-    const value = fields[name];
-    if (typeof value === "string" && value.trim() !== "") {
-      const folded = name === "phoneNumber" ? value.replace(/[\s().-]/g, "") : value.trim().toLowerCase();
-      return createHash("sha256").update(`${name}:${folded}`).digest("base64url").slice(0, 32);
-    }
-  }
-  return null;
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) return { unreadable: true };
+  const field = accountField(path);
+  const value = (parsed as Record<string, unknown>)[field];
+  if (typeof value !== "string" || value.trim() === "") return { account: null };
+  const folded = field === "phoneNumber" ? value.replace(/[\s().-]/g, "") : value.trim().toLowerCase();
+  return { account: createHash("sha256").update(`${field}:${folded}`).digest("base64url").slice(0, 32) };
 }
 
 /** Per address first (it refuses floods without touching the account's bucket), then per account. */
@@ -60,6 +66,6 @@ export function authBuckets(config: RateLimitConfig, name: AuthBucketName, ip: s
   const buckets: Bucket[] = [
     { reason: `${reason}_ADDRESS`, key: `auth:${name}:ip:${clientAddress(ip, config.ipv6Prefix)}`, ...spec.perAddress, mode: spec.onRedisDown, strict: true },
   ];
-  if (account !== null) buckets.push({ reason: `${reason}_ACCOUNT`, key: `auth:${name}:acct:${account}`, ...spec.perAccount, mode: spec.onRedisDown, strict: true });
+  if (account !== null) buckets.push({ reason: `${reason}_ACCOUNT`, key: `auth:${name}:acct:${account}`, ...spec.perAccount, mode: spec.onRedisDown, strict: true, quiet: true });
   return buckets;
 }

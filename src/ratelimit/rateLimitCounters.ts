@@ -4,15 +4,20 @@ import type { OnRedisDownMode } from "../config/schema.ts";
 /**
  * Grants up to `want` slots of a window, never beyond `max`: the counter holds slots granted to any
  * instance (plus `unsynced`, requests admitted while Redis was unreachable). What is not granted is
- * given back, so the counter never runs ahead of what was admitted.
+ * given back, so the counter never runs ahead of what was admitted. `floor` is the highest count
+ * this instance has seen: a Redis that lost the key (restart without persistence, failover, flush)
+ * must not reopen a window the instances already used.
  */
 const LEASE_SCRIPT = `
 local want = tonumber(ARGV[1])
 local max = tonumber(ARGV[2])
 local ttl = tonumber(ARGV[3])
 local unsynced = tonumber(ARGV[4])
+local floor = tonumber(ARGV[5])
+local current = tonumber(redis.call('GET', KEYS[1]) or '0')
+if current < floor then redis.call('SET', KEYS[1], floor, 'PX', ttl) end
 local after = redis.call('INCRBY', KEYS[1], want + unsynced)
-if after == want + unsynced then redis.call('PEXPIRE', KEYS[1], ttl) end
+if redis.call('PTTL', KEYS[1]) < 0 then redis.call('PEXPIRE', KEYS[1], ttl) end
 local granted = math.min(want, math.max(0, max - (after - want)))
 if granted < want then after = redis.call('DECRBY', KEYS[1], want - granted) end
 return {granted, after}
@@ -70,6 +75,8 @@ interface Window {
   leasing: Promise<void> | null;
 }
 
+type LeaseClient = Redis & { gerbangLease(key: string, want: number, max: number, ttlMs: number, unsynced: number, floor: number): Promise<[number, number]> };
+
 export interface RateLimitCountersOptions {
   redis: Redis | null;
   /** Prefix of the Redis keys, e.g. `gerbang:rl:`. */
@@ -96,6 +103,8 @@ export class RateLimitCounters {
   private downSince = 0;
   private decidedWithoutRedis = 0;
   private probe: NodeJS.Timeout | null = null;
+  private probing = false;
+  private lastFullSweep = 0;
   private readonly sweep: NodeJS.Timeout;
 
   constructor(private readonly options: RateLimitCountersOptions) {
@@ -111,6 +120,12 @@ export class RateLimitCounters {
     if (this.options.redis === null) return { redis: "none", decidedWithoutRedis: this.decidedWithoutRedis };
     if (!this.down) return { redis: "ok", decidedWithoutRedis: this.decidedWithoutRedis };
     return { redis: "down", downSince: new Date(this.downSince).toISOString(), decidedWithoutRedis: this.decidedWithoutRedis };
+  }
+
+  /** Whether this instance already knows `key`'s current window is used up; asks nothing, counts nothing. */
+  isExhausted(key: string, max: number, windowMs: number): boolean {
+    const w = this.windows.get(`${key}:${windowMs}:${Math.floor(Date.now() / windowMs)}`);
+    return w !== undefined && w.reserve < 1 && (w.exhausted || w.seen + w.unsynced >= max);
   }
 
   /** Counts one request against `key`'s current window of `windowMs`, allowing at most `max`. */
@@ -150,10 +165,10 @@ export class RateLimitCounters {
     return this.countAlone(w, max, ttlMs);
   }
 
-  /** Adds `weight` to the current window after the fact (a refused sign-in counts more than one). */
-  async add(key: string, windowMs: number, weight: number): Promise<void> {
-    if (weight <= 0) return;
-    const w = this.window(key, windowMs, Date.now());
+  /** Adds `weight` after the fact (a refused sign-in counts more than one) to the window that was current `at`. */
+  async add(key: string, windowMs: number, weight: number, at = Date.now()): Promise<void> {
+    if (weight <= 0 || Math.floor(at / windowMs) < Math.floor(Date.now() / windowMs)) return;
+    const w = this.window(key, windowMs, at);
     w.unsynced += weight;
     if (this.options.redis !== null && !this.down) await this.sync(w, this.options.redis);
   }
@@ -168,8 +183,9 @@ export class RateLimitCounters {
     const id = `${key}:${windowMs}:${index}`;
     let w = this.windows.get(id);
     if (w === undefined) {
-      // Bounded: when full, the oldest window is forgotten (its instance-local share is lost, not granted).
-      if (this.windows.size >= this.maxWindows && !this.dropEnded(now)) this.dropOldest();
+      // Bounded: when full, ended windows go first (swept at most once a second), then the oldest
+      // window that holds nothing Redis does not know (no unsynced count, not exhausted).
+      if (this.windows.size >= this.maxWindows && (now - this.lastFullSweep < 1000 || !this.dropEnded(now))) this.dropOldest();
       w = { redisKey: `${this.options.keyPrefix}${id}`, endsAt: (index + 1) * windowMs, reserve: 0, seen: 0, unsynced: 0, exhausted: false, leasing: null };
       this.windows.set(id, w);
     }
@@ -192,11 +208,11 @@ export class RateLimitCounters {
   }
 
   private async lease(w: Window, max: number, want: number): Promise<void> {
-    const redis = this.options.redis as Redis & { gerbangLease(key: string, ...args: number[]): Promise<[number, number]> };
+    const redis = this.options.redis as LeaseClient;
     const unsynced = w.unsynced;
     w.unsynced = 0;
     try {
-      const [granted, after] = await redis.gerbangLease(w.redisKey, want, max, w.endsAt - Date.now() + EXPIRY_SLACK_MS, unsynced);
+      const [granted, after] = await redis.gerbangLease(w.redisKey, want, max, w.endsAt - Date.now() + EXPIRY_SLACK_MS, unsynced, w.seen);
       w.seen = Math.max(w.seen, after);
       w.reserve += granted;
       if (granted === 0) w.exhausted = true;
@@ -206,13 +222,12 @@ export class RateLimitCounters {
     }
   }
 
-  /** Adds what was counted here alone to the shared counter. */
+  /** Adds what was counted here alone to the shared counter (a lease of nothing, for its floor and expiry). */
   private async sync(w: Window, redis: Redis): Promise<void> {
     const n = w.unsynced;
     w.unsynced = 0;
     try {
-      const after = await redis.incrby(w.redisKey, n);
-      if (after === n) await redis.pexpire(w.redisKey, w.endsAt - Date.now() + EXPIRY_SLACK_MS);
+      const [, after] = await (redis as LeaseClient).gerbangLease(w.redisKey, 0, 0, w.endsAt - Date.now() + EXPIRY_SLACK_MS, n, w.seen);
       w.seen = Math.max(w.seen, after);
     } catch (error) {
       w.unsynced += n;
@@ -232,12 +247,17 @@ export class RateLimitCounters {
 
   private async tryRecover(): Promise<void> {
     const redis = this.options.redis;
-    if (redis === null) return;
+    // One probe at a time: a late answer to an old probe must not end an outage a newer failure began.
+    if (redis === null || this.probing) return;
+    this.probing = true;
     try {
       await redis.ping();
     } catch {
       return;
+    } finally {
+      this.probing = false;
     }
+    if (!this.down) return;
     if (this.probe !== null) clearInterval(this.probe);
     this.probe = null;
     this.down = false;
@@ -250,6 +270,7 @@ export class RateLimitCounters {
   }
 
   private dropEnded(now: number): boolean {
+    this.lastFullSweep = now;
     let dropped = false;
     for (const [id, w] of this.windows) {
       if (w.endsAt <= now && w.leasing === null) {
@@ -261,6 +282,15 @@ export class RateLimitCounters {
   }
 
   private dropOldest(): void {
+    let scanned = 0;
+    for (const [id, w] of this.windows) {
+      if (w.unsynced === 0 && !w.exhausted && w.leasing === null) {
+        this.windows.delete(id);
+        return;
+      }
+      if (++scanned >= 100) break;
+    }
+    // Everything near the front carries state: forget the very oldest rather than grow without bound.
     const first = this.windows.keys().next();
     if (first.done !== true) this.windows.delete(first.value);
   }

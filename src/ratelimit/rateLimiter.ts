@@ -14,6 +14,8 @@ export interface Bucket {
   windowMs: number;
   mode: OnRedisDownMode;
   strict: boolean;
+  /** Its count is not shown in RateLimit-* headers (an account's counter would tell others of its failed sign-ins). */
+  quiet?: boolean;
 }
 
 export interface RateLimiter {
@@ -23,8 +25,10 @@ export interface RateLimiter {
    * Retry-After) or, for a closed bucket while Redis is down, DEPENDENCY_UNAVAILABLE.
    */
   enforce(request: FastifyRequest, reply: FastifyReply, buckets: readonly Bucket[]): Promise<void>;
-  /** Counts `weight` more against a bucket after the answer is known (refused sign-ins). */
-  penalize(bucket: Bucket, weight: number): Promise<void>;
+  /** Counts `weight` more against a bucket after the answer is known (refused sign-ins), in the window counted at `at`. */
+  penalize(bucket: Bucket, weight: number, at: number): Promise<void>;
+  /** Whether this instance knows the bucket is used up, without counting (no Redis round trip). */
+  isExhausted(bucket: Bucket): boolean;
   status(): CountersStatus;
 }
 
@@ -69,18 +73,19 @@ export async function createRateLimiter(app: FastifyInstance, counters: RateLimi
           if (error instanceof RateLimitBackendDown) throw new GerbangError("DEPENDENCY_UNAVAILABLE", { reason: "RATE_LIMIT_BACKEND" });
           throw error;
         }
-        if (result.isAllowed) continue;
+        if (result.isAllowed || (bucket.quiet === true && !result.isExceeded)) continue;
         if (tightest === null || result.remaining < tightest.remaining || result.isExceeded) {
           tightest = { max: result.max, remaining: result.remaining, reset: result.ttlInSeconds };
         }
         if (result.isExceeded) {
-          setHeaders(reply, tightest);
+          if (bucket.quiet !== true) setHeaders(reply, tightest);
           throw new GerbangError("RATE_LIMITED", { reason: bucket.reason, headers: { "retry-after": String(Math.max(1, result.ttlInSeconds)) } });
         }
       }
       if (tightest !== null) setHeaders(reply, tightest);
     },
-    penalize: (bucket, weight) => counters.add(bucket.key, bucket.windowMs, weight),
+    penalize: (bucket, weight, at) => counters.add(bucket.key, bucket.windowMs, weight, at),
+    isExhausted: (bucket) => counters.isExhausted(bucket.key, bucket.max, bucket.windowMs),
     status: () => counters.status(),
   };
 }
