@@ -1,4 +1,4 @@
-import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyServerOptions } from "fastify";
+import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from "fastify";
 import replyFrom from "@fastify/reply-from";
 import { randomUUID } from "node:crypto";
 import type { Socket } from "node:net";
@@ -88,7 +88,16 @@ export async function buildApp(ctx: GatewayContext): Promise<FastifyInstance> {
   app.addHook("preClose", async () => {
     closing = true;
   });
-  app.addHook("onRequest", async (request, reply) => {
+  // Hooks without I/O are callback-style: an async hook costs a promise and a microtask per request.
+  app.addHook("onRequest", (request, reply, done) => {
+    try {
+      checkRequest(request, reply);
+      done();
+    } catch (error) {
+      done(error as GerbangError);
+    }
+  });
+  const checkRequest = (request: FastifyRequest, reply: FastifyReply): void => {
     request.gerbang = { startedAt: process.hrtime.bigint() };
     if (closing) {
       void reply.header("connection", "close");
@@ -102,12 +111,13 @@ export async function buildApp(ctx: GatewayContext): Promise<FastifyInstance> {
     Object.assign(request.gerbang, splitTarget(request.url));
     // A key in a URL lands in logs and browser history: refuse it before anything can forward or log it.
     if (keyInQuery(request.gerbang.query ?? "")) throw new GerbangError("API_KEY_IN_QUERY");
-  });
-  app.addHook("onResponse", async (request, reply) => {
+  };
+  app.addHook("onResponse", (request, reply, done) => {
     const state = request.gerbang;
     const ms = Number(process.hrtime.bigint() - state.startedAt) / 1e6;
     request.log.info({ method: request.method, path: state.path, status: reply.statusCode, ms: Math.round(ms * 10) / 10, user: state.principal?.userId ?? undefined, decision: state.decision?.reason ?? state.errorCode }, "request");
     if (ctx.audit !== null) recordDecision(ctx.audit, request, reply.statusCode);
+    done();
   });
 
   app.setErrorHandler((error: FastifyError | GerbangError, request, reply) => {
@@ -133,9 +143,10 @@ export async function buildApp(ctx: GatewayContext): Promise<FastifyInstance> {
     proxy.addContentTypeParser("*", { parseAs: "buffer" }, (_req, body, done) => done(null, body));
     await proxy.register(replyFrom, { disableRequestLogging: true, retryMethods: [], undici: { connections: 128, pipelining: 1 } });
 
-    proxy.addHook("onSend", async (request, reply) => {
+    proxy.addHook("onSend", (request, reply, payload, done) => {
       const renewed = request.gerbang.refreshCookies;
       if (renewed !== undefined) void reply.header("set-cookie", [...renewed]);
+      done(null, payload);
     });
 
     proxy.route({

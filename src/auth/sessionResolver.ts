@@ -45,7 +45,7 @@ export class SessionResolver {
 
     const principal: Principal = {
       userId: user.id,
-      roles: rolesFromField(user.role),
+      roles: Object.freeze(rolesFromField(user.role)),
       authMethod: "session",
       attributes: { id: user.id, email: user.email, region: user.region ?? undefined },
       sessionId: found.session.id,

@@ -107,10 +107,10 @@ export class ApiKeyStore {
       ownerBanned: banned,
       principal: {
         userId: user.id,
-        roles: rolesFromField(user.role),
+        roles: Object.freeze(rolesFromField(user.role)),
         authMethod: "api-key",
         attributes: { id: user.id, email: user.email, region: user.region ?? undefined },
-        key: { id: row.id, tier: meta?.tier ?? "", scopes: meta?.scopes ?? [] },
+        key: { id: row.id, tier: meta?.tier ?? "", scopes: Object.freeze(meta?.scopes ?? []) },
       },
     };
   }

@@ -81,13 +81,15 @@ export function createAuthorize(options: AuthorizeOptions): {
 }
 
 /** After a write through the gateway, the resource's cached attributes may be stale: drop them. */
-export function createInvalidateAfterWrite(resolver: AttributeResolver): (request: FastifyRequest) => Promise<void> {
-  return async (request) => {
+export function createInvalidateAfterWrite(resolver: AttributeResolver): (request: FastifyRequest, reply: unknown, done: () => void) => void {
+  return (request, _reply, done) => {
     const { endpoint, upstream, decision } = request.gerbang;
     const spec = endpoint?.endpoint.spec;
-    if (spec?.resource?.from !== "resolver" || upstream === undefined || decision?.allowed !== true || SAFE.has(request.method)) return;
-    const id = endpoint?.params[spec.resource.id ?? ""];
-    if (id !== undefined) resolver.invalidate(upstream, spec.subject, id);
+    if (spec?.resource?.from === "resolver" && upstream !== undefined && decision?.allowed === true && !SAFE.has(request.method)) {
+      const id = endpoint?.params[spec.resource.id ?? ""];
+      if (id !== undefined) resolver.invalidate(upstream, spec.subject, id);
+    }
+    done();
   };
 }
 

@@ -14,6 +14,8 @@ export interface CompiledRoleSet {
  */
 export class AbilityCache {
   private readonly compiled = new Map<string, CompiledRoleSet>();
+  /** Principals keep their role and scope arrays: the same array finds its entry without sorting and joining. */
+  private readonly byArray = new WeakMap<readonly string[], CompiledRoleSet>();
   compilations = 0;
 
   constructor(
@@ -22,16 +24,26 @@ export class AbilityCache {
   ) {}
 
   get(roles: readonly string[]): CompiledRoleSet {
+    const known = this.byArray.get(roles);
+    if (known !== undefined) return known;
     const sorted = [...new Set(roles)].sort();
     // Unknown roles contribute no rules (default deny), never an error that could be probed.
-    return this.compile(sorted.join(","), sorted, () => sorted.flatMap((role) => this.policy.rulesByRole.get(role) ?? []));
+    return this.remember(roles, this.compile(sorted.join(","), sorted, () => sorted.flatMap((role) => this.policy.rulesByRole.get(role) ?? [])));
   }
 
   /** The ability of an API key's scopes; intersected with its owner's role ability by the caller. */
   forScopes(scopes: readonly string[]): CompiledRoleSet {
+    const known = this.byArray.get(scopes);
+    if (known !== undefined) return known;
     const sorted = [...new Set(scopes)].sort();
     // Unknown scopes (e.g. dropped in a newer version) grant nothing.
-    return this.compile(`scopes:${sorted.join(",")}`, sorted, () => sorted.flatMap((scope) => this.policy.scopes.get(scope)?.rules ?? []));
+    return this.remember(scopes, this.compile(`scopes:${sorted.join(",")}`, sorted, () => sorted.flatMap((scope) => this.policy.scopes.get(scope)?.rules ?? [])));
+  }
+
+  /** Only frozen arrays are remembered by identity: a caller could change a mutable one afterwards. */
+  private remember(array: readonly string[], entry: CompiledRoleSet): CompiledRoleSet {
+    if (Object.isFrozen(array)) this.byArray.set(array, entry);
+    return entry;
   }
 
   private compile(key: string, roles: string[], rulesOf: () => RawPolicyRule[]): CompiledRoleSet {

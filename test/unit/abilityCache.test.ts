@@ -22,6 +22,19 @@ t.test("one compilation per role set and version, whatever the order or the prin
   t.equal(store.current.abilities.compilations, 2, "checks compile nothing");
 });
 
+t.test("frozen role arrays are found by identity; mutable ones are keyed by content every time", async (t) => {
+  const store = new PolicyStore(policy);
+  const cache = store.current.abilities;
+  const frozen = Object.freeze(["sales", "user"]);
+  t.equal(cache.get(frozen), cache.get(["user", "sales"]), "the same entry either way");
+  t.equal(cache.get(frozen), cache.get(frozen));
+  const mutable = ["user"];
+  const first = cache.get(mutable);
+  mutable[0] = "admin";
+  t.not(cache.get(mutable), first, "a changed array is looked up again, never served its old entry");
+  t.equal(cache.get(mutable), cache.get(["admin"]));
+});
+
 t.test("activating a version swaps policy and abilities together", async (t) => {
   const store = new PolicyStore(policy);
   const before = store.current;
