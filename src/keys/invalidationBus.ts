@@ -3,7 +3,7 @@ import Type from "typebox";
 import Value from "typebox/value";
 
 /** The channel is `<redis.keyPrefix>invalidate`, `gerbang:invalidate` by default. */
-export const invalidationChannel = (keyPrefix: string): string => `${keyPrefix}invalidate`;
+const invalidationChannel = (keyPrefix: string): string => `${keyPrefix}invalidate`;
 
 /** Cache invalidations every instance must apply: a key, everything of one user, or everything. */
 const MessageSchema = Type.Union([

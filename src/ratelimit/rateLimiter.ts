@@ -2,7 +2,7 @@ import rateLimit, { type FastifyRateLimitStore, type FastifyRateLimitStoreCtor }
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { GerbangError } from "../errors/catalogue.ts";
 import type { OnRedisDownMode } from "../config/schema.ts";
-import { RateLimitBackendDown, type CountersStatus, type HitOptions, type RateLimitCounters } from "./rateLimitCounters.ts";
+import { RateLimitBackendDown, type HitOptions, type RateLimitCounters } from "./rateLimitCounters.ts";
 
 /** One counter a request is counted against: who (key), how much (max per windowMs), and what if Redis is down. */
 export interface Bucket {
@@ -29,7 +29,6 @@ export interface RateLimiter {
   penalize(bucket: Bucket, weight: number, at: number): Promise<void>;
   /** Whether this instance knows the bucket is used up, without counting (no Redis round trip). */
   isExhausted(bucket: Bucket): boolean;
-  status(): CountersStatus;
 }
 
 type Limit = ReturnType<FastifyInstance["createRateLimit"]>;
@@ -86,7 +85,6 @@ export async function createRateLimiter(app: FastifyInstance, counters: RateLimi
     },
     penalize: (bucket, weight, at) => counters.add(bucket.key, bucket.windowMs, weight, at),
     isExhausted: (bucket) => counters.isExhausted(bucket.key, bucket.max, bucket.windowMs),
-    status: () => counters.status(),
   };
 }
 

@@ -17,9 +17,11 @@ const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const here = (file: string): string => fileURLToPath(new URL(file, import.meta.url));
+/** e.g. BENCH_GATEWAY_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" profiles that process alone. */
+const nodeArgsOf = (variable: string): string[] => (process.env[variable] ?? "").split(" ").filter((a) => a !== "");
 
-async function startScript(file: string, args: string[]): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ["--import", "tsx", here(file), ...args], { stdio: ["ignore", "pipe", "inherit"] });
+async function startScript(file: string, args: string[], nodeArgs: string[] = []): Promise<ChildProcess> {
+  const child = spawn(process.execPath, [...nodeArgs, "--import", "tsx", here(file), ...args], { stdio: ["ignore", "pipe", "inherit"] });
   await new Promise<void>((resolve, reject) => {
     child.stdout?.on("data", (d: Buffer) => d.toString().includes("ready") && resolve());
     child.once("exit", (code) => reject(new Error(`${file} exited with ${code}`)));
@@ -46,7 +48,7 @@ try {
   const upstreamUrl = `http://127.0.0.1:${upstreamPort}`;
   const upstream = await startScript("./minimalUpstream.ts", [String(upstreamPort)]);
   cleanups.push(() => upstream.kill());
-  const bare = await startScript("./bareProxy.ts", [String(barePort), upstreamUrl]);
+  const bare = await startScript("./bareProxy.ts", [String(barePort), upstreamUrl], nodeArgsOf("BENCH_BARE_NODE_ARGS"));
   cleanups.push(() => bare.kill());
 
   const admin = new pg.Client({ connectionString: testPgUrl() });
@@ -76,9 +78,7 @@ try {
     }),
   );
   const env = { DATABASE_URL: "", REDIS_URL: "", PORT: "", GERBANG_SECRET: "" };
-  // e.g. BENCH_GATEWAY_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" profiles the gateway process alone.
-  const nodeArgs = (process.env.BENCH_GATEWAY_NODE_ARGS ?? "").split(" ").filter((a) => a !== "");
-  const gateway = await startGerbang(["serve", "--config", configFile], { env, nodeArgs, readyUrl: `http://127.0.0.1:${gatewayPort}/readyz` });
+  const gateway = await startGerbang(["serve", "--config", configFile], { env, nodeArgs: nodeArgsOf("BENCH_GATEWAY_NODE_ARGS"), readyUrl: `http://127.0.0.1:${gatewayPort}/readyz` });
   cleanups.push(() => gateway.stop());
   const owner = await runGerbang(["users", "create", "--email", "bench@partner.example", "--password", "bench-partner-password", "--role", "partner", "--config", configFile], env);
   if (owner.code !== 0) throw new Error(owner.stderr);
