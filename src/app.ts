@@ -25,6 +25,7 @@ import { systemRoutes, type ReadinessCheck } from "./systemRoutes.ts";
 import { keyRoutes } from "./keys/keyRoutes.ts";
 import type { ApiKeyService } from "./keys/apiKeyService.ts";
 import { keyInQuery } from "./keys/keyInQuery.ts";
+import { hasMethodOverride } from "./pipeline/methodOverride.ts";
 import { createRateLimitStage } from "./pipeline/rateLimit.ts";
 import { createRateLimiter } from "./ratelimit/rateLimiter.ts";
 import type { RateLimitCounters } from "./ratelimit/rateLimitCounters.ts";
@@ -83,6 +84,14 @@ export async function buildApp(ctx: GatewayContext): Promise<FastifyInstance> {
     socket.end();
   });
 
+  // Node answers `Expect: 100-continue` itself, before any hook: the client would send a body the
+  // gateway may refuse. Route it as a plain request instead; preParsing sends 100 once the request
+  // got past authentication and the precheck, right before the body is read.
+  app.server.on("checkContinue", (req, res) => app.server.emit("request", req, res));
+  app.addHook("preParsing", (request, reply, payload, done) => {
+    if (String(request.headers.expect ?? "").toLowerCase() === "100-continue" && !reply.raw.headersSent) reply.raw.writeContinue();
+    done(null, payload);
+  });
   app.decorateRequest("gerbang", null as never);
   let closing = false;
   app.addHook("preClose", async () => {
@@ -111,6 +120,7 @@ export async function buildApp(ctx: GatewayContext): Promise<FastifyInstance> {
     Object.assign(request.gerbang, splitTarget(request.url));
     // A key in a URL lands in logs and browser history: refuse it before anything can forward or log it.
     if (keyInQuery(request.gerbang.query ?? "")) throw new GerbangError("API_KEY_IN_QUERY");
+    if (hasMethodOverride(request.gerbang.query ?? "")) throw new GerbangError("MALFORMED_REQUEST", { reason: "METHOD_OVERRIDE", message: "Method-override parameters are not accepted." });
   };
   app.addHook("onResponse", (request, reply, done) => {
     const state = request.gerbang;

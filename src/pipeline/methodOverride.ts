@@ -1,0 +1,34 @@
+/**
+ * Parameters that make frameworks (Rails, Laravel, Express method-override, Symfony) execute another
+ * method than the one the gateway authorized: `POST /api/orders?_method=DELETE` is a DELETE upstream.
+ * The gateway cannot know whether an upstream honours them, so it refuses them (headers of the same
+ * meaning are stripped before forwarding, see upstreamHeaders).
+ */
+const OVERRIDE_PARAM = /^(?:_method|x[-_]http[-_]method(?:[-_]override)?|x[-_]method[-_]override)$/i;
+
+/** Does a query string (with its `?`) or an urlencoded body carry a method-override parameter? */
+export function hasMethodOverride(params: string): boolean {
+  const text = params.startsWith("?") ? params.slice(1) : params;
+  if (text.length === 0) return false;
+  for (const pair of text.split("&")) {
+    const eq = pair.indexOf("=");
+    if (OVERRIDE_PARAM.test(decode(eq < 0 ? pair : pair.slice(0, eq)).trim())) return true;
+  }
+  return false;
+}
+
+const FORM_TYPE = /^application\/x-www-form-urlencoded\s*(?:;|$)/i;
+
+/** The body of an urlencoded form carries a method override (multipart bodies are not inspected). */
+export function formHasMethodOverride(contentType: string | undefined, body: unknown): boolean {
+  if (typeof contentType !== "string" || !FORM_TYPE.test(contentType) || !(body instanceof Buffer)) return false;
+  return hasMethodOverride(body.toString("latin1"));
+}
+
+function decode(text: string): string {
+  try {
+    return decodeURIComponent(text.replace(/\+/g, " "));
+  } catch {
+    return text;
+  }
+}
