@@ -24,7 +24,8 @@ t.teardown(async () => {
   if (child.exitCode === null) child.kill("SIGKILL");
 });
 
-for (let i = 0; i < 300 && !stdout.includes("Stop with Ctrl-C."); i++) await new Promise((r) => setTimeout(r, 100));
+// Up to 60 s: on a loaded 2-core machine PGlite, migrations and seeding take a while.
+for (let i = 0; i < 600 && !stdout.includes("Stop with Ctrl-C."); i++) await new Promise((r) => setTimeout(r, 100));
 
 t.test("prints how to try it, and the printed requests behave as described", async (t) => {
   t.match(stdout, `Gerbang is running at ${url}`);
