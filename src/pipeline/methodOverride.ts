@@ -1,3 +1,5 @@
+import { queryParams } from "./queryParams.ts";
+
 /**
  * Parameters that make frameworks (Rails, Laravel, Express method-override, Symfony) execute another
  * method than the one the gateway authorized: `POST /api/orders?_method=DELETE` is a DELETE upstream.
@@ -8,12 +10,7 @@ const OVERRIDE_PARAM = /^(?:_method|x[-_]http[-_]method(?:[-_]override)?|x[-_]me
 
 /** Does a query string (with its `?`) or an urlencoded body carry a method-override parameter? */
 export function hasMethodOverride(params: string): boolean {
-  const text = params.startsWith("?") ? params.slice(1) : params;
-  if (text.length === 0) return false;
-  for (const pair of text.split("&")) {
-    const eq = pair.indexOf("=");
-    if (OVERRIDE_PARAM.test(decode(eq < 0 ? pair : pair.slice(0, eq)).trim())) return true;
-  }
+  for (const [name] of queryParams(params)) if (OVERRIDE_PARAM.test(name.trim())) return true;
   return false;
 }
 
@@ -23,12 +20,4 @@ const FORM_TYPE = /^application\/x-www-form-urlencoded\s*(?:;|$)/i;
 export function formHasMethodOverride(contentType: string | undefined, body: unknown): boolean {
   if (typeof contentType !== "string" || !FORM_TYPE.test(contentType) || !(body instanceof Buffer)) return false;
   return hasMethodOverride(body.toString("latin1"));
-}
-
-function decode(text: string): string {
-  try {
-    return decodeURIComponent(text.replace(/\+/g, " "));
-  } catch {
-    return text;
-  }
 }

@@ -32,7 +32,8 @@ export function createRateLimitStage(options: RateLimitStageOptions): {
       const { headers } = request;
       if (headers["x-api-key"] === undefined && headers.authorization === undefined && headers.cookie === undefined) return;
       const bucket = refusedCredentialsBucket(config, request.ip);
-      if (limiter.isExhausted(bucket)) throw new GerbangError("RATE_LIMITED", { reason: bucket.reason, headers: { "retry-after": String(Math.ceil(bucket.windowMs / 1000 - ((Date.now() / 1000) % (bucket.windowMs / 1000)))) } });
+      const resetMs = limiter.exhaustedFor(bucket);
+      if (resetMs !== null) throw new GerbangError("RATE_LIMITED", { reason: bucket.reason, headers: { "retry-after": String(Math.max(1, Math.ceil(resetMs / 1000))) } });
     },
   };
 }

@@ -122,10 +122,11 @@ export class RateLimitCounters {
     return { redis: "down", downSince: new Date(this.downSince).toISOString(), decidedWithoutRedis: this.decidedWithoutRedis };
   }
 
-  /** Whether this instance already knows `key`'s current window is used up; asks nothing, counts nothing. */
-  isExhausted(key: string, max: number, windowMs: number): boolean {
-    const w = this.windows.get(`${key}:${windowMs}:${Math.floor(Date.now() / windowMs)}`);
-    return w !== undefined && w.reserve < 1 && (w.exhausted || w.seen + w.unsynced >= max);
+  /** Milliseconds until `key`'s window resets if this instance already knows it is used up, else null; asks nothing, counts nothing. */
+  exhaustedFor(key: string, max: number, windowMs: number): number | null {
+    const now = Date.now();
+    const w = this.windows.get(`${key}:${windowMs}:${Math.floor(now / windowMs)}`);
+    return w !== undefined && w.reserve < 1 && (w.exhausted || w.seen + w.unsynced >= max) ? w.endsAt - now : null;
   }
 
   /** Counts one request against `key`'s current window of `windowMs`, allowing at most `max`. */
@@ -133,8 +134,7 @@ export class RateLimitCounters {
     const now = Date.now();
     const w = this.window(key, windowMs, now);
     const ttlMs = w.endsAt - now;
-    const refused = { allowed: false, count: max + 1, ttlMs };
-    if (w.exhausted) return refused;
+    if (w.exhausted) return { allowed: false, count: max + 1, ttlMs };
     if (w.reserve >= 1) {
       w.reserve -= 1;
       if (!options.strict && w.leasing === null && !this.down && w.reserve < this.leaseSize(w, max) / 2) {
@@ -158,7 +158,7 @@ export class RateLimitCounters {
       w.reserve -= 1;
       return { allowed: true, count: this.used(w, max), ttlMs };
     }
-    if (w.exhausted) return refused;
+    if (w.exhausted) return { allowed: false, count: max + 1, ttlMs };
     // The lease failed: Redis just went down.
     this.decidedWithoutRedis += 1;
     if (options.mode === "closed") throw new RateLimitBackendDown();

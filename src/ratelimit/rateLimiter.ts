@@ -27,8 +27,8 @@ export interface RateLimiter {
   enforce(request: FastifyRequest, reply: FastifyReply, buckets: readonly Bucket[]): Promise<void>;
   /** Counts `weight` more against a bucket after the answer is known (refused sign-ins), in the window counted at `at`. */
   penalize(bucket: Bucket, weight: number, at: number): Promise<void>;
-  /** Whether this instance knows the bucket is used up, without counting (no Redis round trip). */
-  isExhausted(bucket: Bucket): boolean;
+  /** Milliseconds until the bucket resets if this instance knows it is used up, else null (no counting, no Redis round trip). */
+  exhaustedFor(bucket: Bucket): number | null;
 }
 
 type Limit = ReturnType<FastifyInstance["createRateLimit"]>;
@@ -84,7 +84,7 @@ export async function createRateLimiter(app: FastifyInstance, counters: RateLimi
       if (tightest !== null) setHeaders(reply, tightest);
     },
     penalize: (bucket, weight, at) => counters.add(bucket.key, bucket.windowMs, weight, at),
-    isExhausted: (bucket) => counters.isExhausted(bucket.key, bucket.max, bucket.windowMs),
+    exhaustedFor: (bucket) => counters.exhaustedFor(bucket.key, bucket.max, bucket.windowMs),
   };
 }
 
