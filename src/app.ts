@@ -26,7 +26,10 @@ import { keyRoutes } from "./keys/keyRoutes.ts";
 import type { ApiKeyService } from "./keys/apiKeyService.ts";
 import { keyInQuery } from "./keys/keyInQuery.ts";
 import { hasMethodOverride } from "./pipeline/methodOverride.ts";
+import { validHost } from "./pipeline/validHost.ts";
 import { createRateLimitStage } from "./pipeline/rateLimit.ts";
+import { LoadShedding } from "./pipeline/loadShedding.ts";
+import { UpstreamCircuits } from "./upstream/upstreamCircuits.ts";
 import { createRateLimiter } from "./ratelimit/rateLimiter.ts";
 import type { RateLimitCounters } from "./ratelimit/rateLimitCounters.ts";
 import "./pipeline/requestState.ts";
@@ -65,7 +68,16 @@ export async function buildApp(ctx: GatewayContext): Promise<FastifyInstance> {
     },
     bodyLimit: config.server.bodyLimitBytes,
     // Node answers a missing Host with a bare 400 of its own; the onRequest hook answers it in the catalogue's JSON.
-    http: { maxHeaderSize: config.server.maxHeaderBytes, requireHostHeader: false },
+    http: {
+      maxHeaderSize: config.server.maxHeaderBytes,
+      requireHostHeader: false,
+      // Slow clients (slowloris, a trickled body) are answered 408 and closed; checked every second.
+      headersTimeout: config.server.headersTimeoutMs,
+      requestTimeout: config.server.requestTimeoutMs,
+      connectionsCheckingInterval: 1000,
+    },
+    requestTimeout: config.server.requestTimeoutMs,
+    keepAliveTimeout: config.server.keepAliveTimeoutMs,
     requestIdHeader: false,
     genReqId: () => randomUUID(),
     logController: new LogController({ disableRequestLogging: true }),
@@ -77,7 +89,12 @@ export async function buildApp(ctx: GatewayContext): Promise<FastifyInstance> {
   const trustedOrigins = new Set([new URL(ctx.publicUrl).origin, ...config.auth.trustedOrigins]);
   // Without a configured publicUrl, localhost and 127.0.0.1 are the same local gateway.
   if (config.server.publicUrl === undefined) trustedOrigins.add(ctx.publicUrl.replace("//localhost:", "//127.0.0.1:"));
+  app.server.maxHeadersCount = 0;
   const upstreams = new UpstreamTable(ctx.upstreams);
+  const circuits = new UpstreamCircuits(upstreams.all, (upstream, state, detail) => {
+    app.log.warn({ upstream, state, failures: detail.failures, openMs: state === "open" ? detail.openMs : undefined }, `upstream circuit ${state}`);
+  });
+  const shedding = new LoadShedding(config.server, (socket) => writeRawError(socket, "OVERLOADED", { reason: "CONNECTIONS", extraHeaders: `Retry-After: ${config.server.overload.retryAfterSec}\r\n` }));
   // CONNECT never reaches Fastify's router; without a listener Node would drop the socket silently.
   app.server.on("connect", (_req, socket: Duplex) => {
     writeRawError(socket, "METHOD_NOT_ALLOWED");
@@ -89,6 +106,12 @@ export async function buildApp(ctx: GatewayContext): Promise<FastifyInstance> {
   // got past authentication and the precheck, right before the body is read.
   app.server.on("checkContinue", (req, res) => app.server.emit("request", req, res));
   app.addHook("preParsing", (request, reply, payload, done) => {
+    try {
+      shedding.reserveBody(request, (release) => reply.raw.once("close", release));
+    } catch (error) {
+      done(error as GerbangError);
+      return;
+    }
     if (String(request.headers.expect ?? "").toLowerCase() === "100-continue" && !reply.raw.headersSent) reply.raw.writeContinue();
     done(null, payload);
   });
@@ -106,8 +129,11 @@ export async function buildApp(ctx: GatewayContext): Promise<FastifyInstance> {
       done(error as GerbangError);
     }
   });
+  // After the hook above, so a shed request has its state like any other (audit, log, cookies).
+  await shedding.register(app);
   const checkRequest = (request: FastifyRequest, reply: FastifyReply): void => {
     request.gerbang = { startedAt: process.hrtime.bigint() };
+    shedding.checkConnection(request);
     if (closing) {
       void reply.header("connection", "close");
       throw new GerbangError("NOT_READY", { reason: "SHUTTING_DOWN" });
@@ -115,6 +141,9 @@ export async function buildApp(ctx: GatewayContext): Promise<FastifyInstance> {
     if (request.raw.httpVersionMajor === 1 && request.raw.httpVersionMinor >= 1 && request.headers.host === undefined) {
       throw new GerbangError("MALFORMED_REQUEST", { reason: "MISSING_HOST" });
     }
+    if (!validHost(request.raw.rawHeaders)) throw new GerbangError("MALFORMED_REQUEST", { reason: "INVALID_HOST" });
+    // Node's own cap (maxHeadersCount) would drop fields silently; it is lifted, and this limit refuses instead.
+    if (request.raw.rawHeaders.length > 2 * config.server.maxHeaderCount) throw new GerbangError("HEADERS_TOO_LARGE", { reason: "TOO_MANY_HEADERS", headers: { connection: "close" } });
     const rejected = rejectedTargetReason(request.raw);
     if (rejected !== undefined) throw new GerbangError("BAD_REQUEST_TARGET", { reason: rejected });
     Object.assign(request.gerbang, splitTarget(request.url));
@@ -137,7 +166,15 @@ export async function buildApp(ctx: GatewayContext): Promise<FastifyInstance> {
     sendError(request, reply, new GerbangError(PROXY_METHODS.includes(request.method) ? "ROUTE_NOT_FOUND" : "METHOD_NOT_ALLOWED")),
   );
 
-  await app.register(systemRoutes, { signer: ctx.signer, checks: ctx.readiness });
+  const upstreamCheck = {
+    name: "upstreams",
+    critical: false,
+    check: async () => {
+      const failing = circuits.failing;
+      if (failing.length > 0) throw new Error(`circuit not closed: ${failing.join(", ")}`);
+    },
+  };
+  await app.register(systemRoutes, { signer: ctx.signer, checks: [...ctx.readiness, upstreamCheck] });
   const limiter = await createRateLimiter(app, ctx.rateLimitCounters);
   await app.register(authRoutes, { auth: ctx.auth, sessions: ctx.sessions, publicUrl: ctx.publicUrl, trustedOrigins, limiter, rateLimit: config.rateLimit, ...(ctx.onUserChanged === undefined ? {} : { onUserChanged: ctx.onUserChanged }) });
 
@@ -145,7 +182,7 @@ export async function buildApp(ctx: GatewayContext): Promise<FastifyInstance> {
   if (ctx.keys !== null) await app.register(keyRoutes, { ...ctx.keys, authenticate });
   const authorize = createAuthorize({ policies: ctx.policies, resolver: ctx.resolver });
   const rateLimit = createRateLimitStage({ limiter, config: config.rateLimit });
-  const forward = createForward({ signer: ctx.signer, proto: ctx.publicUrl.startsWith("https:") ? "https" : "http" });
+  const forward = createForward({ signer: ctx.signer, proto: ctx.publicUrl.startsWith("https:") ? "https" : "http", circuits });
 
   await app.register(async (proxy) => {
     // Bodies are forwarded byte for byte; only the authorize stage parses JSON, and only when a policy needs it.
@@ -204,14 +241,15 @@ function toGerbangError(error: FastifyError | GerbangError, log: { error: (obj: 
 /** Errors before a request exists (oversized headers, unparsable requests): same JSON shape. */
 function clientError(error: Error & { code?: string }, socket: Socket): void {
   if (error.code === "ECONNRESET" || socket.destroyed) return;
-  writeRawError(socket, error.code === "HPE_HEADER_OVERFLOW" ? "HEADERS_TOO_LARGE" : "MALFORMED_REQUEST");
+  writeRawError(socket, error.code === "HPE_HEADER_OVERFLOW" ? "HEADERS_TOO_LARGE" : error.code === "ERR_HTTP_REQUEST_TIMEOUT" ? "REQUEST_TIMEOUT" : "MALFORMED_REQUEST");
   socket.destroy(error);
 }
 
 /** Writes a catalogue error straight to a socket that Fastify never turned into a request. */
-function writeRawError(socket: Duplex, code: "HEADERS_TOO_LARGE" | "MALFORMED_REQUEST" | "METHOD_NOT_ALLOWED"): void {
+function writeRawError(socket: Duplex, code: "HEADERS_TOO_LARGE" | "MALFORMED_REQUEST" | "METHOD_NOT_ALLOWED" | "REQUEST_TIMEOUT" | "OVERLOADED", options: { reason?: string; extraHeaders?: string } = {}): void {
   if (!socket.writable) return;
-  const body = JSON.stringify(errorBody(new GerbangError(code), randomUUID()));
+  const body = JSON.stringify(errorBody(new GerbangError(code, options.reason === undefined ? {} : { reason: options.reason }), randomUUID()));
+  const extraHeaders = options.extraHeaders ?? "";
   const { status } = ERRORS[code];
-  socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ""}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+  socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ""}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n${extraHeaders}\r\n${body}`);
 }

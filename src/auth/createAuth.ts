@@ -80,7 +80,8 @@ export function createAuth(options: AuthOptions) {
     },
     plugins: [
       admin({ ac, roles, defaultRole: "user", adminRoles: ["admin"] }),
-      bearer(),
+      // Only the signed token (set-auth-token) is a credential: the bare token as stored in the session table is not.
+      bearer({ requireSignature: true }),
       // Issuance and storage only: src/keys verifies keys on the hot path (the plugin would write to
       // the database per request) and owns rotation; its HTTP endpoints are not exposed (authRoutes).
       apiKey({

@@ -7,12 +7,14 @@ import { SESSION_COOKIE_NAMES } from "./authenticators/sessionCookieAuthenticato
 interface Entry {
   result: Extract<AuthnResult, { kind: "authenticated" }>;
   until: number;
+  /** Hash of the session token inside the credential: the cookie and the bearer spelling of one session share it. */
+  token: string;
 }
 
 /**
  * Resolves a session credential to a principal through Better Auth, remembering positive answers
  * for `ttlMs` so the proxy path does not query the database per request. Sign-out through this
- * instance forgets the entry at once, admin changes to a user arrive through the invalidation bus
+ * instance forgets the session at once, whichever spelling (cookie or bearer) it was cached under, admin changes to a user arrive through the invalidation bus
  * (forgetUser), and the TTL bounds every other revocation made elsewhere.
  */
 export class SessionResolver {
@@ -27,6 +29,21 @@ export class SessionResolver {
   /** The cache key never contains the credential itself. */
   static keyOf(headers: Record<string, string>): string {
     return createHash("sha256").update(JSON.stringify(headers)).digest("base64url");
+  }
+
+  /**
+   * The session token a credential carries: `Bearer <token>.<signature>` and the cookie value
+   * `<token>.<signature>` (URL-encoded) name the same session.
+   */
+  static tokenOf(headers: Record<string, string>): string {
+    const raw = headers.authorization?.replace(/^Bearer +/i, "") ?? headers.cookie?.slice(headers.cookie.indexOf("=") + 1) ?? "";
+    let decoded = raw;
+    try {
+      decoded = decodeURIComponent(raw);
+    } catch {
+      // not encoded
+    }
+    return createHash("sha256").update(decoded.split(".")[0] ?? "").digest("base64url");
   }
 
   async resolve(headers: Record<string, string>): Promise<AuthnResult> {
@@ -55,14 +72,23 @@ export class SessionResolver {
     const expiresAt = new Date(found.session.expiresAt).getTime();
     if (this.ttlMs > 0) {
       if (this.cache.size >= this.maxEntries) this.cache.delete(this.cache.keys().next().value ?? "");
-      this.cache.set(key, { result, until: Math.min(now + this.ttlMs, expiresAt) });
+      this.cache.set(key, { result, until: Math.min(now + this.ttlMs, expiresAt), token: SessionResolver.tokenOf(headers) });
     }
     // Only this answer carries the renewed cookie; cached copies must not replay it.
     return renewed.length > 0 ? { ...result, refreshCookies: renewed } : result;
   }
 
+  /** Sign-out: forgets every cached spelling of the session the credential names, not only this one. */
   forget(headers: Record<string, string>): void {
-    this.cache.delete(SessionResolver.keyOf(headers));
+    const token = SessionResolver.tokenOf(headers);
+    const sessionIds = new Set<string>();
+    for (const [key, entry] of this.cache) {
+      if (entry.token !== token) continue;
+      if (entry.result.principal.sessionId !== undefined) sessionIds.add(entry.result.principal.sessionId);
+      this.cache.delete(key);
+    }
+    if (sessionIds.size === 0) return;
+    for (const [key, entry] of this.cache) if (entry.result.principal.sessionId !== undefined && sessionIds.has(entry.result.principal.sessionId)) this.cache.delete(key);
   }
 
   forgetUser(userId: string): void {

@@ -26,6 +26,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
       force.unref();
       void gateway.close().then(resolve, () => resolve());
     };
+    if (config.policy.reloadOnSignal) process.on("SIGHUP", () => void gateway.reloadPolicy());
     process.once("SIGTERM", () => stop("SIGTERM"));
     process.once("SIGINT", () => stop("SIGINT"));
   });

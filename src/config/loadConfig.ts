@@ -73,6 +73,9 @@ export function resolveConfig(raw: unknown, env: NodeJS.ProcessEnv = {}, demoWhe
   if (config.upstreams === undefined && !config.demo.upstream) {
     throw new ConfigError("/upstreams", "is required (or set demo.upstream: true)");
   }
+  if (config.server.headersTimeoutMs > config.server.requestTimeoutMs) {
+    throw new ConfigError("/server/headersTimeoutMs", `must not be above server.requestTimeoutMs (${config.server.requestTimeoutMs})`);
+  }
   if (config.auth.mail.transport === "smtp" && config.auth.mail.smtpUrl === undefined) {
     throw new ConfigError("/auth/mail/smtpUrl", "is required when transport is smtp (or set SMTP_URL)");
   }

@@ -16,6 +16,7 @@ export const ERRORS = {
   KEY_NOT_FOUND: { status: 404, message: "No such API key, or not one of yours." },
   RESOURCE_NOT_FOUND: { status: 404, message: "The resource does not exist." },
   METHOD_NOT_ALLOWED: { status: 405, message: "The gateway does not accept this method here." },
+  REQUEST_TIMEOUT: { status: 408, message: "The request was not received in time." },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, message: "The content type is not supported here." },
   PAYLOAD_TOO_LARGE: { status: 413, message: "The request body is too large." },
   RATE_LIMITED: { status: 429, message: "Too many requests; retry after the number of seconds in Retry-After." },
@@ -24,6 +25,8 @@ export const ERRORS = {
   UPSTREAM_UNREACHABLE: { status: 502, message: "The upstream could not be reached." },
   RESOLVER_FAILED: { status: 502, message: "The upstream did not answer the attribute lookup." },
   NOT_READY: { status: 503, message: "The gateway is not ready." },
+  OVERLOADED: { status: 503, message: "The gateway is overloaded; retry after the number of seconds in Retry-After." },
+  UPSTREAM_UNAVAILABLE: { status: 503, message: "The upstream is failing; the gateway is not sending it requests for now. Retry after the number of seconds in Retry-After." },
   DEPENDENCY_UNAVAILABLE: { status: 503, message: "A service the gateway depends on is unavailable." },
   UPSTREAM_TIMEOUT: { status: 504, message: "The upstream did not answer in time." },
 } as const satisfies Record<string, { status: number; message: string }>;

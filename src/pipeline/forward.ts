@@ -4,10 +4,12 @@ import { GerbangError } from "../errors/catalogue.ts";
 import type { AssertionSigner } from "../identity/assertionSigner.ts";
 import { sanitizeResponseHeaders, upstreamHeaders } from "./upstreamHeaders.ts";
 import { sendError } from "./sendError.ts";
+import type { UpstreamCircuits } from "../upstream/upstreamCircuits.ts";
 
 export interface ForwardOptions {
   signer: AssertionSigner;
   proto: "http" | "https";
+  circuits: UpstreamCircuits;
 }
 
 /** Stage: forward. Only the canonical path and validated query leave the gateway, to the configured origin. */
@@ -16,6 +18,19 @@ export function createForward(options: ForwardOptions): (request: FastifyRequest
     const { principal, upstream, path, query, policy, abilities } = request.gerbang;
     if (principal === undefined || upstream === undefined || path === undefined || policy === undefined || abilities === undefined) throw new GerbangError("INTERNAL_ERROR");
     // The rules of the snapshot that authorized this request, not of a version activated since.
+    const breaker = options.circuits.get(upstream.name);
+    const admitted = breaker.tryAcquire();
+    if (!admitted.allowed) {
+      throw new GerbangError("UPSTREAM_UNAVAILABLE", { reason: "CIRCUIT_OPEN", headers: { "retry-after": String(Math.max(1, Math.ceil(admitted.retryAfterMs / 1000))) } });
+    }
+    // Exactly one of success/failure/release per admitted request, whatever happens first.
+    let settled = false;
+    const settle = (outcome: "success" | "failure" | "release"): void => {
+      if (settled) return;
+      settled = true;
+      breaker[outcome](admitted.trial);
+    };
+    reply.raw.once("close", () => settle("release"));
     const rules = abilities.get(principal.roles).rules;
     const scopeRules = principal.key === undefined ? undefined : abilities.forScopes(principal.key.scopes).rules;
     const assertion = await options.signer.assertionFor(principal, rules, policy.version, upstream.name, scopeRules);
@@ -34,9 +49,13 @@ export function createForward(options: ForwardOptions): (request: FastifyRequest
       timeout: upstream.timeoutMs,
       queryString: () => (query ?? "").slice(1),
       rewriteRequestHeaders: () => headers as IncomingHttpHeaders,
-      rewriteHeaders: (h: IncomingHttpHeaders) => sanitizeResponseHeaders(h),
+      rewriteHeaders: (h: IncomingHttpHeaders) => {
+        settle("success");
+        return sanitizeResponseHeaders(h);
+      },
       onError: (_reply, { error }) => {
         const status = (error as { statusCode?: number }).statusCode;
+        settle("failure");
         request.log.warn({ upstream: upstream.name, code: (error as { code?: string }).code }, "upstream request failed");
         sendError(request, reply, new GerbangError(status === 504 ? "UPSTREAM_TIMEOUT" : "UPSTREAM_UNREACHABLE"));
       },

@@ -9,6 +9,8 @@ const HOP_BY_HOP = new Set(["connection", "keep-alive", "proxy-connection", "tra
 const SPOOFABLE = new Set([
   "authorization", "x-api-key",
   "x-original-url", "x-rewrite-url", "x-original-method", "x-http-method-override", "x-http-method", "x-method-override",
+  // Host overrides (Symfony/Laravel trusted-host bypasses, IIS/ARR): the upstream's Host is the gateway's choice.
+  "x-host", "x-original-host", "x-http-host-override", "x-forwarded-server",
   "x-middleware-subrequest", "forwarded", "x-real-ip", "x-client-ip", "true-client-ip", "cf-connecting-ip", "x-cluster-client-ip", "x-request-id",
 ]);
 
@@ -27,17 +29,32 @@ function stripped(name: string): boolean {
   return HOP_BY_HOP.has(folded) || SPOOFABLE.has(folded) || folded.startsWith("x-gerbang-") || folded.startsWith("x-forwarded-");
 }
 
+const SESSION_COOKIE_NAMES_FOLDED: readonly string[] = SESSION_COOKIE_NAMES.map((n) => n.toLowerCase());
+
 function withoutSessionCookies(cookie: string): string | undefined {
   const kept = cookie.split(";").map((c) => c.trim()).filter((c) => {
     const name = c.slice(0, Math.max(0, c.indexOf("="))).trim();
-    return c.length > 0 && !(SESSION_COOKIE_NAMES as readonly string[]).includes(name);
+    // Case-folded: Better Auth reads the exact name, but a framework behind the gateway might not.
+    return c.length > 0 && !SESSION_COOKIE_NAMES_FOLDED.includes(name.toLowerCase());
   });
   return kept.length > 0 ? kept.join("; ") : undefined;
 }
 
 /** The exact header set the upstream receives: client headers minus credentials and spoofable ones, plus identity. */
 export function upstreamHeaders(incoming: IncomingHttpHeaders, identity: IdentityContext): OutgoingHttpHeaders {
+  // The gateway's own headers first: an upstream that keeps only the first N header fields (Node: 2000)
+  // must lose client headers, never the identity.
+  const { principal } = identity;
   const out: OutgoingHttpHeaders = {};
+  if (principal.userId !== null) out["x-gerbang-user"] = principal.userId;
+  out["x-gerbang-roles"] = principal.roles.join(",");
+  out["x-gerbang-auth"] = principal.authMethod;
+  if (principal.key !== undefined) out["x-gerbang-key"] = principal.key.id;
+  out["x-gerbang-policy"] = identity.policyVersion;
+  out["x-gerbang-assertion"] = identity.assertion;
+  out["x-request-id"] = identity.requestId;
+  out["x-forwarded-for"] = identity.clientIp;
+  out["x-forwarded-proto"] = identity.proto;
   const connectionListed = new Set(
     String(incoming.connection ?? "").split(",").map((h) => h.trim().toLowerCase()).filter(Boolean),
   );
@@ -50,16 +67,6 @@ export function upstreamHeaders(incoming: IncomingHttpHeaders, identity: Identit
     if (cookie === undefined) delete out.cookie;
     else out.cookie = cookie;
   }
-  const { principal } = identity;
-  if (principal.userId !== null) out["x-gerbang-user"] = principal.userId;
-  out["x-gerbang-roles"] = principal.roles.join(",");
-  out["x-gerbang-auth"] = principal.authMethod;
-  if (principal.key !== undefined) out["x-gerbang-key"] = principal.key.id;
-  out["x-gerbang-policy"] = identity.policyVersion;
-  out["x-gerbang-assertion"] = identity.assertion;
-  out["x-request-id"] = identity.requestId;
-  out["x-forwarded-for"] = identity.clientIp;
-  out["x-forwarded-proto"] = identity.proto;
   return out;
 }
 

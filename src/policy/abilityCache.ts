@@ -40,6 +40,17 @@ export class AbilityCache {
     return this.remember(scopes, this.compile(`scopes:${sorted.join(",")}`, sorted, () => sorted.flatMap((scope) => this.policy.scopes.get(scope)?.rules ?? [])));
   }
 
+  /**
+   * Compiles, ahead of traffic, every role and scope set another cache has compiled: after a version
+   * switch the next requests find their abilities ready instead of compiling on the hot path.
+   */
+  warmFrom(other: AbilityCache): void {
+    for (const { key, roles } of other.compiled.values()) {
+      if (key.startsWith("scopes:")) this.forScopes(roles);
+      else this.get(roles);
+    }
+  }
+
   /** Only frozen arrays are remembered by identity: a caller could change a mutable one afterwards. */
   private remember(array: readonly string[], entry: CompiledRoleSet): CompiledRoleSet {
     if (Object.isFrozen(array)) this.byArray.set(array, entry);

@@ -25,7 +25,10 @@ export class PolicyStore {
     return this.active.abilities.get(roles);
   }
 
+  /** Compiles the new version's abilities first, then swaps: a request sees the old snapshot or the new one. */
   activate(policy: PolicySet): void {
-    this.active = { policy, abilities: new AbilityCache(policy) };
+    const abilities = new AbilityCache(policy);
+    abilities.warmFrom(this.active.abilities);
+    this.active = { policy, abilities };
   }
 }

@@ -6,7 +6,7 @@ import type { PolicySet } from "../policy/policySet.ts";
 import { PACKAGE_ROOT } from "./migrationsDir.ts";
 
 /** The policy folder relative to the working directory; the default falls back to the package's own. */
-function policyRoot(dir: string): string {
+export function policyRoot(dir: string): string {
   const local = resolve(dir);
   return dir === "policies" && !existsSync(local) ? resolve(PACKAGE_ROOT, "policies") : local;
 }

@@ -27,6 +27,7 @@ import { seedDemo } from "../demo/seedDemo.ts";
 import { resolveSecret } from "./secret.ts";
 import { MIGRATIONS_DIR } from "./migrationsDir.ts";
 import { loadActivePolicy } from "./activePolicy.ts";
+import { PolicyReloader, type ReloadOutcome } from "./policyReloader.ts";
 
 export interface RunningGateway {
   app: FastifyInstance;
@@ -34,6 +35,8 @@ export interface RunningGateway {
   db: Database;
   auth: Auth;
   demo: DemoUpstream | null;
+  /** Re-reads the policy folder (SIGHUP); an invalid version is refused and logged, the running one keeps serving. */
+  reloadPolicy(): ReloadOutcome;
   /** Stops accepting, finishes in-flight requests, flushes the audit buffer, closes connections. */
   close(): Promise<void>;
 }
@@ -44,6 +47,7 @@ export async function startGateway(config: GerbangConfig, options: { log?: (msg:
 
   // Policies first: a gateway without a valid active version must not start at all.
   const policies = new PolicyStore(loadActivePolicy(config));
+  const reloader = new PolicyReloader(config, policies);
   if (!(config.apiKeys.selfServiceTier in config.rateLimit.tiers)) {
     throw new Error(`config apiKeys.selfServiceTier: ${config.apiKeys.selfServiceTier} is not a rateLimit tier (${Object.keys(config.rateLimit.tiers).join(", ")})`);
   }
@@ -66,7 +70,7 @@ export async function startGateway(config: GerbangConfig, options: { log?: (msg:
   let upstreams: UpstreamConfig[] = config.upstreams ?? [];
   if (config.demo.upstream) {
     demo = await startDemoUpstream({ host: "127.0.0.1", port: 0 });
-    upstreams = [{ name: "marketplace", prefix: "/api", url: demo.url, timeoutMs: 10000 }, ...upstreams];
+    upstreams = [{ name: "marketplace", prefix: "/api", url: demo.url, timeoutMs: 10000, circuitBreaker: { failureThreshold: 5, openMs: 5000, maxOpenMs: 60000 } }, ...upstreams];
   }
 
   const port = config.server.port;
@@ -156,6 +160,13 @@ export async function startGateway(config: GerbangConfig, options: { log?: (msg:
             },
           ]),
       { name: "policy", check: async () => void policies.current.policy.version },
+      {
+        name: "policyReload",
+        critical: false,
+        check: async () => {
+          if (reloader.lastRefusal !== null) throw new Error(reloader.lastRefusal);
+        },
+      },
     ],
   });
 
@@ -168,6 +179,14 @@ export async function startGateway(config: GerbangConfig, options: { log?: (msg:
   // Demo users have published passwords: only the demo (no config file) creates them unless asked.
   const seedUsers = config.demo.seedUsers ?? config.demo.upstream;
   if (seedUsers) await seedDemo(auth, db, demo);
+
+  const reloadPolicy = (): ReloadOutcome => {
+    const result = reloader.reload();
+    if (result.outcome === "activated") app.log.info({ version: result.version, previous: result.previous }, "policy reloaded");
+    else if (result.outcome === "unchanged") app.log.info({ version: result.version }, "policy reload: unchanged");
+    else app.log.error({ version: result.version, problems: result.problems.slice(0, 20), active: policies.current.policy.version }, "policy reload refused; the active version keeps serving");
+    return result;
+  };
 
   let closing: Promise<void> | null = null;
   const close = (): Promise<void> => {
@@ -184,5 +203,5 @@ export async function startGateway(config: GerbangConfig, options: { log?: (msg:
     })();
     return closing;
   };
-  return { app, url, db, auth, demo, close };
+  return { app, url, db, auth, demo, reloadPolicy, close };
 }

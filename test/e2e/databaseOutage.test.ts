@@ -1,24 +1,16 @@
 // PostgreSQL taken away under a running gateway: authentication fails closed with 503 (never
 // anonymous, never a 500 with internals), readiness reports it, and service recovers by itself.
 import t from "tap";
-import { serviceGate, testPgUrl } from "../helpers/services.ts";
-import { createTestDatabase } from "../helpers/testDatabase.ts";
+import { serviceGate } from "../helpers/services.ts";
 import { startGatewayEnv } from "../helpers/gatewayEnv.ts";
-import { startTcpRelay } from "../helpers/tcpRelay.ts";
-import { withDatabase } from "../../src/db/adminUrl.ts";
+import { startRelayedDatabase } from "../helpers/relayedDatabase.ts";
 
 const skip = await serviceGate("postgres");
 
 t.test("database outage", { skip }, async (t) => {
-  const admin = new URL(testPgUrl());
-  const relay = await startTcpRelay({ host: admin.hostname, port: Number(admin.port || 5432) });
+  const relay = await startRelayedDatabase();
   t.teardown(() => relay.close());
-  const db = await createTestDatabase();
-  t.teardown(() => db.drop());
-  const relayed = new URL(withDatabase(testPgUrl(), db.name));
-  relayed.port = String(relay.port);
-  relayed.hostname = "127.0.0.1";
-  const env = await startGatewayEnv({ postgres: false, config: { database: { url: relayed.toString() }, auth: { sessionCacheTtlMs: 0 } } });
+  const env = await startGatewayEnv({ postgres: false, config: { database: { url: relay.url }, auth: { sessionCacheTtlMs: 0 } } });
   t.teardown(() => env.close());
 
   const user = await env.signIn("user@demo.gerbang.dev", "demo-user-password");
@@ -31,8 +23,11 @@ t.test("database outage", { skip }, async (t) => {
   const body = await withSession.text();
   t.match(JSON.parse(body), { error: { code: "DEPENDENCY_UNAVAILABLE" } });
   t.notMatch(body, /prisma|ECONN|postgres|stack/i, "no internals");
+  // A token without a valid signature is refused without asking the database: 401, never anonymous.
   const garbage = await fetch(`${env.url}/api/products`, { headers: { authorization: "Bearer xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx" } });
-  t.equal(garbage.status, 503, "an unverifiable token is not anonymous either");
+  t.equal(garbage.status, 401, "an unsigned token is refused, not anonymous");
+  const forged = await fetch(`${env.url}/api/products`, { headers: { authorization: `Bearer ${user.token.slice(0, -3)}abc` } });
+  t.equal(forged.status, 401, "a token with a forged signature too");
   const signIn = await fetch(`${env.url}/api/auth/sign-in/email`, {
     method: "POST",
     headers: { "content-type": "application/json", origin: env.url },

@@ -117,7 +117,7 @@ t.test("client headers cannot choose the upstream or the identity", async (t) =>
   upstream.received.length = 0;
   const response = await rawRequest(
     env.url,
-    get("/probe/h", "Host: evil.example\r\nX_Gerbang_User: admin\r\nx-gerbang-roles: admin\r\nX-Original-URL: /admin\r\nX-HTTP-Method-Override: DELETE\r\nConnection: x-gerbang-auth\r\nForwarded: for=1.2.3.4\r\n"),
+    get("/probe/h", "X-Forwarded-Host: evil.example\r\nX_Gerbang_User: admin\r\nx-gerbang-roles: admin\r\nX-Original-URL: /admin\r\nX-HTTP-Method-Override: DELETE\r\nConnection: x-gerbang-auth\r\nForwarded: for=1.2.3.4\r\n"),
   );
   t.equal(response.status, 200);
   const headers = upstream.received[0]?.headers ?? {};

@@ -43,8 +43,9 @@ t.test("activating a version swaps policy and abilities together", async (t) => 
   store.activate(stricter);
   t.not(store.current, before);
   t.equal(store.current.policy.version, "2026-11-27");
-  t.equal(store.current.abilities.compilations, 0, "a new version starts with an empty cache");
+  t.equal(store.current.abilities.compilations, 1, "the new version compiled the role set the old one had, before any request needs it");
   t.notOk(evaluate(store.abilitiesFor(["admin"]).ability, { action: "access", subject: "Admin", resource: {}, principal: {} }).allowed);
+  t.equal(store.current.abilities.compilations, 1, "and the request found it compiled");
   t.ok(evaluate(before.abilities.get(["admin"]).ability, { action: "access", subject: "Admin", resource: {}, principal: {} }).allowed, "a request holding the old snapshot keeps using it");
 });
 

@@ -14,6 +14,10 @@ t.test("a file holding only upstreams gets every default", async (t) => {
   t.equal(config.upstreams?.[0]?.timeoutMs, 10000);
   t.equal(config.database.url, undefined, "no database url: embedded");
   t.equal(config.demo.upstream, false);
+  t.same(config.upstreams?.[0]?.circuitBreaker, { failureThreshold: 5, openMs: 5000, maxOpenMs: 60000 }, "every upstream has a circuit breaker");
+  t.match(config.server, { headersTimeoutMs: 10000, requestTimeoutMs: 60000, keepAliveTimeoutMs: 5000, maxConnections: 10000, maxInFlightBodyBytes: 67108864 });
+  t.same(config.server.overload, { maxEventLoopDelayMs: 1000, maxEventLoopUtilization: 0, maxHeapUsedBytes: 0, maxRssBytes: 0, retryAfterSec: 5 });
+  t.equal(config.policy.reloadOnSignal, true);
 });
 
 t.test("rate-limit defaults: API buckets fall back locally, auth buckets fail closed", async (t) => {
@@ -71,6 +75,9 @@ const invalid: Array<[string, unknown, NodeJS.ProcessEnv, RegExp]> = [
   ["a window below a second", { upstreams, rateLimit: { anonymous: { max: 1, windowMs: 10 } } }, {}, /^config \/rateLimit\/anonymous\/windowMs: /],
   ["an unknown auth bucket", { upstreams, rateLimit: { auth: { signUp: {} } } }, {}, /^config \/rateLimit\/auth: .*unknown: signUp/],
   ["a Redis key prefix with spaces", { upstreams, redis: { keyPrefix: "my app" } }, {}, /^config \/redis\/keyPrefix: /],
+  ["a header timeout above the request timeout", { upstreams, server: { headersTimeoutMs: 20000, requestTimeoutMs: 10000 } }, {}, /^config \/server\/headersTimeoutMs: must not be above/],
+  ["a circuit breaker that never opens", { upstreams: [{ ...upstreams[0], circuitBreaker: { failureThreshold: 0 } }] }, {}, /^config \/upstreams\/0\/circuitBreaker\/failureThreshold: /],
+  ["an event-loop utilization above 1", { upstreams, server: { overload: { maxEventLoopUtilization: 2 } } }, {}, /^config \/server\/overload\/maxEventLoopUtilization: /],
   ["smtp without a server", { upstreams, auth: { mail: { transport: "smtp" } } }, {}, /^config \/auth\/mail\/smtpUrl: is required/],
 ];
 for (const [name, raw, env, message] of invalid) {

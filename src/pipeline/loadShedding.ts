@@ -1,0 +1,92 @@
+import underPressure from "@fastify/under-pressure";
+import type { FastifyInstance, FastifyRequest } from "fastify";
+import type { Socket } from "node:net";
+import type { GerbangConfig } from "../config/schema.ts";
+import { GerbangError } from "../errors/catalogue.ts";
+
+type ServerConfig = GerbangConfig["server"];
+
+/** Cheap answers that must keep working under pressure: liveness, and the keys upstreams verify admitted requests with. */
+const EXEMPT = new Set(["/healthz", "/.well-known/jwks.json"]);
+
+const PRESSURE_REASONS: Record<string, string> = {
+  eventLoopDelay: "EVENT_LOOP_DELAY",
+  eventLoopUtilization: "EVENT_LOOP_UTILIZATION",
+  heapUsedBytes: "HEAP",
+  rssBytes: "RSS",
+};
+
+/**
+ * Sheds load with 503 OVERLOADED instead of falling over: under-pressure watches the event loop and
+ * memory; the gateway itself bounds open connections and the body bytes buffered at once. /healthz
+ * and the JWKS stay answerable (the process is alive; a load balancer takes it out through /readyz).
+ */
+export class LoadShedding {
+  private openConnections = 0;
+  private readonly excess = new WeakSet<Socket>();
+  private bufferedBytes = 0;
+
+  constructor(
+    private readonly config: ServerConfig,
+    private readonly writeRefusal: (socket: Socket) => void,
+  ) {}
+
+  async register(app: FastifyInstance): Promise<void> {
+    const { overload } = this.config;
+    const retryAfter = String(overload.retryAfterSec);
+    await app.register(underPressure, {
+      maxEventLoopDelay: overload.maxEventLoopDelayMs,
+      maxEventLoopUtilization: overload.maxEventLoopUtilization,
+      maxHeapUsedBytes: overload.maxHeapUsedBytes,
+      maxRssBytes: overload.maxRssBytes,
+      retryAfter: overload.retryAfterSec,
+      // A rejected promise reaches the error handler, which renders the catalogue's JSON.
+      pressureHandler: (request, _reply, type) =>
+        EXEMPT.has(request.url) ? undefined : Promise.reject(new GerbangError("OVERLOADED", { reason: PRESSURE_REASONS[type] ?? "PRESSURE", headers: { "retry-after": retryAfter } })),
+    });
+
+    // Prepended: the refusal is written before Node's HTTP parser sees a byte of the connection.
+    app.server.prependListener("connection", (socket: Socket) => {
+      this.openConnections += 1;
+      socket.once("close", () => (this.openConnections -= 1));
+      if (this.openConnections <= this.config.maxConnections) return;
+      this.excess.add(socket);
+      this.writeRefusal(socket);
+      socket.end();
+      // Lingers briefly so the client reads the 503 rather than a reset.
+      setTimeout(() => socket.destroy(), 1000).unref();
+    });
+  }
+
+  /** onRequest: a request that arrived on a connection over the limit is refused, never forwarded. */
+  checkConnection(request: FastifyRequest): void {
+    if (this.excess.has(request.raw.socket)) throw this.overloaded("CONNECTIONS");
+  }
+
+  /**
+   * preParsing: reserves the body's bytes against the shared budget, released when the response is
+   * done. A chunked body has no declared size and reserves the whole body limit.
+   */
+  reserveBody(request: FastifyRequest, onRelease: (release: () => void) => void): void {
+    const declared = request.headers["content-length"];
+    const chunked = request.headers["transfer-encoding"] !== undefined;
+    const bytes = chunked ? this.config.bodyLimitBytes : declared === undefined ? 0 : Math.min(Number(declared) || 0, this.config.bodyLimitBytes);
+    if (bytes === 0) return;
+    if (this.bufferedBytes + bytes > this.config.maxInFlightBodyBytes) throw this.overloaded("BODY_BUDGET");
+    this.bufferedBytes += bytes;
+    let released = false;
+    onRelease(() => {
+      if (released) return;
+      released = true;
+      this.bufferedBytes -= bytes;
+    });
+  }
+
+  get status(): { connections: number; bufferedBodyBytes: number } {
+    return { connections: this.openConnections, bufferedBodyBytes: this.bufferedBytes };
+  }
+
+  private overloaded(reason: string): GerbangError {
+    return new GerbangError("OVERLOADED", { reason, headers: { "retry-after": String(this.config.overload.retryAfterSec), connection: "close" } });
+  }
+}

@@ -1,0 +1,72 @@
+import { readdirSync } from "node:fs";
+import type { GerbangConfig } from "../config/schema.ts";
+import { listPolicyVersions } from "../policy/loadPolicySet.ts";
+import { PolicyError } from "../policy/policySet.ts";
+import type { PolicyStore } from "../policy/policyStore.ts";
+import { policyDigest } from "../policy/policyDigest.ts";
+import { runPolicyTests } from "../policy/runPolicyTests.ts";
+import { loadActivePolicy, policyRoot } from "./activePolicy.ts";
+
+export type ReloadOutcome =
+  | { outcome: "activated"; version: string; previous: string }
+  | { outcome: "unchanged"; version: string }
+  | { outcome: "refused"; version: string; problems: string[] };
+
+/**
+ * Re-reads the policy folder and activates the configured (or newest) version only when it loads,
+ * validates and passes its own tests; otherwise the running version keeps serving and the refusal is
+ * remembered for /readyz. Versions are immutable: a folder whose bytes changed under the same name is
+ * refused, because decisions already audited under that name would no longer mean what they said.
+ */
+export class PolicyReloader {
+  private digest: string;
+  private refusal: string | null = null;
+
+  constructor(
+    private readonly config: GerbangConfig,
+    private readonly store: PolicyStore,
+  ) {
+    this.digest = policyDigest(store.current.policy.dir);
+  }
+
+  /** The last reload's refusal, until a reload succeeds. */
+  get lastRefusal(): string | null {
+    return this.refusal;
+  }
+
+  reload(): ReloadOutcome {
+    const active = this.store.current.policy;
+    let candidate;
+    let digest: string;
+    try {
+      // "The newest version" must not quietly mean an older one because the newest folder is unreadable.
+      if (this.config.policy.version === undefined) {
+        const root = policyRoot(this.config.policy.dir);
+        const listed = new Set(listPolicyVersions(root).map((v) => v.version));
+        const unreadable = readdirSync(root, { withFileTypes: true }).filter((e) => e.isDirectory() && !e.name.startsWith("_") && !listed.has(e.name));
+        if (unreadable.length > 0) return this.refuse("(newest)", unreadable.map((e) => `${e.name}/manifest.yaml: missing or not valid YAML (prefix a draft folder with _ to keep it out)`));
+      }
+      candidate = loadActivePolicy(this.config);
+      digest = policyDigest(candidate.dir);
+    } catch (error) {
+      const problems = error instanceof PolicyError ? error.problems.map((p) => `${p.file}${p.path ? ` ${p.path}` : ""}: ${p.reason}`) : [(error as Error).message];
+      return this.refuse(this.config.policy.version ?? "(newest)", problems);
+    }
+    if (candidate.version === active.version) {
+      if (digest !== this.digest) return this.refuse(candidate.version, [`version ${candidate.version} changed on disk while active; versions are immutable, create a new version folder`]);
+      this.refusal = null;
+      return { outcome: "unchanged", version: active.version };
+    }
+    const failing = runPolicyTests(candidate).filter((r) => !r.passed);
+    if (failing.length > 0) return this.refuse(candidate.version, failing.map((r) => `${r.file}: ${r.name}: expected ${r.expected}, got ${r.actual} (${r.reason})`));
+    this.store.activate(candidate);
+    this.digest = digest;
+    this.refusal = null;
+    return { outcome: "activated", version: candidate.version, previous: active.version };
+  }
+
+  private refuse(version: string, problems: string[]): ReloadOutcome {
+    this.refusal = `version ${version} refused`;
+    return { outcome: "refused", version, problems };
+  }
+}

@@ -1,0 +1,93 @@
+export interface CircuitBreakerOptions {
+  failureThreshold: number;
+  openMs: number;
+  maxOpenMs: number;
+  /** A trial not reported within this is presumed lost, and another may start. */
+  trialTimeoutMs: number;
+  /** Called on every state change, for the log. */
+  onChange?: (state: CircuitState, detail: { failures: number; openMs: number }) => void;
+  now?: () => number;
+}
+
+export type CircuitState = "closed" | "open" | "half-open";
+
+/**
+ * One upstream's circuit. Closed: every request goes through and consecutive transport failures are
+ * counted. Open: requests are refused without touching the upstream, so a dead one is not hammered
+ * and clients learn at once. After openMs exactly one trial request is let through (half-open); its
+ * success closes the circuit, its failure opens it again for twice as long (up to maxOpenMs).
+ *
+ * Only transport failures count (unreachable, reset, timeout, an answer that is not HTTP): an upstream
+ * that answers 5xx is answering, and what it says is its own business.
+ */
+export class CircuitBreaker {
+  private state: CircuitState = "closed";
+  private failures = 0;
+  private openedAt = 0;
+  private currentOpenMs: number;
+  private trialInFlight = false;
+  private trialStartedAt = 0;
+  private readonly now: () => number;
+
+  constructor(private readonly options: CircuitBreakerOptions) {
+    this.currentOpenMs = options.openMs;
+    this.now = options.now ?? Date.now;
+  }
+
+  get status(): { state: CircuitState; failures: number; retryAfterMs: number } {
+    const retryAfterMs = this.state === "open" ? Math.max(0, this.openedAt + this.currentOpenMs - this.now()) : 0;
+    return { state: this.state, failures: this.failures, retryAfterMs };
+  }
+
+  /**
+   * Whether a request may go to the upstream now. A true answer in half-open state makes the caller
+   * the trial: it must report success() or failure() (or release() when it never reached the upstream).
+   */
+  tryAcquire(): { allowed: true; trial: boolean } | { allowed: false; retryAfterMs: number } {
+    if (this.state === "closed") return { allowed: true, trial: false };
+    if (this.state === "open") {
+      const left = this.openedAt + this.currentOpenMs - this.now();
+      if (left > 0) return { allowed: false, retryAfterMs: left };
+      this.transition("half-open");
+    }
+    if (this.trialInFlight && this.now() - this.trialStartedAt < this.options.trialTimeoutMs) return { allowed: false, retryAfterMs: Math.min(this.currentOpenMs, 1000) };
+    this.trialInFlight = true;
+    this.trialStartedAt = this.now();
+    return { allowed: true, trial: true };
+  }
+
+  success(trial: boolean): void {
+    if (trial) this.trialInFlight = false;
+    this.failures = 0;
+    if (this.state !== "closed") {
+      this.currentOpenMs = this.options.openMs;
+      this.transition("closed");
+    }
+  }
+
+  failure(trial: boolean): void {
+    if (trial) this.trialInFlight = false;
+    this.failures += 1;
+    if (this.state === "half-open" && trial) {
+      this.currentOpenMs = Math.min(this.currentOpenMs * 2, this.options.maxOpenMs);
+      this.open();
+    } else if (this.state === "closed" && this.failures >= this.options.failureThreshold) {
+      this.open();
+    }
+  }
+
+  /** A trial that ended before reaching the upstream (the client went away): let another one try. */
+  release(trial: boolean): void {
+    if (trial) this.trialInFlight = false;
+  }
+
+  private open(): void {
+    this.openedAt = this.now();
+    this.transition("open");
+  }
+
+  private transition(state: CircuitState): void {
+    this.state = state;
+    this.options.onChange?.(state, { failures: this.failures, openMs: this.currentOpenMs });
+  }
+}

@@ -1,0 +1,150 @@
+// Faults, policy side (issue 4): SIGHUP makes a running gateway re-read its policy folder. A version
+// that is corrupt, invalid, failing its own tests, hidden behind an unreadable manifest, or an active
+// version edited in place is refused and the running version keeps serving, under load, without one
+// failed request. A valid version is activated without a restart; taking it away rolls back.
+import t, { type Test } from "tap";
+import { cpSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { serviceGate } from "../helpers/services.ts";
+import { startGatewayEnv } from "../helpers/gatewayEnv.ts";
+
+const pgMissing = await serviceGate("postgres");
+const root = mkdtempSync(join(tmpdir(), "gerbang-policies-"));
+t.teardown(() => rmSync(root, { recursive: true, force: true }));
+const ACTIVE = "2026-12-01";
+const NEXT = "2026-12-02";
+cpSync(fileURLToPath(new URL(`../../policies/${ACTIVE}`, import.meta.url)), join(root, ACTIVE), { recursive: true });
+const env = await startGatewayEnv({ postgres: pgMissing === false, config: { policy: { dir: root }, logLevel: "info" } });
+t.teardown(() => env.close());
+
+/** The next version: the active one with anonymous product reads taken away (and its test saying so unless told otherwise). */
+function writeNext(options: { updateTest: boolean }): string {
+  const dir = join(root, NEXT);
+  rmSync(dir, { recursive: true, force: true });
+  cpSync(join(root, ACTIVE), dir, { recursive: true });
+  const manifest = readFileSync(join(dir, "manifest.yaml"), "utf8").replace(`version: "${ACTIVE}"`, `version: "${NEXT}"`).replace(/created: ".*"/, `created: "${NEXT}T00:00:00Z"`);
+  writeFileSync(join(dir, "manifest.yaml"), manifest);
+  writeFileSync(join(dir, "roles", "anonymous.yaml"), "role: anonymous\ndescription: Requests without credentials.\nrules: []\n");
+  if (options.updateTest) {
+    const tests = join(dir, "tests", "marketplace_test.yaml");
+    writeFileSync(tests, readFileSync(tests, "utf8").replace("  - name: anonymous reads products\n    principal: { roles: [anonymous] }\n    action: read\n    subject: Product\n    expect: allow", "  - name: anonymous no longer reads products\n    principal: { roles: [anonymous] }\n    action: read\n    subject: Product\n    expect: deny"));
+  }
+  return dir;
+}
+
+/** Sends SIGHUP and waits for the gateway to log the reload's outcome. */
+async function reload(): Promise<string> {
+  const count = (): number => env.gateway.output().split("\n").filter((line) => line.includes('"msg":"policy reload')).length;
+  const before = count();
+  env.gateway.child.kill("SIGHUP");
+  for (let i = 0; i < 100 && count() === before; i++) await new Promise((r) => setTimeout(r, 50));
+  const lines = env.gateway.output().split("\n").filter((line) => line.includes('"msg":"policy reload'));
+  return lines.at(-1) ?? "";
+}
+const policyUpstreamSaw = async (): Promise<string | undefined> => {
+  await env.clearReceived();
+  await fetch(`${env.url}/api/products`);
+  return (await env.received())[0]?.headers["x-gerbang-policy"];
+};
+const readiness = async (): Promise<{ status: number; body: { status?: string; checks?: Record<string, string> } }> => {
+  const response = await fetch(`${env.url}/readyz`);
+  return { status: response.status, body: (await response.json()) as { status?: string; checks?: Record<string, string> } };
+};
+
+// An admin reading products, all the time, from four clients (admin rules are the same in both
+// versions): no reload, refused or activated, may make one of these requests fail.
+const admin = await env.signIn("admin@demo.gerbang.dev", "demo-admin-password");
+const load = { running: true, statuses: new Map<number, number>() };
+const clients = Array.from({ length: 4 }, async () => {
+  while (load.running) {
+    const status = await fetch(`${env.url}/api/products`, { headers: { authorization: `Bearer ${admin.token}` } }).then(
+      async (r) => (await r.arrayBuffer(), r.status),
+      () => 0,
+    );
+    load.statuses.set(status, (load.statuses.get(status) ?? 0) + 1);
+  }
+});
+t.teardown(async () => {
+  load.running = false;
+  await Promise.all(clients);
+});
+/** Statuses the load saw since the last call. */
+const loadSince = (): Record<string, number> => {
+  const seen = Object.fromEntries([...load.statuses].map(([status, n]) => [String(status), n]));
+  load.statuses.clear();
+  return seen;
+};
+const onlyOk = (t: Test, seen: Record<string, number>, when: string): void => {
+  t.same(Object.keys(seen), ["200"], `${when}: the load got only 200s (${JSON.stringify(seen)})`);
+};
+
+t.test("a corrupt or invalid next version is refused and the running one keeps serving", async (t) => {
+  t.equal(await policyUpstreamSaw(), ACTIVE);
+  loadSince();
+  const cases: Array<[string, (dir: string) => void, RegExp]> = [
+    ["a role file that is not YAML", (dir) => writeFileSync(join(dir, "roles", "anonymous.yaml"), "role: anonymous\nrules: [\n  - id: x\n"), /not valid YAML/],
+    ["a rule with an unknown field", (dir) => writeFileSync(join(dir, "roles", "anonymous.yaml"), "role: anonymous\nrules:\n  - id: anonymous.all\n    action: manage\n    subject: all\n    grant: everything\n"), /anonymous\.yaml/],
+    ["a truncated endpoint file", (dir) => writeFileSync(join(dir, "endpoints", "marketplace.yaml"), readFileSync(join(root, ACTIVE, "endpoints", "marketplace.yaml"), "utf8").slice(0, 300)), /marketplace\.yaml/],
+    ["an unreadable manifest (the newest folder would silently be skipped)", (dir) => writeFileSync(join(dir, "manifest.yaml"), "version: [\n"), new RegExp(`${NEXT}/manifest\\.yaml`)],
+    ["an empty policy file", (dir) => writeFileSync(join(dir, "roles", "admin.yaml"), ""), /admin\.yaml/],
+  ];
+  for (const [name, corrupt, problem] of cases) {
+    corrupt(writeNext({ updateTest: true }));
+    const outcome = await reload();
+    t.match(outcome, /policy reload refused/, `${name}: refused`);
+    t.match(outcome, problem, `${name}: the log names the problem`);
+    t.match(outcome, new RegExp(`"active":"${ACTIVE}"`), `${name}: the log says which version keeps serving`);
+    t.equal(await policyUpstreamSaw(), ACTIVE, `${name}: still ${ACTIVE}`);
+    t.equal((await fetch(`${env.url}/api/products`)).status, 200, `${name}: anonymous reads still follow ${ACTIVE}`);
+    const ready = await readiness();
+    t.equal(ready.status, 200, `${name}: still serving`);
+    t.match(ready.body, { status: "degraded", checks: { policyReload: "failing", policy: "ok" } }, `${name}: readiness says the reload failed`);
+  }
+  onlyOk(t, loadSince(), "during refused reloads");
+});
+
+t.test("a version whose own policy tests fail is refused", async (t) => {
+  writeNext({ updateTest: false });
+  const outcome = await reload();
+  t.match(outcome, /policy reload refused/);
+  t.match(outcome, /anonymous reads products: expected allow, got deny/, "the log names the failing test");
+  t.equal(await policyUpstreamSaw(), ACTIVE);
+  onlyOk(t, loadSince(), "after a refused reload");
+});
+
+t.test("an active version edited in place is refused: versions are immutable", async (t) => {
+  rmSync(join(root, NEXT), { recursive: true, force: true });
+  const file = join(root, ACTIVE, "roles", "anonymous.yaml");
+  const original = readFileSync(file, "utf8");
+  writeFileSync(file, "role: anonymous\nrules: []\n");
+  const outcome = await reload();
+  t.match(outcome, /policy reload refused/);
+  t.match(outcome, /changed on disk while active; versions are immutable/);
+  t.equal((await fetch(`${env.url}/api/products`)).status, 200, "the rules in memory keep serving, not the edited file");
+  writeFileSync(file, original);
+  t.match(await reload(), /policy reload: unchanged/, "restored: the reload is a no-op");
+  t.match((await readiness()).body, { status: "ready", checks: { policyReload: "ok" } }, "and readiness is clean again");
+  onlyOk(t, loadSince(), "around the in-place edit");
+});
+
+t.test("a valid version is activated without a restart, and taking it away rolls back", async (t) => {
+  writeNext({ updateTest: true });
+  const outcome = await reload();
+  t.match(outcome, /"msg":"policy reloaded"/);
+  t.match(outcome, new RegExp(`"version":"${NEXT}","previous":"${ACTIVE}"`));
+  t.equal((await fetch(`${env.url}/api/products`)).status, 401, `${NEXT} takes anonymous product reads away`);
+  await env.clearReceived();
+  await fetch(`${env.url}/api/products`, { headers: { authorization: `Bearer ${admin.token}` } });
+  t.equal((await env.received())[0]?.headers["x-gerbang-policy"], NEXT, "the upstream is told the new version");
+  t.match((await readiness()).body, { status: "ready" });
+
+  // Rollback: the bad version is moved out of the way (an _ prefix hides a folder) and the previous is the newest again.
+  renameSync(join(root, NEXT), join(root, `_${NEXT}`));
+  t.match(await reload(), new RegExp(`"version":"${ACTIVE}","previous":"${NEXT}"`), "rolled back");
+  t.equal(await policyUpstreamSaw(), ACTIVE);
+  t.equal((await fetch(`${env.url}/api/products`)).status, 200, "anonymous reads are back");
+  onlyOk(t, loadSince(), "across activation and rollback");
+  t.equal(env.gateway.child.exitCode, null, "the same process all along");
+});

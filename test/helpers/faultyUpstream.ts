@@ -1,0 +1,114 @@
+import { createServer, type Server, type Socket } from "node:net";
+
+/**
+ * What the upstream does with the next requests: answer properly (at once or after 300 ms), never answer, reset the
+ * connection, answer bytes that are not HTTP, or send headers and reset in the middle of the body.
+ */
+export type UpstreamMode = "ok" | "delayed" | "slow" | "reset" | "garbage" | "truncated";
+
+export interface FaultyUpstream {
+  url: string;
+  port: number;
+  mode: UpstreamMode;
+  /** Requests (complete heads) received since the start. */
+  readonly requests: number;
+  /** TCP connections accepted since the start, and open right now. */
+  readonly accepted: number;
+  readonly open: number;
+  /** Stops listening and drops every connection (connection refused from now on). */
+  down(): Promise<void>;
+  /** Listens again on the same port. */
+  up(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** A raw TCP upstream the test switches between behaviours; it counts what reaches it. */
+export async function startFaultyUpstream(): Promise<FaultyUpstream> {
+  const sockets = new Set<Socket>();
+  let requests = 0;
+  let accepted = 0;
+  const state = { mode: "ok" as UpstreamMode };
+  const onConnection = (socket: Socket): void => {
+    accepted += 1;
+    sockets.add(socket);
+    socket.on("close", () => sockets.delete(socket));
+    socket.on("error", () => undefined);
+    let buffered = "";
+    socket.on("data", (chunk: Buffer) => {
+      buffered += chunk.toString("latin1");
+      // One request per head; bodies here are small and carry Content-Length (the gateway buffers them).
+      for (;;) {
+        const end = buffered.indexOf("\r\n\r\n");
+        if (end === -1) return;
+        const head = buffered.slice(0, end);
+        const length = Number(/\r\ncontent-length:\s*(\d+)/i.exec(head)?.[1] ?? 0);
+        if (buffered.length < end + 4 + length) return;
+        buffered = buffered.slice(end + 4 + length);
+        requests += 1;
+        respond(socket, head);
+      }
+    });
+  };
+  const respond = (socket: Socket, head: string): void => {
+    const path = head.split(" ")[1] ?? "";
+    const ok = (): void => {
+      const body = JSON.stringify({ ok: true, path });
+      socket.write(`HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
+    };
+    switch (state.mode) {
+      case "ok":
+        ok();
+        return;
+      case "delayed":
+        setTimeout(ok, 300);
+        return;
+      case "slow":
+        return;
+      case "reset":
+        socket.resetAndDestroy();
+        return;
+      case "garbage":
+        socket.end("SSH-2.0-OpenSSH_9.2\r\n\u0000\u0001not http at all\r\n\r\n");
+        return;
+      case "truncated":
+        socket.write("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 100000\r\n\r\npartial");
+        setTimeout(() => socket.resetAndDestroy(), 50);
+        return;
+    }
+  };
+  let server: Server = createServer(onConnection);
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const address = server.address();
+  const port = typeof address === "object" && address !== null ? address.port : 0;
+  const down = async (): Promise<void> => {
+    for (const socket of sockets) socket.destroy();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  };
+  return {
+    url: `http://127.0.0.1:${port}`,
+    port,
+    get mode() {
+      return state.mode;
+    },
+    set mode(mode: UpstreamMode) {
+      state.mode = mode;
+    },
+    get requests() {
+      return requests;
+    },
+    get accepted() {
+      return accepted;
+    },
+    get open() {
+      return sockets.size;
+    },
+    down,
+    up: async () => {
+      server = createServer(onConnection);
+      await new Promise<void>((resolve) => server.listen(port, "127.0.0.1", resolve));
+    },
+    close: async () => {
+      if (server.listening) await down();
+    },
+  };
+}

@@ -1,0 +1,63 @@
+import t from "tap";
+import { CircuitBreaker, type CircuitState } from "../../src/upstream/circuitBreaker.ts";
+
+// The breaker's state machine with a clock the test turns; test/faults/upstreamFaults.test.ts drives
+// the same breaker through a real gateway and a failing upstream.
+function breaker(): { b: CircuitBreaker; clock: { now: number }; changes: CircuitState[] } {
+  const clock = { now: 1_000_000 };
+  const changes: CircuitState[] = [];
+  const b = new CircuitBreaker({ failureThreshold: 3, openMs: 1000, maxOpenMs: 3000, trialTimeoutMs: 5000, now: () => clock.now, onChange: (s) => changes.push(s) });
+  return { b, clock, changes };
+}
+
+t.test("consecutive failures open the circuit; a success in between resets the count", async (t) => {
+  const { b, changes } = breaker();
+  b.failure(false);
+  b.failure(false);
+  b.success(false);
+  b.failure(false);
+  b.failure(false);
+  t.equal(b.status.state, "closed", "two failures, a success, two failures: still closed");
+  b.failure(false);
+  t.equal(b.status.state, "open");
+  t.same(changes, ["open"]);
+  const refused = b.tryAcquire();
+  t.same(refused, { allowed: false, retryAfterMs: 1000 }, "refused with the time left");
+});
+
+t.test("after openMs one trial at a time; its failure doubles the wait up to maxOpenMs, its success closes", async (t) => {
+  const { b, clock, changes } = breaker();
+  for (let i = 0; i < 3; i++) b.failure(false);
+  clock.now += 999;
+  t.equal(b.tryAcquire().allowed, false, "1 ms early: still open");
+  clock.now += 1;
+  t.same(b.tryAcquire(), { allowed: true, trial: true }, "openMs passed: a trial");
+  t.equal(b.status.state, "half-open");
+  t.equal(b.tryAcquire().allowed, false, "a second request while the trial runs is refused");
+  b.failure(true);
+  t.match(b.status, { state: "open", retryAfterMs: 2000 }, "the failed trial doubles openMs");
+  clock.now += 2000;
+  t.equal(b.tryAcquire().allowed, true);
+  b.failure(true);
+  t.match(b.status, { retryAfterMs: 3000 }, "capped at maxOpenMs");
+  clock.now += 3000;
+  t.equal(b.tryAcquire().allowed, true);
+  b.success(true);
+  t.match(b.status, { state: "closed", failures: 0 });
+  t.same(changes, ["open", "half-open", "open", "half-open", "open", "half-open", "closed"]);
+  for (let i = 0; i < 3; i++) b.failure(false);
+  t.match(b.status, { state: "open", retryAfterMs: 1000 }, "after closing, the next opening starts from openMs again");
+});
+
+t.test("a trial that never reports (client gone) does not keep the circuit shut forever", async (t) => {
+  const { b, clock } = breaker();
+  for (let i = 0; i < 3; i++) b.failure(false);
+  clock.now += 1000;
+  t.equal(b.tryAcquire().allowed, true);
+  b.release(true);
+  t.equal(b.tryAcquire().allowed, true, "released: the next request may be the trial");
+  clock.now += 4999;
+  t.equal(b.tryAcquire().allowed, false, "an unreported trial blocks others for trialTimeoutMs");
+  clock.now += 1;
+  t.equal(b.tryAcquire().allowed, true, "then it is presumed lost");
+});
