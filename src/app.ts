@@ -107,7 +107,13 @@ export async function buildApp(ctx: GatewayContext): Promise<FastifyInstance> {
   app.server.on("checkContinue", (req, res) => app.server.emit("request", req, res));
   app.addHook("preParsing", (request, reply, payload, done) => {
     try {
-      shedding.reserveBody(request, (release) => reply.raw.once("close", release));
+      shedding.reserveBody(request, (release) => {
+        // A pipelined request whose connection dies before its turn never gets a response 'close' (Node 20).
+        const socket = request.raw.socket;
+        reply.raw.once("close", release);
+        socket.once("close", release);
+        reply.raw.once("close", () => socket.removeListener("close", release));
+      });
     } catch (error) {
       done(error as GerbangError);
       return;
@@ -239,8 +245,13 @@ function toGerbangError(error: FastifyError | GerbangError, log: { error: (obj: 
 }
 
 /** Errors before a request exists (oversized headers, unparsable requests): same JSON shape. */
-function clientError(error: Error & { code?: string }, socket: Socket): void {
+function clientError(error: Error & { code?: string }, socket: Socket & { _httpMessage?: { headersSent?: boolean } }): void {
   if (error.code === "ECONNRESET" || socket.destroyed) return;
+  // A response already under way on this connection (a kept-alive follow-up timed out): writing ours would corrupt it.
+  if (socket._httpMessage?.headersSent === true) {
+    socket.destroy(error);
+    return;
+  }
   writeRawError(socket, error.code === "HPE_HEADER_OVERFLOW" ? "HEADERS_TOO_LARGE" : error.code === "ERR_HTTP_REQUEST_TIMEOUT" ? "REQUEST_TIMEOUT" : "MALFORMED_REQUEST");
   socket.destroy(error);
 }

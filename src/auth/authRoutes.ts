@@ -65,7 +65,12 @@ export async function authRoutes(app: FastifyInstance, options: AuthRoutesOption
       }
       headers.set("x-gerbang-client-ip", request.ip);
 
-      if (request.url.startsWith("/api/auth/sign-out")) forgetSession(options.sessions, request);
+      // Routes that end sessions: the caller's user is found first (from the cache, or one lookup on this
+      // rare path), and after success every instance forgets that user's cached sessions at once.
+      const revoking = request.method === "POST" && REVOKING.has(authPath.split("?")[0] ?? "");
+      const credential = revoking ? sessionCredentialOf(request) : null;
+      const revokedUser = credential === null ? null : await userOf(options.sessions, credential);
+      if (credential !== null) options.sessions.forget(credential);
       const body = request.body instanceof Buffer && request.body.length > 0 ? new Uint8Array(request.body) : undefined;
       let response: Response;
       try {
@@ -87,6 +92,11 @@ export async function authRoutes(app: FastifyInstance, options: AuthRoutesOption
       if (request.method === "POST" && request.url.startsWith("/api/auth/admin/") && response.status < 300) {
         options.onUserChanged?.(userIdOf(request.body));
       }
+      if (credential !== null && response.status < 300) {
+        // Again after the deletion: a lookup that started before it may have cached the session meanwhile.
+        options.sessions.forget(credential);
+        if (revokedUser !== null) options.onUserChanged?.(revokedUser);
+      }
       reply.code(response.status);
       response.headers.forEach((value, name) => {
         if (name !== "set-cookie" && name !== "content-length") void reply.header(name, value);
@@ -99,13 +109,26 @@ export async function authRoutes(app: FastifyInstance, options: AuthRoutesOption
   });
 }
 
-function forgetSession(sessions: SessionResolver, request: FastifyRequest): void {
-  const cookie = findSessionCookie(request.headers.cookie);
-  if (cookie !== null && cookie !== "!") sessions.forget({ cookie });
+/** Better Auth routes after which the caller's session, or all of its user's sessions, no longer exist. */
+const REVOKING = new Set(["/sign-out", "/revoke-session", "/revoke-sessions", "/revoke-other-sessions", "/change-password", "/delete-user"]);
+
+/** The session credential of an auth request, in the form the resolver caches it under. */
+function sessionCredentialOf(request: FastifyRequest): Record<string, string> | null {
   const authorization = request.headers.authorization;
   if (typeof authorization === "string") {
     const match = /^Bearer +(\S+)$/i.exec(authorization.trim());
-    if (match !== null) sessions.forget({ authorization: `Bearer ${match[1]}` });
+    if (match !== null) return { authorization: `Bearer ${match[1]}` };
+  }
+  const cookie = findSessionCookie(request.headers.cookie);
+  return cookie !== null && cookie !== "!" ? { cookie } : null;
+}
+
+async function userOf(sessions: SessionResolver, credential: Record<string, string>): Promise<string | null> {
+  try {
+    const result = await sessions.resolve(credential);
+    return result.kind === "authenticated" ? result.principal.userId : null;
+  } catch {
+    return null; // the handler will fail the same way and answer 503
   }
 }
 

@@ -19,6 +19,8 @@ interface Entry {
  */
 export class SessionResolver {
   private readonly cache = new Map<string, Entry>();
+  /** When a token or a user was last forgotten: a lookup that started before must not cache its answer. */
+  private readonly forgotten = new Map<string, number>();
 
   constructor(
     private readonly auth: Auth,
@@ -53,6 +55,7 @@ export class SessionResolver {
     if (hit !== undefined && hit.until > now) return hit.result;
     if (hit !== undefined) this.cache.delete(key);
 
+    const startedAt = now;
     // Errors (database down) propagate: the stage turns them into 503, never into anonymous.
     // Better Auth extends the session here (sliding refresh) and says so with a renewed cookie.
     const { headers: answerHeaders, response: found } = await this.auth.api.getSession({ headers: new Headers(headers), query: { disableCookieCache: true }, returnHeaders: true });
@@ -70,17 +73,27 @@ export class SessionResolver {
     const result = { kind: "authenticated" as const, principal, credentialKey: key };
     const renewed = answerHeaders.getSetCookie().filter((c) => SESSION_COOKIE_NAMES.some((n) => c.startsWith(`${n}=`)));
     const expiresAt = new Date(found.session.expiresAt).getTime();
-    if (this.ttlMs > 0) {
+    const token = SessionResolver.tokenOf(headers);
+    const forgottenAt = Math.max(this.forgotten.get(`t:${token}`) ?? 0, this.forgotten.get(`u:${user.id}`) ?? 0, this.forgotten.get("all") ?? 0);
+    if (this.ttlMs > 0 && forgottenAt < startedAt) {
       if (this.cache.size >= this.maxEntries) this.cache.delete(this.cache.keys().next().value ?? "");
-      this.cache.set(key, { result, until: Math.min(now + this.ttlMs, expiresAt), token: SessionResolver.tokenOf(headers) });
+      this.cache.set(key, { result, until: Math.min(now + this.ttlMs, expiresAt), token });
     }
     // Only this answer carries the renewed cookie; cached copies must not replay it.
     return renewed.length > 0 ? { ...result, refreshCookies: renewed } : result;
   }
 
+  private remember(what: string): void {
+    const now = Date.now();
+    // Only lookups in flight care; a minute is far longer than any lookup.
+    if (this.forgotten.size >= 10_000) for (const [k, at] of this.forgotten) if (at < now - 60_000) this.forgotten.delete(k);
+    this.forgotten.set(what, now);
+  }
+
   /** Sign-out: forgets every cached spelling of the session the credential names, not only this one. */
   forget(headers: Record<string, string>): void {
     const token = SessionResolver.tokenOf(headers);
+    this.remember(`t:${token}`);
     const sessionIds = new Set<string>();
     for (const [key, entry] of this.cache) {
       if (entry.token !== token) continue;
@@ -92,10 +105,12 @@ export class SessionResolver {
   }
 
   forgetUser(userId: string): void {
+    this.remember(`u:${userId}`);
     for (const [key, entry] of this.cache) if (entry.result.principal.userId === userId) this.cache.delete(key);
   }
 
   forgetAll(): void {
+    this.remember("all");
     this.cache.clear();
   }
 }

@@ -23,14 +23,22 @@ export function createForward(options: ForwardOptions): (request: FastifyRequest
     if (!admitted.allowed) {
       throw new GerbangError("UPSTREAM_UNAVAILABLE", { reason: "CIRCUIT_OPEN", headers: { "retry-after": String(Math.max(1, Math.ceil(admitted.retryAfterMs / 1000))) } });
     }
-    // Exactly one of success/failure/release per admitted request, whatever happens first.
+    // Exactly one of success/failure/release per admitted request. Once dispatched, reply-from reports
+    // the upstream's answer or failure even if the client has gone (undici is not aborted), so a client
+    // hanging up releases only a request that never left.
     let settled = false;
+    let dispatched = false;
     const settle = (outcome: "success" | "failure" | "release"): void => {
       if (settled) return;
       settled = true;
-      breaker[outcome](admitted.trial);
+      breaker[outcome](admitted.ticket);
     };
-    reply.raw.once("close", () => settle("release"));
+    const released = (): void => {
+      if (!dispatched) settle("release");
+    };
+    reply.raw.once("close", released);
+    request.raw.socket.once("close", released);
+    reply.raw.once("close", () => request.raw.socket.removeListener("close", released));
     const rules = abilities.get(principal.roles).rules;
     const scopeRules = principal.key === undefined ? undefined : abilities.forScopes(principal.key.scopes).rules;
     const assertion = await options.signer.assertionFor(principal, rules, policy.version, upstream.name, scopeRules);
@@ -48,7 +56,10 @@ export function createForward(options: ForwardOptions): (request: FastifyRequest
       ...body,
       timeout: upstream.timeoutMs,
       queryString: () => (query ?? "").slice(1),
-      rewriteRequestHeaders: () => headers as IncomingHttpHeaders,
+      rewriteRequestHeaders: () => {
+        dispatched = true;
+        return headers as IncomingHttpHeaders;
+      },
       rewriteHeaders: (h: IncomingHttpHeaders) => {
         settle("success");
         return sanitizeResponseHeaders(h);

@@ -11,10 +11,15 @@ export function policyRoot(dir: string): string {
   return dir === "policies" && !existsSync(local) ? resolve(PACKAGE_ROOT, "policies") : local;
 }
 
-/** The configured version, or the newest by manifest.created; throws PolicyError when invalid. */
-export function loadActivePolicy(config: GerbangConfig): PolicySet {
+/** The folder of the configured version, or of the newest by manifest.created. */
+export function activeVersionDir(config: GerbangConfig): string {
   const root = policyRoot(config.policy.dir);
   const version = config.policy.version ?? listPolicyVersions(root)[0]?.version;
   if (version === undefined) throw new Error(`no policy version found in ${root}`);
-  return loadPolicySet(resolve(root, version), { caseInsensitivePaths: config.policy.caseInsensitivePaths });
+  return resolve(root, version);
+}
+
+/** The configured version, or the newest by manifest.created; throws PolicyError when invalid. */
+export function loadActivePolicy(config: GerbangConfig, dir = activeVersionDir(config)): PolicySet {
+  return loadPolicySet(dir, { caseInsensitivePaths: config.policy.caseInsensitivePaths });
 }

@@ -5,7 +5,7 @@ import { PolicyError } from "../policy/policySet.ts";
 import type { PolicyStore } from "../policy/policyStore.ts";
 import { policyDigest } from "../policy/policyDigest.ts";
 import { runPolicyTests } from "../policy/runPolicyTests.ts";
-import { loadActivePolicy, policyRoot } from "./activePolicy.ts";
+import { activeVersionDir, loadActivePolicy, policyRoot } from "./activePolicy.ts";
 
 export type ReloadOutcome =
   | { outcome: "activated"; version: string; previous: string }
@@ -34,7 +34,16 @@ export class PolicyReloader {
     return this.refusal;
   }
 
+  /** Never throws: whatever goes wrong is a refusal, and the running version keeps serving. */
   reload(): ReloadOutcome {
+    try {
+      return this.tryReload();
+    } catch (error) {
+      return this.refuse(this.config.policy.version ?? "(newest)", [(error as Error).message]);
+    }
+  }
+
+  private tryReload(): ReloadOutcome {
     const active = this.store.current.policy;
     let candidate;
     let digest: string;
@@ -46,8 +55,14 @@ export class PolicyReloader {
         const unreadable = readdirSync(root, { withFileTypes: true }).filter((e) => e.isDirectory() && !e.name.startsWith("_") && !listed.has(e.name));
         if (unreadable.length > 0) return this.refuse("(newest)", unreadable.map((e) => `${e.name}/manifest.yaml: missing or not valid YAML (prefix a draft folder with _ to keep it out)`));
       }
-      candidate = loadActivePolicy(this.config);
-      digest = policyDigest(candidate.dir);
+      const dir = activeVersionDir(this.config);
+      // Digest first (it refuses special files the loader would block on), then load, then digest again:
+      // a folder still being written (copied in place rather than renamed in) changes under the loader.
+      digest = policyDigest(dir);
+      candidate = loadActivePolicy(this.config, dir);
+      if (policyDigest(dir) !== digest) {
+        return this.refuse(candidate.version, [`version ${candidate.version} changed while it was being read; write a version under a _name and rename it when complete`]);
+      }
     } catch (error) {
       const problems = error instanceof PolicyError ? error.problems.map((p) => `${p.file}${p.path ? ` ${p.path}` : ""}: ${p.reason}`) : [(error as Error).message];
       return this.refuse(this.config.policy.version ?? "(newest)", problems);

@@ -25,7 +25,9 @@ export class CircuitBreaker {
   private failures = 0;
   private openedAt = 0;
   private currentOpenMs: number;
-  private trialInFlight = false;
+  /** The ticket of the trial in flight (0: none); a late report of an older trial does not end a newer one. */
+  private trial = 0;
+  private tickets = 0;
   private trialStartedAt = 0;
   private readonly now: () => number;
 
@@ -40,24 +42,25 @@ export class CircuitBreaker {
   }
 
   /**
-   * Whether a request may go to the upstream now. A true answer in half-open state makes the caller
-   * the trial: it must report success() or failure() (or release() when it never reached the upstream).
+   * Whether a request may go to the upstream now. In half-open state the one admitted request is the
+   * trial, and its ticket (0 otherwise) goes back with success() or failure(), or with release() when
+   * it never reached the upstream.
    */
-  tryAcquire(): { allowed: true; trial: boolean } | { allowed: false; retryAfterMs: number } {
-    if (this.state === "closed") return { allowed: true, trial: false };
+  tryAcquire(): { allowed: true; ticket: number } | { allowed: false; retryAfterMs: number } {
+    if (this.state === "closed") return { allowed: true, ticket: 0 };
     if (this.state === "open") {
       const left = this.openedAt + this.currentOpenMs - this.now();
       if (left > 0) return { allowed: false, retryAfterMs: left };
       this.transition("half-open");
     }
-    if (this.trialInFlight && this.now() - this.trialStartedAt < this.options.trialTimeoutMs) return { allowed: false, retryAfterMs: Math.min(this.currentOpenMs, 1000) };
-    this.trialInFlight = true;
+    if (this.trial !== 0 && this.now() - this.trialStartedAt < this.options.trialTimeoutMs) return { allowed: false, retryAfterMs: Math.min(this.currentOpenMs, 1000) };
+    this.trial = ++this.tickets;
     this.trialStartedAt = this.now();
-    return { allowed: true, trial: true };
+    return { allowed: true, ticket: this.trial };
   }
 
-  success(trial: boolean): void {
-    if (trial) this.trialInFlight = false;
+  success(ticket: number): void {
+    if (ticket !== 0 && ticket === this.trial) this.trial = 0;
     this.failures = 0;
     if (this.state !== "closed") {
       this.currentOpenMs = this.options.openMs;
@@ -65,8 +68,9 @@ export class CircuitBreaker {
     }
   }
 
-  failure(trial: boolean): void {
-    if (trial) this.trialInFlight = false;
+  failure(ticket: number): void {
+    const trial = ticket !== 0 && ticket === this.trial;
+    if (trial) this.trial = 0;
     this.failures += 1;
     if (this.state === "half-open" && trial) {
       this.currentOpenMs = Math.min(this.currentOpenMs * 2, this.options.maxOpenMs);
@@ -77,8 +81,8 @@ export class CircuitBreaker {
   }
 
   /** A trial that ended before reaching the upstream (the client went away): let another one try. */
-  release(trial: boolean): void {
-    if (trial) this.trialInFlight = false;
+  release(ticket: number): void {
+    if (ticket !== 0 && ticket === this.trial) this.trial = 0;
   }
 
   private open(): void {

@@ -1,6 +1,9 @@
 import type { UpstreamConfig } from "../config/schema.ts";
 import { CircuitBreaker, type CircuitState } from "./circuitBreaker.ts";
 
+/** undici's default connect timeout: a trial may take that long to connect, and then timeoutMs for headers. */
+const UNDICI_CONNECT_TIMEOUT_MS = 10_000;
+
 /** One circuit breaker per configured upstream, by name: a dead upstream never closes off another. */
 export class UpstreamCircuits {
   private readonly breakers = new Map<string, CircuitBreaker>();
@@ -10,7 +13,7 @@ export class UpstreamCircuits {
       const { failureThreshold, openMs, maxOpenMs } = upstream.circuitBreaker;
       this.breakers.set(
         upstream.name,
-        new CircuitBreaker({ failureThreshold, openMs, maxOpenMs, trialTimeoutMs: upstream.timeoutMs + 1000, onChange: (state, detail) => onChange(upstream.name, state, detail) }),
+        new CircuitBreaker({ failureThreshold, openMs, maxOpenMs, trialTimeoutMs: upstream.timeoutMs + UNDICI_CONNECT_TIMEOUT_MS + 1000, onChange: (state, detail) => onChange(upstream.name, state, detail) }),
       );
     }
   }

@@ -5,6 +5,7 @@
 import t, { type Test } from "tap";
 import { cpSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
+import { execFileSync } from "node:child_process";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { serviceGate } from "../helpers/services.ts";
@@ -89,6 +90,8 @@ t.test("a corrupt or invalid next version is refused and the running one keeps s
     ["a truncated endpoint file", (dir) => writeFileSync(join(dir, "endpoints", "marketplace.yaml"), readFileSync(join(root, ACTIVE, "endpoints", "marketplace.yaml"), "utf8").slice(0, 300)), /marketplace\.yaml/],
     ["an unreadable manifest (the newest folder would silently be skipped)", (dir) => writeFileSync(join(dir, "manifest.yaml"), "version: [\n"), new RegExp(`${NEXT}/manifest\\.yaml`)],
     ["an empty policy file", (dir) => writeFileSync(join(dir, "roles", "admin.yaml"), ""), /admin\.yaml/],
+    // A FIFO would block the loader (and the event loop with it) forever: refused before anything reads it.
+    ["a FIFO named like a policy file", (dir) => execFileSync("mkfifo", [join(dir, "roles", "pipe.yaml")]), /pipe\.yaml: not a regular file/],
   ];
   for (const [name, corrupt, problem] of cases) {
     corrupt(writeNext({ updateTest: true }));
