@@ -26,6 +26,8 @@ export function listPolicyVersions(root: string): Array<{ version: string; creat
     const manifestFile = join(dir, "manifest.yaml");
     if (name.startsWith("_") || !statSync(dir).isDirectory()) continue;
     try {
+      // Only regular files are read: a FIFO would block forever. The reload reports the folder as unreadable.
+      if (!statSync(manifestFile).isFile()) continue;
       const manifest = parseYaml(readFileSync(manifestFile, "utf8")) as Partial<Manifest> | null;
       versions.push({ version: name, created: String(manifest?.created ?? ""), dir });
     } catch {
@@ -44,6 +46,10 @@ export function loadPolicySet(dir: string, options: LoadPolicyOptions = {}): Pol
   const read = <T>(file: string, schema: TSchema): T | null => {
     let data: unknown;
     try {
+      if (existsSync(file) && !statSync(file).isFile()) {
+        problems.push({ file: rel(file), path: "", reason: "not a regular file" });
+        return null;
+      }
       data = parseYaml(readFileSync(file, "utf8"), { uniqueKeys: true });
     } catch (error) {
       const reason = (error as NodeJS.ErrnoException).code === "ENOENT" ? "file not found" : `not valid YAML: ${(error as Error).message.split("\n")[0]}`;

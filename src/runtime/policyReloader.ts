@@ -19,14 +19,15 @@ export type ReloadOutcome =
  * refused, because decisions already audited under that name would no longer mean what they said.
  */
 export class PolicyReloader {
-  private digest: string;
+  /** Digest of every version this process has activated, by name. */
+  private readonly digests = new Map<string, string>();
   private refusal: string | null = null;
 
   constructor(
     private readonly config: GerbangConfig,
     private readonly store: PolicyStore,
   ) {
-    this.digest = policyDigest(store.current.policy.dir);
+    this.digests.set(store.current.policy.version, policyDigest(store.current.policy.dir));
   }
 
   /** The last reload's refusal, until a reload succeeds. */
@@ -67,15 +68,20 @@ export class PolicyReloader {
       const problems = error instanceof PolicyError ? error.problems.map((p) => `${p.file}${p.path ? ` ${p.path}` : ""}: ${p.reason}`) : [(error as Error).message];
       return this.refuse(this.config.policy.version ?? "(newest)", problems);
     }
+    // Any version this process has served must come back byte for byte (a rollback included).
+    const served = this.digests.get(candidate.version);
+    if (served !== undefined && served !== digest) {
+      const what = candidate.version === active.version ? "while active" : "since it was served";
+      return this.refuse(candidate.version, [`version ${candidate.version} changed on disk ${what}; versions are immutable, create a new version folder`]);
+    }
     if (candidate.version === active.version) {
-      if (digest !== this.digest) return this.refuse(candidate.version, [`version ${candidate.version} changed on disk while active; versions are immutable, create a new version folder`]);
       this.refusal = null;
       return { outcome: "unchanged", version: active.version };
     }
     const failing = runPolicyTests(candidate).filter((r) => !r.passed);
     if (failing.length > 0) return this.refuse(candidate.version, failing.map((r) => `${r.file}: ${r.name}: expected ${r.expected}, got ${r.actual} (${r.reason})`));
     this.store.activate(candidate);
-    this.digest = digest;
+    this.digests.set(candidate.version, digest);
     this.refusal = null;
     return { outcome: "activated", version: candidate.version, previous: active.version };
   }

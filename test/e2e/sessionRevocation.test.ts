@@ -8,15 +8,15 @@ import { startGatewayEnv, type SignedIn } from "../helpers/gatewayEnv.ts";
 const skip = (await serviceGate("postgres")) || (await serviceGate("redis"));
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-t.test("revocations through one instance take effect on the other at once", { skip }, async (t) => {
+t.test("revocations through one instance take effect on the other at once (long before the session cache expires)", { skip }, async (t) => {
   const env = await startGatewayEnv({ postgres: true, instances: 2, config: { redis: { url: testRedisUrl() }, auth: { sessionCacheTtlMs: 60000 } } });
   t.teardown(() => env.close());
   const [a, b] = env.urls as [string, string];
   const bearer = (s: SignedIn): Record<string, string> => ({ authorization: `Bearer ${s.token}` });
   const statusOn = async (base: string, s: SignedIn): Promise<number> => (await fetch(`${base}/api/inventory`, { headers: bearer(s) })).status;
-  /** Polls for up to a second: the revocation must arrive well before the one-minute cache would expire. */
-  const refusedWithinASecond = async (base: string, s: SignedIn): Promise<number> => {
-    const until = Date.now() + 1000;
+  /** Polls for up to 5 s (a loaded machine): still far less than the one-minute cache the revocation must beat. */
+  const refusedSoon = async (base: string, s: SignedIn): Promise<number> => {
+    const until = Date.now() + 5000;
     let status = await statusOn(base, s);
     while (status !== 401 && Date.now() < until) {
       await sleep(50);
@@ -33,7 +33,7 @@ t.test("revocations through one instance take effect on the other at once", { sk
     t.equal((await fetch(`${b}/api/inventory`, { headers: { cookie: s.cookie } })).status, 200, "the cookie too");
     const out = await fetch(`${a}/api/auth/sign-out`, { method: "POST", headers: { cookie: s.cookie, "content-type": "application/json", origin: a }, body: "{}" });
     t.equal(out.status, 200, "signed out on A with the cookie");
-    t.equal(await refusedWithinASecond(b, s), 401, "the bearer spelling is refused on B");
+    t.equal(await refusedSoon(b, s), 401, "the bearer spelling is refused on B");
     t.equal((await fetch(`${b}/api/inventory`, { headers: { cookie: s.cookie } })).status, 401, "and the cookie");
   });
 
@@ -42,7 +42,7 @@ t.test("revocations through one instance take effect on the other at once", { sk
     const other = await env.signIn("sales@demo.gerbang.dev", "demo-sales-password");
     t.equal(await statusOn(b, other), 200, "the other session is cached on B");
     t.equal((await post(a, "/revoke-other-sessions", keep)).status, 200);
-    t.equal(await refusedWithinASecond(b, other), 401, "the other session is refused on B");
+    t.equal(await refusedSoon(b, other), 401, "the other session is refused on B");
     t.equal(await statusOn(b, keep), 200, "the caller's own session still works on B");
     t.equal(await statusOn(a, keep), 200, "and on A");
   });
@@ -53,6 +53,6 @@ t.test("revocations through one instance take effect on the other at once", { sk
     t.equal(await statusOn(b, other), 200);
     const changed = await post(a, "/change-password", keep, { currentPassword: "demo-sales-password", newPassword: "demo-sales-password-2", revokeOtherSessions: true });
     t.equal(changed.status, 200, "password changed on A");
-    t.equal(await refusedWithinASecond(b, other), 401, "the other session is refused on B");
+    t.equal(await refusedSoon(b, other), 401, "the other session is refused on B");
   });
 });

@@ -6,6 +6,7 @@ import t, { type Test } from "tap";
 import { cpSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { execFileSync } from "node:child_process";
+import { randomUUID } from "node:crypto";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { serviceGate } from "../helpers/services.ts";
@@ -37,17 +38,23 @@ function writeNext(options: { updateTest: boolean }): string {
 
 /** Sends SIGHUP and waits for the gateway to log the reload's outcome. */
 async function reload(): Promise<string> {
-  const count = (): number => env.gateway.output().split("\n").filter((line) => line.includes('"msg":"policy reload')).length;
-  const before = count();
+  // Complete lines only: the last one may still be arriving.
+  const outcomes = (): string[] => env.gateway.output().split("\n").slice(0, -1).filter((line) => line.includes('"msg":"policy reload'));
+  const before = outcomes().length;
   env.gateway.child.kill("SIGHUP");
-  for (let i = 0; i < 100 && count() === before; i++) await new Promise((r) => setTimeout(r, 50));
-  const lines = env.gateway.output().split("\n").filter((line) => line.includes('"msg":"policy reload'));
-  return lines.at(-1) ?? "";
+  const deadline = Date.now() + 20_000;
+  while (outcomes().length === before) {
+    if (Date.now() > deadline) throw new Error("no reload outcome logged within 20 s");
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return outcomes().at(-1) ?? "";
 }
-const policyUpstreamSaw = async (): Promise<string | undefined> => {
+/** The policy version the upstream was told for one tagged probe request (the background load is not tagged). */
+const policyUpstreamSaw = async (headers: Record<string, string> = {}): Promise<string | undefined> => {
+  const tag = randomUUID();
   await env.clearReceived();
-  await fetch(`${env.url}/api/products`);
-  return (await env.received())[0]?.headers["x-gerbang-policy"];
+  await fetch(`${env.url}/api/products`, { headers: { ...headers, "x-probe": tag } });
+  return (await env.received()).find((r) => r.headers["x-probe"] === tag)?.headers["x-gerbang-policy"];
 };
 const readiness = async (): Promise<{ status: number; body: { status?: string; checks?: Record<string, string> } }> => {
   const response = await fetch(`${env.url}/readyz`);
@@ -90,6 +97,14 @@ t.test("a corrupt or invalid next version is refused and the running one keeps s
     ["a truncated endpoint file", (dir) => writeFileSync(join(dir, "endpoints", "marketplace.yaml"), readFileSync(join(root, ACTIVE, "endpoints", "marketplace.yaml"), "utf8").slice(0, 300)), /marketplace\.yaml/],
     ["an unreadable manifest (the newest folder would silently be skipped)", (dir) => writeFileSync(join(dir, "manifest.yaml"), "version: [\n"), new RegExp(`${NEXT}/manifest\\.yaml`)],
     ["an empty policy file", (dir) => writeFileSync(join(dir, "roles", "admin.yaml"), ""), /admin\.yaml/],
+    [
+      "a FIFO as the manifest",
+      (dir) => {
+        rmSync(join(dir, "manifest.yaml"));
+        execFileSync("mkfifo", [join(dir, "manifest.yaml")]);
+      },
+      new RegExp(`${NEXT}/manifest\\.yaml: missing or not valid YAML`),
+    ],
     // A FIFO would block the loader (and the event loop with it) forever: refused before anything reads it.
     ["a FIFO named like a policy file", (dir) => execFileSync("mkfifo", [join(dir, "roles", "pipe.yaml")]), /pipe\.yaml: not a regular file/],
   ];
@@ -138,13 +153,20 @@ t.test("a valid version is activated without a restart, and taking it away rolls
   t.match(outcome, /"msg":"policy reloaded"/);
   t.match(outcome, new RegExp(`"version":"${NEXT}","previous":"${ACTIVE}"`));
   t.equal((await fetch(`${env.url}/api/products`)).status, 401, `${NEXT} takes anonymous product reads away`);
-  await env.clearReceived();
-  await fetch(`${env.url}/api/products`, { headers: { authorization: `Bearer ${admin.token}` } });
-  t.equal((await env.received())[0]?.headers["x-gerbang-policy"], NEXT, "the upstream is told the new version");
+  t.equal(await policyUpstreamSaw({ authorization: `Bearer ${admin.token}` }), NEXT, "the upstream is told the new version");
   t.match((await readiness()).body, { status: "ready" });
 
   // Rollback: the bad version is moved out of the way (an _ prefix hides a folder) and the previous is the newest again.
+  // It must come back as it was served: edited meanwhile, it is refused.
+  const file = join(root, ACTIVE, "roles", "sales.yaml");
+  const original = readFileSync(file, "utf8");
+  writeFileSync(file, original.replace("rules:", "# edited after it was served\nrules:"));
   renameSync(join(root, NEXT), join(root, `_${NEXT}`));
+  const edited = await reload();
+  t.match(edited, /policy reload refused/, "a rollback to a version edited since it was served is refused");
+  t.match(edited, new RegExp(`version ${ACTIVE} changed on disk since it was served`));
+  t.equal((await fetch(`${env.url}/api/products`)).status, 401, `${NEXT} keeps serving`);
+  writeFileSync(file, original);
   t.match(await reload(), new RegExp(`"version":"${ACTIVE}","previous":"${NEXT}"`), "rolled back");
   t.equal(await policyUpstreamSaw(), ACTIVE);
   t.equal((await fetch(`${env.url}/api/products`)).status, 200, "anonymous reads are back");

@@ -1,10 +1,11 @@
 import { createServer, type Server, type Socket } from "node:net";
 
 /**
- * What the upstream does with the next requests: answer properly (at once or after 300 ms), never answer, reset the
- * connection, answer bytes that are not HTTP, or send headers and reset in the middle of the body.
+ * What the upstream does with the next requests: answer properly (at once, or when the test releases
+ * them), never answer, reset the connection, answer bytes that are not HTTP, or send headers and part
+ * of the body and reset when the test cuts it.
  */
-export type UpstreamMode = "ok" | "delayed" | "slow" | "reset" | "garbage" | "truncated";
+export type UpstreamMode = "ok" | "held" | "slow" | "reset" | "garbage" | "truncated";
 
 export interface FaultyUpstream {
   url: string;
@@ -15,6 +16,10 @@ export interface FaultyUpstream {
   /** TCP connections accepted since the start, and open right now. */
   readonly accepted: number;
   readonly open: number;
+  /** Answers every request held so far ("held" mode). */
+  releaseHeld(): void;
+  /** Resets the connections of "truncated" answers, in the middle of their bodies. */
+  cutTruncated(): void;
   /** Stops listening and drops every connection (connection refused from now on). */
   down(): Promise<void>;
   /** Listens again on the same port. */
@@ -28,6 +33,8 @@ export async function startFaultyUpstream(): Promise<FaultyUpstream> {
   let requests = 0;
   let accepted = 0;
   const state = { mode: "ok" as UpstreamMode };
+  const held: Array<() => void> = [];
+  const truncated = new Set<Socket>();
   const onConnection = (socket: Socket): void => {
     accepted += 1;
     sockets.add(socket);
@@ -59,8 +66,8 @@ export async function startFaultyUpstream(): Promise<FaultyUpstream> {
       case "ok":
         ok();
         return;
-      case "delayed":
-        setTimeout(ok, 300);
+      case "held":
+        held.push(ok);
         return;
       case "slow":
         return;
@@ -72,7 +79,7 @@ export async function startFaultyUpstream(): Promise<FaultyUpstream> {
         return;
       case "truncated":
         socket.write("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 100000\r\n\r\npartial");
-        setTimeout(() => socket.resetAndDestroy(), 50);
+        truncated.add(socket);
         return;
     }
   };
@@ -102,10 +109,29 @@ export async function startFaultyUpstream(): Promise<FaultyUpstream> {
     get open() {
       return sockets.size;
     },
+    releaseHeld: () => {
+      for (const answer of held.splice(0)) answer();
+    },
+    cutTruncated: () => {
+      for (const socket of truncated) socket.resetAndDestroy();
+      truncated.clear();
+    },
     down,
     up: async () => {
-      server = createServer(onConnection);
-      await new Promise<void>((resolve) => server.listen(port, "127.0.0.1", resolve));
+      // The port was ours a moment ago; retry briefly if the kernel has not let go of it yet.
+      for (let attempt = 0; ; attempt++) {
+        server = createServer(onConnection);
+        try {
+          await new Promise<void>((resolve, reject) => {
+            server.once("error", reject);
+            server.listen(port, "127.0.0.1", resolve);
+          });
+          return;
+        } catch (error) {
+          if (attempt >= 20 || (error as NodeJS.ErrnoException).code !== "EADDRINUSE") throw error;
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      }
     },
     close: async () => {
       if (server.listening) await down();

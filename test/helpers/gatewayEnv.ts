@@ -83,7 +83,9 @@ export async function startGatewayEnv(options: GatewayEnvOptions): Promise<Gatew
     const redisPrefix = `gerbang-test-${randomUUID().slice(0, 8)}:`;
     const { redis: redisConfig, ...config } = options.config ?? {};
     const configFor = (port: number, first: boolean): Record<string, unknown> => ({
-      server: { host: "127.0.0.1", port, publicUrl: `http://127.0.0.1:${port}`, ...options.serverConfig },
+      // No load shedding on event-loop delay: a CPU-starved CI machine must not turn a test's 200 into a 503.
+      // test/faults/resourceExhaustion.test.ts turns shedding on where it is the subject.
+      server: { host: "127.0.0.1", port, publicUrl: `http://127.0.0.1:${port}`, overload: { maxEventLoopDelayMs: 0 }, ...options.serverConfig },
       database: db === null ? { embeddedDir: join(dir, "pglite") } : { url: db.url },
       // Shared: the secret and the signing key are generated once into dataDir by the first instance.
       dataDir: join(dir, "data"),
