@@ -38,6 +38,16 @@ t.test("Redis stopped and restarted under load", { skip }, async (t) => {
   const cli = (...args: string[]): ReturnType<typeof runGerbang> => runGerbang([...args, "--config", env.configFile], { DATABASE_URL: "", REDIS_URL: "", GERBANG_SECRET: "" });
   t.equal((await cli("users", "create", "--email", "ops@acme.example", "--password", "acme-partner-password", "--role", "partner")).code, 0);
   const key = (await cli("keys", "create", "--owner", "ops@acme.example", "--name", "load", "--tier", "partner-basic", "--scopes", "catalog:read")).stdout.trim().split("\n").at(-1) ?? "";
+  // A second key, cached on both instances, is revoked while Redis is down: the revocation cannot be published then.
+  const doomed = await cli("keys", "create", "--json", "--owner", "ops@acme.example", "--name", "doomed", "--tier", "partner-pro", "--scopes", "catalog:read");
+  const doomedKey = doomed.stdout.trim().split("\n").at(-1) ?? "";
+  const doomedId = (JSON.parse(doomed.stdout.trim().split("\n")[0] ?? "{}") as { id: string }).id;
+  const doomedStatus = async (base: string): Promise<number> => {
+    const response = await fetch(`${base}/api/products`, { headers: { "x-api-key": doomedKey } });
+    await response.arrayBuffer();
+    return response.status;
+  };
+  t.same([await doomedStatus(a), await doomedStatus(b)], [200, 200], "the key to revoke works (and is cached) on both instances");
   await env.clearReceived();
   // Windows are aligned to the clock: the load (about 30 s) must stay inside one; setup above may have been slow.
   const left = HOUR - (Date.now() % HOUR);
@@ -93,6 +103,9 @@ t.test("Redis stopped and restarted under load", { skip }, async (t) => {
     signIns.push(response.status);
   }
   t.same([...new Set(signIns)], [503], "sign-in buckets fail closed on both instances while Redis is down");
+  const revoked = await cli("keys", "revoke", doomedId);
+  t.equal(revoked.code, 0, "a key revoked while Redis is down");
+  t.match(revoked.stderr, /Redis unreachable/, "the CLI says the instances learn it later");
   // Long enough for both instances to use up what they may admit alone.
   for (let i = 0; i < 100 && of("outage:429") < 50; i++) await sleep(100);
   await sleep(500);
@@ -105,6 +118,15 @@ t.test("Redis stopped and restarted under load", { skip }, async (t) => {
   for (const [i, gateway] of env.gateways.entries()) {
     for (let n = 0; n < 100 && !/rate limit: Redis reachable again/.test(gateway.output()); n++) await sleep(100);
     t.match(gateway.output(), /rate limit: Redis reachable again/, `instance ${i + 1} noticed Redis coming back`);
+  }
+  // Reconnected instances drop their caches (a message may have been missed): the revocation holds on both.
+  for (const base of [a, b]) {
+    let status = await doomedStatus(base);
+    for (const deadline = Date.now() + 5000; status === 200 && Date.now() < deadline; ) {
+      await sleep(100);
+      status = await doomedStatus(base);
+    }
+    t.equal(status, 401, `${base === a ? "A" : "B"}: the key revoked during the outage is refused once Redis is back`);
   }
   await sleep(1000);
   phase.name = "after";
