@@ -25,7 +25,7 @@ import { systemRoutes, type ReadinessCheck } from "./systemRoutes.ts";
 import { keyRoutes } from "./keys/keyRoutes.ts";
 import type { ApiKeyService } from "./keys/apiKeyService.ts";
 import { keyInQuery } from "./keys/keyInQuery.ts";
-import { hasMethodOverride } from "./pipeline/methodOverride.ts";
+import { hasMethodOverride, methodOverrideRefused } from "./pipeline/methodOverride.ts";
 import { validHost } from "./pipeline/validHost.ts";
 import { createRateLimitStage } from "./pipeline/rateLimit.ts";
 import { LoadShedding } from "./pipeline/loadShedding.ts";
@@ -107,13 +107,7 @@ export async function buildApp(ctx: GatewayContext): Promise<FastifyInstance> {
   app.server.on("checkContinue", (req, res) => app.server.emit("request", req, res));
   app.addHook("preParsing", (request, reply, payload, done) => {
     try {
-      shedding.reserveBody(request, (release) => {
-        // A pipelined request whose connection dies before its turn never gets a response 'close' (Node 20).
-        const socket = request.raw.socket;
-        reply.raw.once("close", release);
-        socket.once("close", release);
-        reply.raw.once("close", () => socket.removeListener("close", release));
-      });
+      shedding.reserveBody(request, reply);
     } catch (error) {
       done(error as GerbangError);
       return;
@@ -155,7 +149,7 @@ export async function buildApp(ctx: GatewayContext): Promise<FastifyInstance> {
     Object.assign(request.gerbang, splitTarget(request.url));
     // A key in a URL lands in logs and browser history: refuse it before anything can forward or log it.
     if (keyInQuery(request.gerbang.query ?? "")) throw new GerbangError("API_KEY_IN_QUERY");
-    if (hasMethodOverride(request.gerbang.query ?? "")) throw new GerbangError("MALFORMED_REQUEST", { reason: "METHOD_OVERRIDE", message: "Method-override parameters are not accepted." });
+    if (hasMethodOverride(request.gerbang.query ?? "")) throw methodOverrideRefused();
   };
   app.addHook("onResponse", (request, reply, done) => {
     const state = request.gerbang;

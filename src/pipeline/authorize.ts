@@ -4,7 +4,7 @@ import { evaluateWithin, mayApply, type Decision } from "../policy/evaluate.ts";
 import type { PolicyStore } from "../policy/policyStore.ts";
 import type { AttributeResolver } from "../resolvers/httpResolver.ts";
 import { WWW_AUTHENTICATE } from "./authenticate.ts";
-import { formHasMethodOverride } from "./methodOverride.ts";
+import { formHasMethodOverride, methodOverrideRefused } from "./methodOverride.ts";
 
 export interface AuthorizeOptions {
   policies: PolicyStore;
@@ -58,9 +58,7 @@ export function createAuthorize(options: AuthorizeOptions): {
     const { spec } = match.endpoint;
     const compiled = abilities.get(principal.roles);
     const anonymous = principal.authMethod === "anonymous";
-    if (formHasMethodOverride(request.headers["content-type"], request.body)) {
-      throw new GerbangError("MALFORMED_REQUEST", { reason: "METHOD_OVERRIDE", message: "Method-override parameters are not accepted." });
-    }
+    if (formHasMethodOverride(request.headers["content-type"], request.body)) throw methodOverrideRefused();
 
     const from = spec.resource?.from ?? "none";
     const needsBody = from === "body" || spec.fields === "body";

@@ -5,6 +5,7 @@ import type { AssertionSigner } from "../identity/assertionSigner.ts";
 import { sanitizeResponseHeaders, upstreamHeaders } from "./upstreamHeaders.ts";
 import { sendError } from "./sendError.ts";
 import type { UpstreamCircuits } from "../upstream/upstreamCircuits.ts";
+import { whenRequestEnds } from "./whenRequestEnds.ts";
 
 export interface ForwardOptions {
   signer: AssertionSigner;
@@ -17,7 +18,6 @@ export function createForward(options: ForwardOptions): (request: FastifyRequest
   return async (request, reply) => {
     const { principal, upstream, path, query, policy, abilities } = request.gerbang;
     if (principal === undefined || upstream === undefined || path === undefined || policy === undefined || abilities === undefined) throw new GerbangError("INTERNAL_ERROR");
-    // The rules of the snapshot that authorized this request, not of a version activated since.
     const breaker = options.circuits.get(upstream.name);
     const admitted = breaker.tryAcquire();
     if (!admitted.allowed) {
@@ -33,12 +33,10 @@ export function createForward(options: ForwardOptions): (request: FastifyRequest
       settled = true;
       breaker[outcome](admitted.ticket);
     };
-    const released = (): void => {
+    whenRequestEnds(request, reply, () => {
       if (!dispatched) settle("release");
-    };
-    reply.raw.once("close", released);
-    request.raw.socket.once("close", released);
-    reply.raw.once("close", () => request.raw.socket.removeListener("close", released));
+    });
+    // The rules of the snapshot that authorized this request, not of a version activated since.
     const rules = abilities.get(principal.roles).rules;
     const scopeRules = principal.key === undefined ? undefined : abilities.forScopes(principal.key.scopes).rules;
     const assertion = await options.signer.assertionFor(principal, rules, policy.version, upstream.name, scopeRules);

@@ -1,8 +1,9 @@
 import underPressure from "@fastify/under-pressure";
-import type { FastifyInstance, FastifyRequest } from "fastify";
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { Socket } from "node:net";
 import type { GerbangConfig } from "../config/schema.ts";
 import { GerbangError } from "../errors/catalogue.ts";
+import { whenRequestEnds } from "./whenRequestEnds.ts";
 
 type ServerConfig = GerbangConfig["server"];
 
@@ -64,26 +65,17 @@ export class LoadShedding {
   }
 
   /**
-   * preParsing: reserves the body's bytes against the shared budget, released when the response is
-   * done. A chunked body has no declared size and reserves the whole body limit.
+   * preParsing: reserves the body's bytes against the shared budget, released when the request ends.
+   * A chunked body has no declared size and reserves the whole body limit.
    */
-  reserveBody(request: FastifyRequest, onRelease: (release: () => void) => void): void {
+  reserveBody(request: FastifyRequest, reply: FastifyReply): void {
     const declared = request.headers["content-length"];
     const chunked = request.headers["transfer-encoding"] !== undefined;
     const bytes = chunked ? this.config.bodyLimitBytes : declared === undefined ? 0 : Math.min(Number(declared) || 0, this.config.bodyLimitBytes);
     if (bytes === 0) return;
     if (this.bufferedBytes + bytes > this.config.maxInFlightBodyBytes) throw this.overloaded("BODY_BUDGET");
     this.bufferedBytes += bytes;
-    let released = false;
-    onRelease(() => {
-      if (released) return;
-      released = true;
-      this.bufferedBytes -= bytes;
-    });
-  }
-
-  get status(): { connections: number; bufferedBodyBytes: number } {
-    return { connections: this.openConnections, bufferedBodyBytes: this.bufferedBytes };
+    whenRequestEnds(request, reply, () => (this.bufferedBytes -= bytes));
   }
 
   private overloaded(reason: string): GerbangError {

@@ -1,3 +1,4 @@
+import { GerbangError } from "../errors/catalogue.ts";
 import { queryParams } from "./queryParams.ts";
 
 /**
@@ -12,6 +13,11 @@ const OVERRIDE_PARAM = /^(?:_method|x[-_]http[-_]method(?:[-_]override)?|x[-_]me
 export function hasMethodOverride(params: string): boolean {
   for (const [name] of queryParams(params)) if (OVERRIDE_PARAM.test(name.trim())) return true;
   return false;
+}
+
+/** The one refusal for a method override, wherever it was found (query or form body). */
+export function methodOverrideRefused(): GerbangError {
+  return new GerbangError("MALFORMED_REQUEST", { reason: "METHOD_OVERRIDE", message: "Method-override parameters are not accepted." });
 }
 
 const FORM_TYPE = /^application\/x-www-form-urlencoded\s*(?:;|$)/i;

@@ -8,3 +8,19 @@ export function catalogueError(body: string): { code: string; reason: string | u
     return undefined;
   }
 }
+
+export interface ErrorShape {
+  code?: string;
+  reason?: string;
+  message?: string;
+  requestId?: string;
+}
+
+/** The `error` object of a catalogue body, or `{}` for any other body. */
+export function errorOf(body: string): ErrorShape {
+  try {
+    return (JSON.parse(body) as { error?: ErrorShape }).error ?? {};
+  } catch {
+    return {};
+  }
+}

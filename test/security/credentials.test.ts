@@ -9,6 +9,7 @@ import { crc32 } from "node:zlib";
 import pg from "pg";
 import { serviceGate } from "../helpers/services.ts";
 import { startGatewayEnv, type GatewayEnv, type ReceivedRequest, type SignedIn } from "../helpers/gatewayEnv.ts";
+import { errorOf } from "../helpers/catalogueError.ts";
 import { rawRequest, type RawResponse } from "../helpers/rawHttp.ts";
 
 const pgMissing = await serviceGate("postgres");
@@ -20,19 +21,6 @@ const admin = await env.signIn("admin@demo.gerbang.dev", "demo-admin-password");
 
 /** One request with Host and Connection: close. */
 const send = (head: string, timeoutMs = 5000): Promise<RawResponse> => rawRequest(env.url, `${head}\r\nHost: gateway.example\r\nConnection: close\r\n\r\n`, timeoutMs);
-interface ErrorShape {
-  code?: string;
-  reason?: string;
-  message?: string;
-  requestId?: string;
-}
-const errorOf = (body: string): ErrorShape => {
-  try {
-    return (JSON.parse(body) as { error?: ErrorShape }).error ?? {};
-  } catch {
-    return {};
-  }
-};
 const header = (response: RawResponse, name: string): string | undefined => new RegExp(`\\r\\n${name}: *([^\\r]*)`, "i").exec(response.headers)?.[1];
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 

@@ -8,6 +8,7 @@ import { connect } from "node:net";
 import { gzipSync } from "node:zlib";
 import { serviceGate } from "../helpers/services.ts";
 import { startGatewayEnv, type GatewayEnv, type ReceivedRequest } from "../helpers/gatewayEnv.ts";
+import { errorOf } from "../helpers/catalogueError.ts";
 import { rawRequest, type RawResponse } from "../helpers/rawHttp.ts";
 
 /** Small enough to test cheaply, large enough for a 100000-deep JSON array (200 kB). */
@@ -28,18 +29,6 @@ const ADMIN = `Authorization: Bearer ${admin.token}`;
 const send = (head: string, body = "", timeoutMs = 5000): Promise<RawResponse> =>
   rawRequest(env.url, `${head}\r\nHost: gateway.example\r\nConnection: close\r\n${body === "" ? "" : `Content-Length: ${Buffer.byteLength(body, "latin1")}\r\n`}\r\n${body}`, timeoutMs);
 const utf8 = (text: string): string => Buffer.from(text, "utf8").toString("latin1");
-interface ErrorShape {
-  code?: string;
-  reason?: string;
-  message?: string;
-}
-const errorOf = (body: string): ErrorShape => {
-  try {
-    return (JSON.parse(body) as { error?: ErrorShape }).error ?? {};
-  } catch {
-    return {};
-  }
-};
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 // Fixtures, created through the gateway: the user's shop, a product and a pending order. PATCH
