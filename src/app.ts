@@ -18,7 +18,7 @@ import { UpstreamTable } from "./pipeline/routeUpstream.ts";
 import { createNormalizer, rejectedTargetReason, splitTarget } from "./pipeline/normalize.ts";
 import { createAuthenticate } from "./pipeline/authenticate.ts";
 import { createAuthorize, createInvalidateAfterWrite } from "./pipeline/authorize.ts";
-import { createForward } from "./pipeline/forward.ts";
+import { createForward, isUpstreamBodyError } from "./pipeline/forward.ts";
 import { sendError } from "./pipeline/sendError.ts";
 import { recordDecision } from "./audit/recordDecision.ts";
 import { systemRoutes, type ReadinessCheck } from "./systemRoutes.ts";
@@ -27,9 +27,10 @@ import type { ApiKeyService } from "./keys/apiKeyService.ts";
 import { keyInQuery } from "./keys/keyInQuery.ts";
 import { hasMethodOverride, methodOverrideRefused } from "./pipeline/methodOverride.ts";
 import { validHost } from "./pipeline/validHost.ts";
+import { hasObfuscatedFramingHeader } from "./pipeline/framingHeaders.ts";
 import { createRateLimitStage } from "./pipeline/rateLimit.ts";
 import { LoadShedding } from "./pipeline/loadShedding.ts";
-import { UpstreamCircuits } from "./upstream/upstreamCircuits.ts";
+import { UpstreamCircuits } from "./forward/upstreamCircuits.ts";
 import { createRateLimiter } from "./ratelimit/rateLimiter.ts";
 import type { RateLimitCounters } from "./ratelimit/rateLimitCounters.ts";
 import "./pipeline/requestState.ts";
@@ -142,6 +143,7 @@ export async function buildApp(ctx: GatewayContext): Promise<FastifyInstance> {
       throw new GerbangError("MALFORMED_REQUEST", { reason: "MISSING_HOST" });
     }
     if (!validHost(request.raw.rawHeaders)) throw new GerbangError("MALFORMED_REQUEST", { reason: "INVALID_HOST" });
+    if (hasObfuscatedFramingHeader(request.raw.rawHeaders)) throw new GerbangError("MALFORMED_REQUEST", { reason: "OBFUSCATED_FRAMING_HEADER", headers: { connection: "close" } });
     // Node's own cap (maxHeadersCount) would drop fields silently; it is lifted, and this limit refuses instead.
     if (request.raw.rawHeaders.length > 2 * config.server.maxHeaderCount) throw new GerbangError("HEADERS_TOO_LARGE", { reason: "TOO_MANY_HEADERS", headers: { connection: "close" } });
     const rejected = rejectedTargetReason(request.raw);
@@ -176,13 +178,41 @@ export async function buildApp(ctx: GatewayContext): Promise<FastifyInstance> {
   };
   await app.register(systemRoutes, { signer: ctx.signer, checks: [...ctx.readiness, upstreamCheck] });
   const limiter = await createRateLimiter(app, ctx.rateLimitCounters);
-  await app.register(authRoutes, { auth: ctx.auth, sessions: ctx.sessions, publicUrl: ctx.publicUrl, trustedOrigins, limiter, rateLimit: config.rateLimit, ...(ctx.onUserChanged === undefined ? {} : { onUserChanged: ctx.onUserChanged }) });
+  const rateLimit = createRateLimitStage({ limiter, config: config.rateLimit });
+  const authenticateOnly = createAuthenticate({ authenticators: ctx.authenticators, trustedOrigins });
+  /** Authenticate; refused credentials count against the client address (no guessing oracle). */
+  const authenticateCounted = async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
+    rateLimit.guessing(request);
+    try {
+      await authenticateOnly(request);
+    } catch (error) {
+      if (error instanceof GerbangError && error.code === "INVALID_CREDENTIALS") await rateLimit.refused(request, reply);
+      throw error;
+    }
+  };
+  /** As the proxy counts, for routes without an endpoint of their own: the rest against the caller's bucket. */
+  const authenticate = async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
+    await authenticateCounted(request, reply);
+    await rateLimit.limit(request, reply);
+  };
+  const countCaller = async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
+    try {
+      await authenticate(request, reply);
+    } catch (error) {
+      // Better Auth answers an invalid session itself (null); it has been counted as refused.
+      if (!(error instanceof GerbangError && error.code === "INVALID_CREDENTIALS")) throw error;
+    }
+  };
+  await app.register(authRoutes, { auth: ctx.auth, sessions: ctx.sessions, publicUrl: ctx.publicUrl, trustedOrigins, limiter, rateLimit: config.rateLimit, countCaller, uniformResponseMs: config.auth.uniformResponseMs, ...(ctx.onUserChanged === undefined ? {} : { onUserChanged: ctx.onUserChanged }) });
 
-  const authenticate = createAuthenticate({ authenticators: ctx.authenticators, trustedOrigins });
   if (ctx.keys !== null) await app.register(keyRoutes, { ...ctx.keys, authenticate });
   const authorize = createAuthorize({ policies: ctx.policies, resolver: ctx.resolver });
-  const rateLimit = createRateLimitStage({ limiter, config: config.rateLimit });
-  const forward = createForward({ signer: ctx.signer, proto: ctx.publicUrl.startsWith("https:") ? "https" : "http", circuits });
+  const forward = createForward({
+    signer: ctx.signer,
+    proto: ctx.publicUrl.startsWith("https:") ? "https" : "http",
+    circuits,
+    responseHeaders: { remove: new Set(config.server.removeResponseHeaders.map((h) => h.toLowerCase())) },
+  });
 
   await app.register(async (proxy) => {
     // Bodies are forwarded byte for byte; only the authorize stage parses JSON, and only when a policy needs it.
@@ -204,13 +234,8 @@ export async function buildApp(ctx: GatewayContext): Promise<FastifyInstance> {
         const upstream = upstreams.match(request.gerbang.path ?? "");
         if (upstream === null) throw new GerbangError("ROUTE_NOT_FOUND");
         request.gerbang.upstream = upstream;
-        rateLimit.guessing(request);
-        try {
-          await authenticate(request);
-        } catch (error) {
-          if (error instanceof GerbangError && error.code === "INVALID_CREDENTIALS") await rateLimit.refused(request, reply);
-          throw error;
-        }
+        await authenticateCounted(request, reply);
+        // The limit after the endpoint match: an endpoint may have its own.
         authorize.select(request);
         await rateLimit.limit(request, reply);
         authorize.precheck(request);
@@ -223,8 +248,12 @@ export async function buildApp(ctx: GatewayContext): Promise<FastifyInstance> {
   return app;
 }
 
-function toGerbangError(error: FastifyError | GerbangError, log: { error: (obj: object, msg: string) => void }): GerbangError {
+function toGerbangError(error: FastifyError | GerbangError, log: { error: (obj: object, msg: string) => void; warn: (obj: object, msg: string) => void }): GerbangError {
   if (error instanceof GerbangError) return error;
+  if (isUpstreamBodyError(error)) {
+    log.warn({ code: error.code }, "upstream answer refused");
+    return new GerbangError("UPSTREAM_UNREACHABLE", { reason: "INVALID_UPSTREAM_RESPONSE" });
+  }
   const status = error.statusCode ?? 500;
   if (status === 413) return new GerbangError("PAYLOAD_TOO_LARGE");
   if (status === 415) return new GerbangError("UNSUPPORTED_MEDIA_TYPE");

@@ -8,6 +8,8 @@ export interface ReadinessCheck {
   critical?: boolean;
   /** Resolves when healthy; the rejection message is logged, never returned. */
   check(): Promise<void>;
+  /** What an operator should know beyond ok/failing (e.g. the credential cache's mode), under `details.<name>`. */
+  describe?: () => unknown;
 }
 
 const CHECK_TIMEOUT_MS = 2000;
@@ -29,9 +31,11 @@ export async function systemRoutes(app: FastifyInstance, options: { signer: Asse
       }),
     );
     const checks = Object.fromEntries(results.map(([name, s]) => [name, s]));
-    if (results.every(([, s]) => s === "ok")) return { status: "ready", checks };
-    if (results.every(([, s, isCritical]) => s === "ok" || !isCritical)) return { status: "degraded", checks };
-    return reply.code(503).header("cache-control", "no-store").send({ ...errorBody(new GerbangError("NOT_READY"), request.id), checks });
+    const described = options.checks.filter((c) => c.describe !== undefined);
+    const details = described.length === 0 ? {} : { details: Object.fromEntries(described.map((c) => [c.name, c.describe?.()])) };
+    if (results.every(([, s]) => s === "ok")) return { status: "ready", checks, ...details };
+    if (results.every(([, s, isCritical]) => s === "ok" || !isCritical)) return { status: "degraded", checks, ...details };
+    return reply.code(503).header("cache-control", "no-store").send({ ...errorBody(new GerbangError("NOT_READY"), request.id), checks, ...details });
   });
 
   app.get("/.well-known/jwks.json", async (_request, reply) => {

@@ -6,7 +6,7 @@ import { findSessionCookie } from "./authenticators/sessionCookieAuthenticator.t
 import { originTrusted } from "../pipeline/authenticate.ts";
 import type { RateLimitConfig } from "../config/schema.ts";
 import type { Bucket, RateLimiter } from "../ratelimit/rateLimiter.ts";
-import { accountOf, authBucketName, authBuckets } from "../ratelimit/authBuckets.ts";
+import { accountOf, accountOfUser, authBucketName, authBuckets, unthrottledCredentialRoutes, type AuthEndpoint } from "../ratelimit/authBuckets.ts";
 
 export interface AuthRoutesOptions {
   auth: Auth;
@@ -18,6 +18,13 @@ export interface AuthRoutesOptions {
   rateLimit: RateLimitConfig;
   /** After an admin changed a user (role, ban, sessions): every instance must drop what it cached. */
   onUserChanged?: (userId: string | null) => void;
+  /**
+   * Counts a request against its caller's own bucket, as a proxied request would be (refused
+   * credentials against the client address). Used for get-session.
+   */
+  countCaller: (request: FastifyRequest, reply: FastifyReply) => Promise<void>;
+  /** auth.uniformResponseMs. */
+  uniformResponseMs: number;
 }
 
 const DROP = new Set(["connection", "keep-alive", "transfer-encoding", "upgrade", "host", "x-gerbang-client-ip", "content-length"]);
@@ -28,6 +35,10 @@ const DROP = new Set(["connection", "keep-alive", "transfer-encoding", "upgrade"
  * and an Origin, when present, must be trusted.
  */
 export async function authRoutes(app: FastifyInstance, options: AuthRoutesOptions): Promise<void> {
+  const unthrottled = unthrottledCredentialRoutes(Object.values(options.auth.api) as AuthEndpoint[]);
+  if (unthrottled.length > 0) {
+    throw new Error(`auth routes that check a password, code or token have no rate-limit bucket (src/ratelimit/authBuckets.ts): ${unthrottled.join(", ")}`);
+  }
   app.removeAllContentTypeParsers();
   app.addContentTypeParser("*", { parseAs: "buffer" }, (_req, body, done) => done(null, body));
 
@@ -46,16 +57,27 @@ export async function authRoutes(app: FastifyInstance, options: AuthRoutesOption
           throw new GerbangError("ORIGIN_NOT_TRUSTED");
         }
       }
-      const authPath = (request.gerbang.path ?? "").slice("/api/auth".length);
-      const bucketName = request.method === "POST" ? authBucketName(authPath) : null;
+      const authPath = (request.gerbang.path ?? "").slice("/api/auth".length).split("?")[0] ?? "";
+      const bucketName = authBucketName(authPath);
       let buckets: Bucket[] = [];
       const countedAt = Date.now();
+      // Routes that end sessions: the caller's session is found before the handler runs (throws on an ambiguous one).
+      const revoking = request.method === "POST" && REVOKING.has(authPath);
+      const credential = revoking || bucketName !== null ? sessionCredentialOf(request, revoking) : null;
       if (bucketName !== null) {
         const found = accountOf(authPath, request.body);
         // Better Auth may still make sense of a body we cannot read (and then try the password): refuse it here.
         if ("unreadable" in found) throw new GerbangError("INVALID_JSON_BODY", { message: "The request body must be a JSON object." });
-        buckets = authBuckets(options.rateLimit, bucketName, request.ip, found.account);
+        // verify-password, change-password and the like name no account: the signed-in caller is the account.
+        let account = found.account;
+        if (account === null && credential !== null) {
+          const userId = await userOf(options.sessions, credential);
+          if (userId !== null) account = accountOfUser(userId);
+        }
+        buckets = authBuckets(options.rateLimit, bucketName, request.ip, account);
         await options.limiter.enforce(request, reply, buckets);
+      } else if (authPath === "/get-session") {
+        await options.countCaller(request, reply);
       }
 
       const headers = new Headers();
@@ -65,12 +87,10 @@ export async function authRoutes(app: FastifyInstance, options: AuthRoutesOption
       }
       headers.set("x-gerbang-client-ip", request.ip);
 
-      // Routes that end sessions: the caller's user is found first (from the cache, or one lookup on this
-      // rare path), and after success every instance forgets that user's cached sessions at once.
-      const revoking = request.method === "POST" && REVOKING.has(authPath.split("?")[0] ?? "");
-      const credential = revoking ? sessionCredentialOf(request) : null;
-      const revokedUser = credential === null ? null : await userOf(options.sessions, credential);
-      if (credential !== null) options.sessions.forget(credential);
+      // The revoking caller's user is found first (from the cache, or one lookup on this rare path), and
+      // after success every instance forgets that user's cached sessions at once.
+      const revokedUser = revoking && credential !== null ? await userOf(options.sessions, credential) : null;
+      if (revoking && credential !== null) options.sessions.forget(credential);
       const body = request.body instanceof Buffer && request.body.length > 0 ? new Uint8Array(request.body) : undefined;
       let response: Response;
       try {
@@ -92,10 +112,15 @@ export async function authRoutes(app: FastifyInstance, options: AuthRoutesOption
       if (request.method === "POST" && request.url.startsWith("/api/auth/admin/") && response.status < 300) {
         options.onUserChanged?.(userIdOf(request.body));
       }
-      if (credential !== null && response.status < 300) {
+      if (revoking && credential !== null && response.status < 300) {
         // Again after the deletion: a lookup that started before it may have cached the session meanwhile.
         options.sessions.forget(credential);
         if (revokedUser !== null) options.onUserChanged?.(revokedUser);
+      }
+      // Whether the account exists changes what these routes do (a user created, a mail queued), never when they answer.
+      if (UNIFORM_TIMING.test(authPath) || (response.status >= 400 && UNIFORM_WHEN_REFUSED.test(authPath))) {
+        const wait = countedAt + options.uniformResponseMs - Date.now();
+        if (wait > 0) await new Promise((r) => setTimeout(r, wait));
       }
       reply.code(response.status);
       response.headers.forEach((value, name) => {
@@ -109,18 +134,32 @@ export async function authRoutes(app: FastifyInstance, options: AuthRoutesOption
   });
 }
 
+/** Routes whose work depends on whether the account exists: answered at a uniform time. */
+const UNIFORM_TIMING = /^\/(?:sign-up\/email|request-password-reset|forget-password|send-verification-email|(?:phone-number|email-otp)\/(?:request-password-reset|forget-password|send-otp|send-verification-otp))$/;
+
+/** A refused sign-in: an existing account verifies the password, an unknown one does not quite the same work. */
+const UNIFORM_WHEN_REFUSED = /^\/sign-in\//;
+
 /** Better Auth routes after which the caller's session, or all of its user's sessions, no longer exist. */
 const REVOKING = new Set(["/sign-out", "/revoke-session", "/revoke-sessions", "/revoke-other-sessions", "/change-password", "/delete-user"]);
 
-/** The session credential of an auth request, in the form the resolver caches it under. */
-function sessionCredentialOf(request: FastifyRequest): Record<string, string> | null {
+/**
+ * The session credential of a revoking request, in the form the resolver caches it under. With a
+ * bearer and a session cookie, or two session cookies, the gateway cannot know which session Better
+ * Auth will end, so it could forget and publish the wrong one: such a request is refused, as the proxy refuses it.
+ */
+function sessionCredentialOf(request: FastifyRequest, revoking: boolean): Record<string, string> | null {
   const authorization = request.headers.authorization;
+  const cookie = findSessionCookie(request.headers.cookie);
+  const ambiguous = cookie === "!" || (authorization !== undefined && cookie !== null);
+  if (ambiguous && revoking) throw new GerbangError("AMBIGUOUS_CREDENTIALS", { reason: cookie === "!" ? "TWO_SESSION_COOKIES" : "BEARER_AND_COOKIE" });
+  // Only to name the account of a throttled route: with two credentials, count per address alone.
+  if (ambiguous) return null;
   if (typeof authorization === "string") {
     const match = /^Bearer +(\S+)$/i.exec(authorization.trim());
     if (match !== null) return { authorization: `Bearer ${match[1]}` };
   }
-  const cookie = findSessionCookie(request.headers.cookie);
-  return cookie !== null && cookie !== "!" ? { cookie } : null;
+  return cookie !== null ? { cookie } : null;
 }
 
 async function userOf(sessions: SessionResolver, credential: Record<string, string>): Promise<string | null> {

@@ -9,6 +9,7 @@ import { hash, verify, type Algorithm } from "@node-rs/argon2";
 import type { PrismaClient } from "../generated/prisma/client.ts";
 import type { MailSender } from "./mailSender.ts";
 import type { GerbangConfig } from "../config/schema.ts";
+import { GATEWAY_COOKIE_PREFIX } from "./gatewayCookies.ts";
 
 export interface AuthOptions {
   prisma: PrismaClient;
@@ -47,6 +48,9 @@ export function createAuth(options: AuthOptions) {
       minPasswordLength: 10,
       maxPasswordLength: 256,
       revokeSessionsOnPasswordReset: true,
+      // A sign-up for an existing email answers with a made-up user; it must look exactly like a new one,
+      // including what the admin plugin adds on create (role, ban fields), or the shape tells who exists.
+      customSyntheticUser: ({ coreFields, additionalFields, id }) => ({ ...coreFields, role: "user", banned: false, banReason: null, banExpires: null, ...additionalFields, id }),
       password: {
         hash: (password) => hash(password, ARGON2),
         verify: ({ hash: digest, password }) => verify(digest, password),
@@ -74,6 +78,7 @@ export function createAuth(options: AuthOptions) {
       },
     },
     advanced: {
+      cookiePrefix: GATEWAY_COOKIE_PREFIX,
       useSecureCookies: options.publicUrl.startsWith("https://"),
       defaultCookieAttributes: { httpOnly: true, sameSite: "lax" },
       ipAddress: { ipAddressHeaders: ["x-gerbang-client-ip"] },

@@ -3,10 +3,15 @@ import type { Auth } from "./createAuth.ts";
 import { rolesFromField, type Principal } from "./principal.ts";
 import type { AuthnResult } from "./authenticators/authenticator.ts";
 import { SESSION_COOKIE_NAMES } from "./authenticators/sessionCookieAuthenticator.ts";
+import type { StaleIfError } from "./staleIfError.ts";
 
 interface Entry {
   result: Extract<AuthnResult, { kind: "authenticated" }>;
+  /** Fresh until then (auth.sessionCacheTtlMs). */
   until: number;
+  /** Last verified against the database; the session's own expiry. Bound stale-if-error serving. */
+  verifiedAt: number;
+  expiresAt: number;
   /** Hash of the session token inside the credential: the cookie and the bearer spelling of one session share it. */
   token: string;
 }
@@ -25,6 +30,8 @@ export class SessionResolver {
   constructor(
     private readonly auth: Auth,
     private readonly ttlMs: number,
+    /** Null: past its TTL a cached session is never served (no invalidation channel to keep it honest). */
+    private readonly staleIfError: StaleIfError | null = null,
     private readonly maxEntries = 50_000,
   ) {}
 
@@ -51,17 +58,39 @@ export class SessionResolver {
   async resolve(headers: Record<string, string>): Promise<AuthnResult> {
     const key = SessionResolver.keyOf(headers);
     const now = Date.now();
-    const hit = this.cache.get(key);
+    let hit = this.cache.get(key);
     if (hit !== undefined && hit.until > now) return hit.result;
-    if (hit !== undefined) this.cache.delete(key);
+    // Past its TTL an entry is kept only as a stale-if-error fallback, never past the session's expiry.
+    if (hit !== undefined && (hit.expiresAt <= now || !(this.staleIfError?.allows(hit.verifiedAt, now) ?? false))) {
+      this.cache.delete(key);
+      hit = undefined;
+    }
+    if (hit !== undefined && this.staleIfError?.skipLookup(now) === true) return hit.result;
 
     const startedAt = now;
-    // Errors (database down) propagate: the stage turns them into 503, never into anonymous.
     // Better Auth extends the session here (sliding refresh) and says so with a renewed cookie.
-    const { headers: answerHeaders, response: found } = await this.auth.api.getSession({ headers: new Headers(headers), query: { disableCookieCache: true }, returnHeaders: true });
-    if (found === null) return { kind: "rejected", reason: "session not found, expired or revoked" };
+    let answer: Awaited<ReturnType<typeof this.lookup>>;
+    try {
+      answer = await this.lookup(headers);
+    } catch (error) {
+      this.staleIfError?.failed(Date.now());
+      // Re-checked after the wait: a revocation may have arrived meanwhile.
+      const still = this.cache.get(key);
+      if (still !== undefined && this.staleIfError?.allows(still.verifiedAt, Date.now()) === true) return still.result;
+      // Otherwise the error propagates: the stage turns it into 503, never into anonymous.
+      throw error;
+    }
+    this.staleIfError?.recovered(Date.now());
+    const { headers: answerHeaders, response: found } = answer;
+    if (found === null) {
+      this.cache.delete(key);
+      return { kind: "rejected", reason: "session not found, expired or revoked" };
+    }
     const user = found.user as typeof found.user & { role?: string | null; banned?: boolean | null; region?: string | null };
-    if (user.banned === true) return { kind: "rejected", reason: "user is banned" };
+    if (user.banned === true) {
+      this.cache.delete(key);
+      return { kind: "rejected", reason: "user is banned" };
+    }
 
     const principal: Principal = {
       userId: user.id,
@@ -77,10 +106,14 @@ export class SessionResolver {
     const forgottenAt = Math.max(this.forgotten.get(`t:${token}`) ?? 0, this.forgotten.get(`u:${user.id}`) ?? 0, this.forgotten.get("all") ?? 0);
     if (this.ttlMs > 0 && forgottenAt < startedAt) {
       if (this.cache.size >= this.maxEntries) this.cache.delete(this.cache.keys().next().value ?? "");
-      this.cache.set(key, { result, until: Math.min(now + this.ttlMs, expiresAt), token });
+      this.cache.set(key, { result, until: Math.min(now + this.ttlMs, expiresAt), verifiedAt: now, expiresAt, token });
     }
     // Only this answer carries the renewed cookie; cached copies must not replay it.
     return renewed.length > 0 ? { ...result, refreshCookies: renewed } : result;
+  }
+
+  private lookup(headers: Record<string, string>) {
+    return this.auth.api.getSession({ headers: new Headers(headers), query: { disableCookieCache: true }, returnHeaders: true });
   }
 
   private remember(what: string): void {

@@ -74,6 +74,10 @@ export const ConfigSchema = Type.Object(
         requestTimeoutMs: Type.Integer({ minimum: 100, maximum: 3600000, default: 60000, description: "A client must send its whole request, body included, within this (408 above). e.g. 60000" }),
         keepAliveTimeoutMs: Type.Integer({ minimum: 100, maximum: 600000, default: 5000, description: "An idle client connection is closed after this. e.g. 5000" }),
         maxConnections: Type.Integer({ minimum: 1, maximum: 1000000, default: 10000, description: "Open client connections at most; one more is answered 503 OVERLOADED and closed. e.g. 10000" }),
+        removeResponseHeaders: Type.Array(Type.String({ pattern: "^[A-Za-z0-9!#$%&'*+.^_`|~-]+$" }), {
+          default: ["server", "x-powered-by"],
+          description: "Upstream response headers the client never sees (case-insensitive), besides the hop-by-hop ones the gateway always removes; [] keeps them. e.g. [server, x-powered-by]",
+        }),
         maxInFlightBodyBytes: Type.Integer({ minimum: 1, default: 67108864, description: "Request bytes the gateway buffers at once, over all requests (declared Content-Length; a chunked body counts as bodyLimitBytes); above: 503 OVERLOADED before the body is read. e.g. 67108864" }),
         overload: Type.Object(
           {
@@ -111,8 +115,20 @@ export const ConfigSchema = Type.Object(
         trustedOrigins: Type.Array(Type.String({ pattern: "^https?://[^/]+$" }), { default: [], description: "Origins allowed to send cookie-authenticated writes, besides publicUrl." }),
         sessionExpiresInSec: Type.Integer({ minimum: 60, default: 604800, description: "Session lifetime; sliding. e.g. 604800 (7 days)" }),
         sessionUpdateAgeSec: Type.Integer({ minimum: 60, default: 86400, description: "Refresh a session's expiry when older than this. e.g. 86400" }),
-        sessionCacheTtlMs: Type.Integer({ minimum: 0, maximum: 60000, default: 5000, description: "How long a verified session is reused in-process; the revocation bound for other instances. 0 disables." }),
+        sessionCacheTtlMs: Type.Integer({ minimum: 0, maximum: 60000, default: 5000, description: "How long a verified session is reused in-process without asking the database; without the Redis invalidation channel, the revocation bound for other instances. 0 disables." }),
+        staleIfErrorMs: Type.Integer({
+          minimum: 0,
+          maximum: 3600000,
+          default: 300000,
+          description: "While PostgreSQL is unreachable and the Redis invalidation channel is connected, a session or API key verified less than this long ago is still served from cache past its TTL (revocations keep arriving over Redis); a credential not seen before the outage gets 503. Without the channel, the TTLs alone apply. 0: off. e.g. 300000",
+        }),
         requireEmailVerification: Type.Boolean({ default: true, description: "Refuse sign-in until the email is verified." }),
+        uniformResponseMs: Type.Integer({
+          minimum: 0,
+          maximum: 10000,
+          default: 250,
+          description: "Sign-up, password-reset and verification-mail requests, and refused sign-ins, are answered no sooner than this after they arrive, so the answer time does not tell whether an account exists (0: off). e.g. 250",
+        }),
         mail: Type.Object(
           {
             transport: Type.Union([Type.Literal("outbox"), Type.Literal("smtp"), Type.Literal("log")], {

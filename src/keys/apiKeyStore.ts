@@ -4,6 +4,7 @@ import { rolesFromField, type Principal } from "../auth/principal.ts";
 import type { AuthnResult } from "../auth/authenticators/authenticator.ts";
 import { checkApiKeyShape, hashApiKey } from "./apiKeyFormat.ts";
 import { parseKeyMetadata } from "./keyMetadata.ts";
+import type { StaleIfError } from "../auth/staleIfError.ts";
 
 /** What verification needs of a key row and its owner, cached per key hash. */
 interface KeyRecord {
@@ -17,7 +18,9 @@ interface KeyRecord {
 
 interface Cached {
   record: KeyRecord | null;
+  /** Fresh until then (apiKeys.cacheTtlMs); when it was last read from the database (stale-if-error). */
   until: number;
+  verifiedAt: number;
 }
 
 export interface ApiKeyStoreOptions {
@@ -26,6 +29,8 @@ export interface ApiKeyStoreOptions {
   cacheMaxEntries: number;
   lastUsedFlushMs: number;
   onFlushError?: (error: unknown) => void;
+  /** Serves known keys past their TTL while the database is unreachable (src/auth/staleIfError.ts). */
+  staleIfError?: StaleIfError;
 }
 
 /**
@@ -60,9 +65,23 @@ export class ApiKeyStore {
 
     let record: KeyRecord | null;
     const hit = this.known.get(hash);
+    const stale = this.options.staleIfError;
     if (hit !== undefined && hit.until > now) record = hit.record;
     else if ((this.unknown.get(hash) ?? 0) > now) record = null;
-    else record = await this.lookup(hash, now);
+    else if (hit !== undefined && stale !== undefined && stale.skipLookup(now) && stale.allows(hit.verifiedAt, now)) record = hit.record;
+    else {
+      try {
+        record = await this.lookup(hash, now);
+        stale?.recovered(Date.now());
+      } catch (error) {
+        stale?.failed(Date.now());
+        // Re-read after the wait: an invalidation that arrived meanwhile removed the entry.
+        const still = this.known.get(hash);
+        // Otherwise the error propagates: the authenticate stage answers 503, never anonymous.
+        if (still === undefined || stale === undefined || !stale.allows(still.verifiedAt, Date.now())) throw error;
+        record = still.record;
+      }
+    }
 
     if (record === null) return { kind: "rejected", reason: "api key unknown" };
     if (!record.enabled) return { kind: "rejected", reason: "api key revoked" };
@@ -117,6 +136,8 @@ export class ApiKeyStore {
 
   private remember(hash: string, record: KeyRecord | null, now: number): void {
     if (record === null) {
+      // Gone from the database: never a stale-if-error fallback again.
+      this.known.delete(hash);
       if (this.options.negativeCacheTtlMs <= 0) return;
       if (this.unknown.size >= this.options.cacheMaxEntries) this.unknown.clear();
       this.unknown.set(hash, now + this.options.negativeCacheTtlMs);
@@ -124,7 +145,7 @@ export class ApiKeyStore {
     }
     if (this.options.cacheTtlMs <= 0) return;
     if (this.known.size >= this.options.cacheMaxEntries) this.known.delete(this.known.keys().next().value ?? "");
-    this.known.set(hash, { record, until: now + this.options.cacheTtlMs });
+    this.known.set(hash, { record, until: now + this.options.cacheTtlMs, verifiedAt: now });
   }
 
   /** A key changed (revoked, rotated, expiry moved): forget it. */

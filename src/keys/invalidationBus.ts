@@ -34,6 +34,14 @@ export class InvalidationBus {
     this.channel = invalidationChannel(keyPrefix);
   }
 
+  private subscribed = false;
+  private ready = false;
+
+  /** Whether invalidations published anywhere reach this instance right now. */
+  get connected(): boolean {
+    return this.subscribed && this.subscriber?.status === "ready";
+  }
+
   onInvalidate(handler: InvalidationHandler): void {
     this.handlers.push(handler);
   }
@@ -53,11 +61,22 @@ export class InvalidationBus {
     });
     // Every (re)connect may follow missed messages; the first one finds the caches empty anyway.
     sub.on("ready", () => {
+      this.ready = true;
       this.log("invalidation: subscribed; caches cleared");
       this.apply({ kind: "all" });
     });
     // Queued while Redis is unreachable (the subscriber keeps an offline queue); ioredis resubscribes after reconnects.
-    void sub.subscribe(this.channel).catch(() => this.log("invalidation: subscribe failed"));
+    sub.on("close", () => {
+      // Until the next "ready" (which clears every cache), messages may be missed. Logged once per loss.
+      if (this.ready) this.log("invalidation: channel lost; cached credentials only within their TTL");
+      this.ready = false;
+    });
+    void sub.subscribe(this.channel).then(
+      () => {
+        this.subscribed = true;
+      },
+      () => this.log("invalidation: subscribe failed"),
+    );
   }
 
   /** Applies locally, then tells the other instances. Returns false when they could not be told. */

@@ -1,4 +1,4 @@
-import type { FastifyInstance, FastifyRequest } from "fastify";
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { subject } from "@casl/ability";
 import Type, { type TSchema } from "typebox";
 import Value from "typebox/value";
@@ -11,8 +11,8 @@ import { parseDuration } from "./duration.ts";
 
 export interface KeyRoutesOptions {
   service: ApiKeyService;
-  /** The proxy's authenticate stage: same credentials, same 401s. */
-  authenticate: (request: FastifyRequest) => Promise<void>;
+  /** The proxy's authenticate stage with its rate limits: same credentials, same 401s, same buckets. */
+  authenticate: (request: FastifyRequest, reply: FastifyReply) => Promise<void>;
   /** The tier a non-admin gets; only admins choose another. */
   selfServiceTier: string;
 }
@@ -53,7 +53,7 @@ export async function keyRoutes(app: FastifyInstance, options: KeyRoutesOptions)
   const { service } = options;
   app.addHook("onRequest", async (request, reply) => {
     void reply.header("cache-control", "no-store");
-    await options.authenticate(request);
+    await options.authenticate(request, reply);
     const principal = request.gerbang.principal;
     if (principal === undefined || principal.authMethod === "anonymous") {
       throw new GerbangError("UNAUTHENTICATED", { headers: { "www-authenticate": WWW_AUTHENTICATE } });

@@ -2,15 +2,26 @@ import type { FastifyReply, FastifyRequest } from "fastify";
 import type { IncomingHttpHeaders } from "node:http";
 import { GerbangError } from "../errors/catalogue.ts";
 import type { AssertionSigner } from "../identity/assertionSigner.ts";
-import { sanitizeResponseHeaders, upstreamHeaders } from "./upstreamHeaders.ts";
+import { upstreamHeaders } from "./upstreamHeaders.ts";
+import { sanitizeResponseHeaders, type ResponseHeaderOptions } from "../forward/responseHeaders.ts";
 import { sendError } from "./sendError.ts";
-import type { UpstreamCircuits } from "../upstream/upstreamCircuits.ts";
+import type { UpstreamCircuits } from "../forward/upstreamCircuits.ts";
 import { whenRequestEnds } from "./whenRequestEnds.ts";
+
+/**
+ * Errors of an upstream body stream: when one fails before the answer's head went out, Fastify hands
+ * it to the error handler, which must answer 502 rather than take it for a gateway fault.
+ */
+const upstreamBodyErrors = new WeakSet<object>();
+export function isUpstreamBodyError(error: unknown): boolean {
+  return typeof error === "object" && error !== null && upstreamBodyErrors.has(error);
+}
 
 export interface ForwardOptions {
   signer: AssertionSigner;
   proto: "http" | "https";
   circuits: UpstreamCircuits;
+  responseHeaders: ResponseHeaderOptions;
 }
 
 /** Stage: forward. Only the canonical path and validated query leave the gateway, to the configured origin. */
@@ -50,6 +61,13 @@ export function createForward(options: ForwardOptions): (request: FastifyRequest
     });
     // Passed explicitly: reply-from would re-serialize a buffered JSON body instead of sending its bytes.
     const body = request.body instanceof Buffer && request.body.length > 0 ? { body: request.body, contentType: request.headers["content-type"] ?? "application/octet-stream" } : {};
+    // Nothing an upstream answers may throw out of these callbacks: they run inside undici's, where
+    // no one would catch it and the process would die. What cannot be passed on becomes a 502.
+    let unusable: unknown;
+    const refuse = (error: unknown): void => {
+      request.log.warn({ upstream: upstream.name, err: { message: error instanceof Error ? error.message : String(error) } }, "upstream answer refused");
+      if (!reply.sent) sendError(request, reply, new GerbangError("UPSTREAM_UNREACHABLE", { reason: "INVALID_UPSTREAM_RESPONSE" }));
+    };
     return reply.from(`${upstream.url.replace(/\/$/, "")}${path}`, {
       ...body,
       timeout: upstream.timeoutMs,
@@ -60,13 +78,41 @@ export function createForward(options: ForwardOptions): (request: FastifyRequest
       },
       rewriteHeaders: (h: IncomingHttpHeaders) => {
         settle("success");
-        return sanitizeResponseHeaders(h);
+        try {
+          return sanitizeResponseHeaders(h, options.responseHeaders);
+        } catch (error) {
+          unusable = error;
+          return {};
+        }
+      },
+      onResponse: (_request, _reply, res) => {
+        try {
+          // reply-from has already answered 502 itself for a status Fastify refuses (e.g. 999).
+          if (reply.sent || unusable !== undefined) {
+            res.stream.destroy();
+            if (unusable !== undefined) refuse(unusable);
+            return;
+          }
+          // Registered before Fastify's own listener, so the error is marked when Fastify sees it.
+          res.stream.once("error", (error: unknown) => {
+            if (typeof error === "object" && error !== null) upstreamBodyErrors.add(error);
+          });
+          reply.send(res.stream);
+        } catch (error) {
+          res.stream.destroy();
+          refuse(error);
+        }
       },
       onError: (_reply, { error }) => {
-        const status = (error as { statusCode?: number }).statusCode;
-        settle("failure");
-        request.log.warn({ upstream: upstream.name, code: (error as { code?: string }).code }, "upstream request failed");
-        sendError(request, reply, new GerbangError(status === 504 ? "UPSTREAM_TIMEOUT" : "UPSTREAM_UNREACHABLE"));
+        try {
+          const status = (error as { statusCode?: number }).statusCode;
+          settle("failure");
+          request.log.warn({ upstream: upstream.name, code: (error as { code?: string }).code }, "upstream request failed");
+          sendError(request, reply, new GerbangError(status === 504 ? "UPSTREAM_TIMEOUT" : "UPSTREAM_UNREACHABLE"));
+        } catch (failure) {
+          request.log.error({ upstream: upstream.name, err: { message: failure instanceof Error ? failure.message : String(failure) } }, "upstream failure not answered");
+          reply.raw.destroy();
+        }
       },
     });
   };

@@ -1,6 +1,6 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from "node:http";
 import type { Principal } from "../auth/principal.ts";
-import { SESSION_COOKIE_NAMES } from "../auth/authenticators/sessionCookieAuthenticator.ts";
+import { withoutGatewayCookies } from "../auth/gatewayCookies.ts";
 
 /** Hop-by-hop (RFC 9110 §7.6.1) and headers a proxy must never pass on. */
 const HOP_BY_HOP = new Set(["connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade", "proxy-authorization", "proxy-authenticate", "expect", "host", "content-length"]);
@@ -29,17 +29,6 @@ function stripped(name: string): boolean {
   return HOP_BY_HOP.has(folded) || SPOOFABLE.has(folded) || folded.startsWith("x-gerbang-") || folded.startsWith("x-forwarded-");
 }
 
-const SESSION_COOKIE_NAMES_FOLDED: readonly string[] = SESSION_COOKIE_NAMES.map((n) => n.toLowerCase());
-
-function withoutSessionCookies(cookie: string): string | undefined {
-  const kept = cookie.split(";").map((c) => c.trim()).filter((c) => {
-    const name = c.slice(0, Math.max(0, c.indexOf("="))).trim();
-    // Case-folded: Better Auth reads the exact name, but a framework behind the gateway might not.
-    return c.length > 0 && !SESSION_COOKIE_NAMES_FOLDED.includes(name.toLowerCase());
-  });
-  return kept.length > 0 ? kept.join("; ") : undefined;
-}
-
 /** The exact header set the upstream receives: client headers minus credentials and spoofable ones, plus identity. */
 export function upstreamHeaders(incoming: IncomingHttpHeaders, identity: IdentityContext): OutgoingHttpHeaders {
   // The gateway's own headers first: an upstream that keeps only the first N header fields (Node: 2000)
@@ -63,20 +52,10 @@ export function upstreamHeaders(incoming: IncomingHttpHeaders, identity: Identit
     out[name] = value;
   }
   if (typeof incoming.cookie === "string") {
-    const cookie = withoutSessionCookies(incoming.cookie);
+    // Every gateway cookie, not only the session: cookie-cache data, dont_remember, admin_session.
+    const cookie = withoutGatewayCookies(incoming.cookie);
     if (cookie === undefined) delete out.cookie;
     else out.cookie = cookie;
   }
-  return out;
-}
-
-/** Upstream responses may not plant a gateway session cookie (session fixation through a compromised service). */
-export function sanitizeResponseHeaders(headers: IncomingHttpHeaders): IncomingHttpHeaders {
-  const setCookie = headers["set-cookie"];
-  if (setCookie === undefined) return headers;
-  const kept = setCookie.filter((c) => !SESSION_COOKIE_NAMES.some((n) => c.trimStart().startsWith(`${n}=`)));
-  const out = { ...headers };
-  if (kept.length === 0) delete out["set-cookie"];
-  else out["set-cookie"] = kept;
   return out;
 }

@@ -12,14 +12,21 @@ const ROUTES: ReadonlyArray<[RegExp, AuthBucketName]> = [
   // Sends a message, so it counts as otp, not as a sign-in attempt: the first match wins.
   [/^\/sign-in\/magic-link$/, "otp"],
   [/^\/sign-in\//, "signIn"],
-  [/^\/two-factor\/verify-/, "signIn"],
+  [/^\/two-factor\/send-otp$/, "otp"],
+  [/^\/two-factor\//, "signIn"],
+  // A signed-in caller's password or session token is checked here: each is a guessing oracle too.
+  [/^\/(?:verify-password|change-password|revoke-session)$/, "signIn"],
+  [/^\/delete-user(?:\/callback)?$/, "signIn"],
+  [/^\/(?:verify-email|change-email)$/, "otp"],
   [/^\/(?:request-password-reset|forget-password|reset-password)(?:\/|$)/, "passwordReset"],
   [/^\/(?:phone-number|email-otp)\/(?:request-password-reset|reset-password|forget-password)(?:\/|$)/, "passwordReset"],
   [/^\/sign-up\//, "otp"],
   [/^\/send-verification-email$/, "otp"],
   [/^\/(?:phone-number|email-otp)\/verify/, "signIn"],
   [/^\/phone-number\/send-otp$/, "otp"],
-  [/^\/email-otp\/send-verification-otp$/, "otp"],
+  [/^\/email-otp\/(?:send-verification-otp|request-email-change)$/, "otp"],
+  [/^\/email-otp\/(?:check-verification-otp|change-email)$/, "signIn"],
+  [/^\/magic-link\/verify$/, "signIn"],
 ];
 
 const REASON: Record<AuthBucketName, string> = { signIn: "SIGN_IN", passwordReset: "PASSWORD_RESET", otp: "OTP" };
@@ -57,6 +64,43 @@ export function accountOf(path: string, body: unknown): AccountOf {
   if (typeof value !== "string" || value.trim() === "") return { account: null };
   const folded = field === "phoneNumber" ? value.replace(/[\s().-]/g, "") : value.trim().toLowerCase();
   return { account: createHash("sha256").update(`${field}:${folded}`).digest("base64url").slice(0, 32) };
+}
+
+/** A signed-in caller's account, for routes whose body names no account (verify-password, change-password). */
+export function accountOfUser(userId: string): string {
+  return createHash("sha256").update(`user:${userId}`).digest("base64url").slice(0, 32);
+}
+
+/** The shape of a Better Auth endpoint that matters here: its path, methods and input fields. */
+export interface AuthEndpoint {
+  path?: string;
+  options?: { method?: string | string[]; body?: unknown; query?: unknown; metadata?: { SERVER_ONLY?: boolean } };
+}
+
+/** Input fields whose value Better Auth checks against something secret: a password, a code, a token. */
+const SECRET_FIELDS = new Set(["password", "currentPassword", "token", "code", "otp", "backupCode", "sessionToken"]);
+
+function fieldsOf(schema: unknown): string[] {
+  // zod 4 objects expose `shape`; anything else (no schema, a union) has no fields we can see.
+  const shape = (schema as { shape?: unknown } | undefined)?.shape;
+  return typeof shape === "object" && shape !== null ? Object.keys(shape) : [];
+}
+
+/**
+ * Endpoints that check a password, code or token but would get no auth bucket: derived from what
+ * Better Auth registered, so a plugin added later cannot bring an unthrottled oracle with it. Admin
+ * routes take passwords as data to set, not to check, and server-only endpoints have no route.
+ */
+export function unthrottledCredentialRoutes(endpoints: Iterable<AuthEndpoint>): string[] {
+  const missing: string[] = [];
+  for (const endpoint of endpoints) {
+    const path = endpoint.path;
+    if (path === undefined || endpoint.options?.metadata?.SERVER_ONLY === true || path.startsWith("/admin/")) continue;
+    const secret =
+      /\/:token(?:\/|$)/.test(path) || /^\/(?:two-factor|phone-number|email-otp)\//.test(path) || [...fieldsOf(endpoint.options?.body), ...fieldsOf(endpoint.options?.query)].some((f) => SECRET_FIELDS.has(f));
+    if (secret && authBucketName(path.replace(/:[A-Za-z]+/g, "x")) === null) missing.push(path);
+  }
+  return missing;
 }
 
 /** Per address first (it refuses floods without touching the account's bucket), then per account. */

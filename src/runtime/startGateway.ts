@@ -7,6 +7,8 @@ import { migrate } from "../db/migrate.ts";
 import { redactUrl } from "../db/adminUrl.ts";
 import { createAuth, type Auth } from "../auth/createAuth.ts";
 import { outboxMailSender, logMailSender, smtpMailSender } from "../auth/mailSender.ts";
+import { MailQueue } from "../auth/mailQueue.ts";
+import { StaleIfError } from "../auth/staleIfError.ts";
 import { SessionResolver } from "../auth/sessionResolver.ts";
 import { sessionCookieAuthenticator } from "../auth/authenticators/sessionCookieAuthenticator.ts";
 import { bearerAuthenticator } from "../auth/authenticators/bearerAuthenticator.ts";
@@ -77,7 +79,9 @@ export async function startGateway(config: GerbangConfig, options: { log?: (msg:
   const publicUrl = config.server.publicUrl ?? `http://localhost:${port}`;
   const { transport, smtpUrl, from } = config.auth.mail;
   const smtp = transport === "smtp" && smtpUrl !== undefined ? smtpMailSender({ url: smtpUrl, from }) : null;
-  const mail = smtp ?? (transport === "outbox" ? outboxMailSender(db.prisma) : logMailSender(log));
+  const mail = new MailQueue(smtp ?? (transport === "outbox" ? outboxMailSender(db.prisma) : logMailSender(log)), {
+    log: (_level, msg, detail) => log(`${msg} (kind ${detail.kind}${detail.attempt === undefined ? "" : `, attempt ${detail.attempt}`})`),
+  });
   const auth = createAuth({
     prisma: db.prisma,
     secret,
@@ -86,7 +90,9 @@ export async function startGateway(config: GerbangConfig, options: { log?: (msg:
     mail,
     config,
   });
-  const sessions = new SessionResolver(auth, config.auth.sessionCacheTtlMs);
+  // One stale-if-error model for sessions and keys; it trusts the cache only while revocations can reach it.
+  const staleIfError = new StaleIfError({ boundMs: config.auth.staleIfErrorMs, channelConnected: () => bus.connected, log });
+  const sessions = new SessionResolver(auth, config.auth.sessionCacheTtlMs, staleIfError);
   const resolver = new HttpResolver({
     timeoutMs: config.resolver.timeoutMs,
     cacheTtlMs: config.resolver.cacheTtlMs,
@@ -109,7 +115,7 @@ export async function startGateway(config: GerbangConfig, options: { log?: (msg:
     await redis.connect().catch(() => log("redis: not reachable at start; /readyz reports it"));
   }
 
-  const keyStore = new ApiKeyStore(db.prisma, { ...config.apiKeys, onFlushError: () => log("api keys: last-used write failed; kept for the next batch") });
+  const keyStore = new ApiKeyStore(db.prisma, { ...config.apiKeys, staleIfError, onFlushError: () => log("api keys: last-used write failed; kept for the next batch") });
   const bus = new InvalidationBus(redis, subscriber, config.redis.keyPrefix, log);
   const rateLimitCounters = new RateLimitCounters({ redis, keyPrefix: `${config.redis.keyPrefix}rl:`, log });
   bus.onInvalidate((message) => {
@@ -145,7 +151,19 @@ export async function startGateway(config: GerbangConfig, options: { log?: (msg:
     onUserChanged: (userId) => void bus.publish(userId === null ? { kind: "all" } : { kind: "user", id: userId }),
     rateLimitCounters,
     readiness: [
-      { name: "database", check: () => db.ping() },
+      {
+        name: "database",
+        check: async () => {
+          try {
+            await db.ping();
+          } catch (error) {
+            staleIfError.failed(Date.now());
+            throw error;
+          }
+          staleIfError.recovered(Date.now());
+        },
+        describe: () => staleIfError.mode(),
+      },
       // Redis down degrades the gateway (rate limits per instance, closed buckets refuse) but leaves it serving.
       ...(redis === null
         ? []
@@ -192,6 +210,7 @@ export async function startGateway(config: GerbangConfig, options: { log?: (msg:
   const close = (): Promise<void> => {
     closing ??= (async () => {
       await app.close();
+      await mail.flush();
       await audit?.close();
       await keyStore.close();
       rateLimitCounters.close();

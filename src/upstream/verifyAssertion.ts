@@ -10,13 +10,33 @@ import type { JWTPayload } from "jose";
 
 export type AuthKind = "session" | "api-key" | "anonymous";
 
+/** What the caller may do: `can` holds only where every ability that applies to the caller allows it. */
+export interface IdentityAbility {
+  can(...args: Parameters<MongoAbility["can"]>): boolean;
+  cannot(...args: Parameters<MongoAbility["can"]>): boolean;
+}
+
 export interface VerifiedIdentity {
   subject: string;
   userId: string | null;
   roles: string[];
+  /** How the caller authenticated; `auth` is the same value under its older name. */
+  authMethod: AuthKind;
   auth: AuthKind;
   policyVersion: string;
-  ability: MongoAbility;
+  /**
+   * The gateway's decision, for upstream checks: the owner's rules, and for an API key also its
+   * scopes (owner ∩ scopes, as the gateway decides). A partner key of an admin is not an admin.
+   */
+  ability: IdentityAbility;
+  /** The owner's rules alone. For a data filter of an API key, apply both this and `scopeAbility`. */
+  ownerAbility: MongoAbility;
+  /** The key's scopes as an ability; null unless `authMethod` is "api-key". */
+  scopeAbility: MongoAbility | null;
+  /** The API key's id, or null. */
+  key: string | null;
+  /** The API key's scopes; empty unless `authMethod` is "api-key". */
+  scopes: string[];
   expiresAt: Date;
 }
 
@@ -136,32 +156,57 @@ function identityFromClaims(payload: JWTPayload, toleranceSec: number): Verified
   }
   if (typeof policy !== "string" || policy === "") throw claimsError('"policy" must be a non-empty string');
 
+  const ownerAbility = abilityFromPackedRules(rules, "rules");
+  let scopeAbility: MongoAbility | null = null;
+  let key: string | null = null;
+  let scopes: string[] = [];
+  if (auth === "api-key") {
+    // Fail closed: a key's assertion without its scopes would hand the key its owner's whole ability.
+    const { key: keyId, scopes: keyScopes, scopeRules } = payload;
+    if (typeof keyId !== "string" || keyId === "") throw claimsError('"key" must be a non-empty string for auth "api-key"');
+    if (!Array.isArray(keyScopes) || !keyScopes.every((scope) => typeof scope === "string" && scope !== "")) {
+      throw claimsError('"scopes" must be an array of non-empty strings for auth "api-key"');
+    }
+    key = keyId;
+    scopes = [...(keyScopes as string[])];
+    scopeAbility = abilityFromPackedRules(scopeRules, "scopeRules");
+  } else if (payload.key !== undefined || payload.scopes !== undefined || payload.scopeRules !== undefined) {
+    throw claimsError('"key", "scopes" and "scopeRules" belong to auth "api-key" only');
+  }
+  const scope = scopeAbility;
+  const can = (...args: Parameters<MongoAbility["can"]>): boolean => ownerAbility.can(...args) && (scope === null || scope.can(...args));
+
   return {
     subject: sub,
     userId: sub === ANONYMOUS_SUBJECT ? null : sub,
     roles: [...(roles as string[])],
+    authMethod: auth as AuthKind,
     auth: auth as AuthKind,
     policyVersion: policy,
-    ability: abilityFromPackedRules(rules),
+    ability: { can, cannot: (...args) => !can(...args) },
+    ownerAbility,
+    scopeAbility,
+    key,
+    scopes,
     expiresAt: new Date(exp * 1000),
   };
 }
 
-function abilityFromPackedRules(rules: unknown): MongoAbility {
-  if (!Array.isArray(rules)) throw claimsError('"rules" must be an array of packed CASL rules');
-  const packed = rules.map((rule, index) => checkPackedRule(rule, index));
+function abilityFromPackedRules(rules: unknown, claim: "rules" | "scopeRules"): MongoAbility {
+  if (!Array.isArray(rules)) throw claimsError(`"${claim}" must be an array of packed CASL rules`);
+  const packed = rules.map((rule, index) => checkPackedRule(rule, index, claim));
   let ability: MongoAbility;
   try {
     ability = createMongoAbility(unpackRules(packed));
   } catch (error) {
-    throw new AssertionError("ASSERTION_CLAIMS_INVALID", `"rules" rejected by CASL: ${errorMessage(error)}`, { cause: error });
+    throw new AssertionError("ASSERTION_CLAIMS_INVALID", `"${claim}" rejected by CASL: ${errorMessage(error)}`, { cause: error });
   }
   return ability;
 }
 
 // Packed layout: [actions, subjects, conditions|0, inverted 1|0, fields|0, reason].
-function checkPackedRule(rule: unknown, index: number): PackedRule {
-  const bad = (what: string): AssertionError => claimsError(`"rules[${index}]": ${what}`);
+function checkPackedRule(rule: unknown, index: number, claim: string): PackedRule {
+  const bad = (what: string): AssertionError => claimsError(`"${claim}[${index}]": ${what}`);
   if (!Array.isArray(rule) || rule.length < 2 || rule.length > 6) throw bad("must be a packed rule tuple");
   const [action, subject, conditions, inverted, fields, reason] = rule as unknown[];
   if (typeof action !== "string" || action === "") throw bad("action must be a non-empty string");

@@ -1,4 +1,5 @@
 import { createServer, type Server, type Socket } from "node:net";
+import { onRequestHeads } from "./requestHeads.ts";
 
 /**
  * What the upstream does with the next requests: answer properly (at once, or when the test releases
@@ -39,21 +40,9 @@ export async function startFaultyUpstream(): Promise<FaultyUpstream> {
     accepted += 1;
     sockets.add(socket);
     socket.on("close", () => sockets.delete(socket));
-    socket.on("error", () => undefined);
-    let buffered = "";
-    socket.on("data", (chunk: Buffer) => {
-      buffered += chunk.toString("latin1");
-      // One request per head; bodies here are small and carry Content-Length (the gateway buffers them).
-      for (;;) {
-        const end = buffered.indexOf("\r\n\r\n");
-        if (end === -1) return;
-        const head = buffered.slice(0, end);
-        const length = Number(/\r\ncontent-length:\s*(\d+)/i.exec(head)?.[1] ?? 0);
-        if (buffered.length < end + 4 + length) return;
-        buffered = buffered.slice(end + 4 + length);
-        requests += 1;
-        respond(socket, head);
-      }
+    onRequestHeads(socket, (head) => {
+      requests += 1;
+      respond(socket, head);
     });
   };
   const respond = (socket: Socket, head: string): void => {

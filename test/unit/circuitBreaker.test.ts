@@ -1,5 +1,5 @@
 import t from "tap";
-import { CircuitBreaker, type CircuitState } from "../../src/upstream/circuitBreaker.ts";
+import { CircuitBreaker, type CircuitState } from "../../src/forward/circuitBreaker.ts";
 
 // The breaker's state machine with a clock the test turns; test/faults/upstreamFaults.test.ts drives
 // the same breaker through a real gateway and a failing upstream.

@@ -212,3 +212,20 @@ t.test("a demo upstream with jwksUrl requires a matching assertion", async (t) =
   const [receivedStatus] = await get({}, "/__demo/received");
   t.equal(receivedStatus, 200, "demo endpoints are not gated");
 });
+
+t.test("an API key's token: owner ∩ scopes, and its key claims are required", async (t) => {
+  const keyClaims = { auth: "api-key", key: "key_1", scopes: ["catalog:read"], scopeRules: packRules([{ action: "read", subject: "Product" }]) };
+  const identity = await verify(await sign({ claims: keyClaims }));
+  t.equal(identity.authMethod, "api-key");
+  t.equal(identity.key, "key_1");
+  t.same(identity.scopes, ["catalog:read"]);
+  t.ok(identity.ability.can("read", "Product"), "owner and scope allow it");
+  t.notOk(identity.ability.can("read", subject("Order", { buyerId: "user_1" })), "the owner may, the scope does not: refused");
+  t.ok(identity.ownerAbility.can("read", subject("Order", { buyerId: "user_1" })), "the owner's ability alone allows it");
+  const { scopeRules: _omitted, ...withoutScopeRules } = keyClaims;
+  await rejectsWith(t, sign({ claims: withoutScopeRules }), "ASSERTION_CLAIMS_INVALID", "a key token without scopeRules would be its owner");
+  await rejectsWith(t, sign({ claims: { ...keyClaims, key: "" } }), "ASSERTION_CLAIMS_INVALID", "a key token without a key id");
+  await rejectsWith(t, sign({ claims: { ...keyClaims, scopes: "catalog:read" } }), "ASSERTION_CLAIMS_INVALID", "scopes not an array");
+  await rejectsWith(t, sign({ claims: { ...keyClaims, scopeRules: [["read"]] } }), "ASSERTION_CLAIMS_INVALID", "a malformed scope rule");
+  await rejectsWith(t, sign({ claims: { scopes: ["catalog:read"] } }), "ASSERTION_CLAIMS_INVALID", "key claims on a session token");
+});

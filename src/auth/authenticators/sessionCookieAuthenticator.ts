@@ -1,8 +1,9 @@
 import type { IncomingHttpHeaders } from "node:http";
 import type { SessionResolver } from "../sessionResolver.ts";
 import type { Authenticator, AuthnResult } from "./authenticator.ts";
+import { GATEWAY_COOKIE_PREFIX } from "../gatewayCookies.ts";
 
-export const SESSION_COOKIE_NAMES = ["better-auth.session_token", "__Secure-better-auth.session_token"] as const;
+export const SESSION_COOKIE_NAMES: readonly string[] = [`${GATEWAY_COOKIE_PREFIX}.session_token`, `__Secure-${GATEWAY_COOKIE_PREFIX}.session_token`];
 
 /** Finds Better Auth's session cookie; returns "name=value" so the resolver sees only that cookie. */
 export function findSessionCookie(cookieHeader: string | undefined): string | null {
@@ -12,7 +13,7 @@ export function findSessionCookie(cookieHeader: string | undefined): string | nu
     const eq = part.indexOf("=");
     if (eq < 0) continue;
     const name = part.slice(0, eq).trim();
-    if ((SESSION_COOKIE_NAMES as readonly string[]).includes(name)) {
+    if (SESSION_COOKIE_NAMES.includes(name)) {
       // Two session cookies are ambiguous; "!" marks it so the resolver rejects it.
       if (found !== null) return "!";
       found = `${name}=${part.slice(eq + 1).trim()}`;
