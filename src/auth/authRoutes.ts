@@ -2,11 +2,12 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { GerbangError } from "../errors/catalogue.ts";
 import type { Auth } from "./createAuth.ts";
 import type { SessionResolver } from "./sessionResolver.ts";
-import { findSessionCookie } from "./authenticators/sessionCookieAuthenticator.ts";
+import { SESSION_COOKIE_NAMES, findSessionCookie } from "./authenticators/sessionCookieAuthenticator.ts";
+import type { Principal } from "./principal.ts";
 import { originTrusted } from "../pipeline/authenticate.ts";
 import type { RateLimitConfig } from "../config/schema.ts";
 import type { Bucket, RateLimiter } from "../ratelimit/rateLimiter.ts";
-import { accountOf, accountOfUser, authBucketName, authBuckets, unthrottledCredentialRoutes, type AuthEndpoint } from "../ratelimit/authBuckets.ts";
+import { accountOf, accountOfEmail, authBucketName, authBuckets, unthrottledCredentialRoutes, type AuthEndpoint } from "../ratelimit/authBuckets.ts";
 
 export interface AuthRoutesOptions {
   auth: Auth;
@@ -61,22 +62,26 @@ export async function authRoutes(app: FastifyInstance, options: AuthRoutesOption
       const bucketName = authBucketName(authPath);
       let buckets: Bucket[] = [];
       const countedAt = Date.now();
-      // Routes that end sessions: the caller's session is found before the handler runs (throws on an ambiguous one).
       const revoking = request.method === "POST" && REVOKING.has(authPath);
-      const credential = revoking || bucketName !== null ? sessionCredentialOf(request, revoking) : null;
+      const ownAccount = OWN_ACCOUNT.test(authPath);
+      // The caller's session, where it matters: the one a revoking route ends, or whose password is checked.
+      const credential = revoking || ownAccount ? sessionCredentialOf(request) : null;
       if (bucketName !== null) {
         const found = accountOf(authPath, request.body);
         // Better Auth may still make sense of a body we cannot read (and then try the password): refuse it here.
         if ("unreadable" in found) throw new GerbangError("INVALID_JSON_BODY", { message: "The request body must be a JSON object." });
-        // verify-password, change-password and the like name no account: the signed-in caller is the account.
+        // The signed-in caller's own password is checked: their account is the bucket, whatever the body
+        // says (Better Auth ignores unknown fields), and the same bucket as their sign-in's.
         let account = found.account;
-        if (account === null && credential !== null) {
-          const userId = await userOf(options.sessions, credential);
-          if (userId !== null) account = accountOfUser(userId);
+        if (ownAccount) {
+          const principal = credential === null ? null : await principalOf(options.sessions, credential);
+          const email = principal?.attributes.email;
+          account = typeof email === "string" ? accountOfEmail(email) : null;
         }
         buckets = authBuckets(options.rateLimit, bucketName, request.ip, account);
         await options.limiter.enforce(request, reply, buckets);
-      } else if (authPath === "/get-session") {
+      } else {
+        // Everything else costs a session lookup too: it counts against the caller, as a proxied request.
         await options.countCaller(request, reply);
       }
 
@@ -89,7 +94,7 @@ export async function authRoutes(app: FastifyInstance, options: AuthRoutesOption
 
       // The revoking caller's user is found first (from the cache, or one lookup on this rare path), and
       // after success every instance forgets that user's cached sessions at once.
-      const revokedUser = revoking && credential !== null ? await userOf(options.sessions, credential) : null;
+      const revokedUser = revoking && credential !== null ? ((await principalOf(options.sessions, credential))?.userId ?? null) : null;
       if (revoking && credential !== null) options.sessions.forget(credential);
       const body = request.body instanceof Buffer && request.body.length > 0 ? new Uint8Array(request.body) : undefined;
       let response: Response;
@@ -112,6 +117,9 @@ export async function authRoutes(app: FastifyInstance, options: AuthRoutesOption
       if (request.method === "POST" && request.url.startsWith("/api/auth/admin/") && response.status < 300) {
         options.onUserChanged?.(userIdOf(request.body));
       }
+      // Sessions ended by a token rather than a session (a reset link, a deletion link): whose they were is
+      // not known here, so every instance forgets every cached session (stale-if-error must not revive them).
+      if (response.status < 400 && TOKEN_REVOKING.test(authPath)) options.onUserChanged?.(null);
       if (revoking && credential !== null && response.status < 300) {
         // Again after the deletion: a lookup that started before it may have cached the session meanwhile.
         options.sessions.forget(credential);
@@ -127,6 +135,9 @@ export async function authRoutes(app: FastifyInstance, options: AuthRoutesOption
         if (name !== "set-cookie" && name !== "content-length") void reply.header(name, value);
       });
       const cookies = response.headers.getSetCookie();
+      // The gateway's own lookup (counting the caller) may have slid the session: the browser needs that cookie.
+      const renewed = request.gerbang.refreshCookies;
+      if (renewed !== undefined && !cookies.some((c) => SESSION_COOKIE_NAMES.some((n) => c.startsWith(`${n}=`)))) cookies.push(...renewed);
       if (cookies.length > 0) void reply.header("set-cookie", cookies);
       void reply.header("cache-control", "no-store");
       return reply.send(Buffer.from(await response.arrayBuffer()));
@@ -137,6 +148,12 @@ export async function authRoutes(app: FastifyInstance, options: AuthRoutesOption
 /** Routes whose work depends on whether the account exists: answered at a uniform time. */
 const UNIFORM_TIMING = /^\/(?:sign-up\/email|request-password-reset|forget-password|send-verification-email|(?:phone-number|email-otp)\/(?:request-password-reset|forget-password|send-otp|send-verification-otp))$/;
 
+/** Routes that check the signed-in caller's own password or session: the caller is the account. */
+const OWN_ACCOUNT = /^\/(?:verify-password|change-password|delete-user|revoke-session|change-email|link-social|email-otp\/(?:request-email-change|change-email)|two-factor\/(?:enable|disable|get-totp-uri|generate-backup-codes|view-backup-codes))$/;
+
+/** Routes that end sessions by a token in the request (a reset or deletion link), not by the caller's session. */
+const TOKEN_REVOKING = /^\/(?:reset-password|delete-user\/callback)$/;
+
 /** A refused sign-in: an existing account verifies the password, an unknown one does not quite the same work. */
 const UNIFORM_WHEN_REFUSED = /^\/sign-in\//;
 
@@ -144,17 +161,17 @@ const UNIFORM_WHEN_REFUSED = /^\/sign-in\//;
 const REVOKING = new Set(["/sign-out", "/revoke-session", "/revoke-sessions", "/revoke-other-sessions", "/change-password", "/delete-user"]);
 
 /**
- * The session credential of a revoking request, in the form the resolver caches it under. With a
- * bearer and a session cookie, or two session cookies, the gateway cannot know which session Better
- * Auth will end, so it could forget and publish the wrong one: such a request is refused, as the proxy refuses it.
+ * The session credential of a revoking or own-account request, in the form the resolver caches it
+ * under. With a bearer and a session cookie, or two session cookies, the gateway cannot know which
+ * session Better Auth will use (end, or check the password of), so it could forget and publish the
+ * wrong one, or count the wrong account: such a request is refused, as the proxy refuses it.
  */
-function sessionCredentialOf(request: FastifyRequest, revoking: boolean): Record<string, string> | null {
+function sessionCredentialOf(request: FastifyRequest): Record<string, string> | null {
   const authorization = request.headers.authorization;
   const cookie = findSessionCookie(request.headers.cookie);
-  const ambiguous = cookie === "!" || (authorization !== undefined && cookie !== null);
-  if (ambiguous && revoking) throw new GerbangError("AMBIGUOUS_CREDENTIALS", { reason: cookie === "!" ? "TWO_SESSION_COOKIES" : "BEARER_AND_COOKIE" });
-  // Only to name the account of a throttled route: with two credentials, count per address alone.
-  if (ambiguous) return null;
+  if (cookie === "!" || (authorization !== undefined && cookie !== null)) {
+    throw new GerbangError("AMBIGUOUS_CREDENTIALS", { reason: cookie === "!" ? "TWO_SESSION_COOKIES" : "BEARER_AND_COOKIE" });
+  }
   if (typeof authorization === "string") {
     const match = /^Bearer +(\S+)$/i.exec(authorization.trim());
     if (match !== null) return { authorization: `Bearer ${match[1]}` };
@@ -162,10 +179,10 @@ function sessionCredentialOf(request: FastifyRequest, revoking: boolean): Record
   return cookie !== null ? { cookie } : null;
 }
 
-async function userOf(sessions: SessionResolver, credential: Record<string, string>): Promise<string | null> {
+async function principalOf(sessions: SessionResolver, credential: Record<string, string>): Promise<Principal | null> {
   try {
     const result = await sessions.resolve(credential);
-    return result.kind === "authenticated" ? result.principal.userId : null;
+    return result.kind === "authenticated" ? result.principal : null;
   } catch {
     return null; // the handler will fail the same way and answer 503
   }

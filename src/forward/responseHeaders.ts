@@ -5,13 +5,17 @@ import { setsGatewayCookie } from "../auth/gatewayCookies.ts";
  * Response fields that belong to the gateway's own connection or answer, never to the upstream's:
  * hop-by-hop fields (RFC 9110 §7.6.1; the client sees the gateway's keep-alive, not an upstream's
  * `timeout=72`), obsolete framing and cookie fields, Alt-Svc (it would steer the client's later
- * connections to this origin), and the rate-limit fields the gateway computed for this caller.
+ * connections to this origin), Clear-Site-Data, and the rate-limit fields the gateway computed for this caller.
  */
 const GATEWAY_OWNED = new Set([
   "connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade", "http2-settings",
-  "set-cookie2", "alt-svc",
+  // Clear-Site-Data: "cookies" would delete the gateway's cookies without naming them.
+  "set-cookie2", "alt-svc", "clear-site-data",
   "ratelimit-limit", "ratelimit-remaining", "ratelimit-reset", "ratelimit-policy", "ratelimit",
 ]);
+
+/** Browsers keep about 180 cookies per site and evict the least recently used beyond that. */
+export const MAX_SET_COOKIES = 32;
 
 export interface ResponseHeaderOptions {
   /** Lower-case names removed as well (server.removeResponseHeaders, e.g. server, x-powered-by). */
@@ -33,7 +37,8 @@ export function sanitizeResponseHeaders(headers: IncomingHttpHeaders, options: R
     if (GATEWAY_OWNED.has(name) || name.startsWith("proxy-") || listed.has(name) || options.remove.has(name)) continue;
     if (name === "set-cookie") {
       // Session fixation or logout through a compromised service: no gateway cookie, under any spelling.
-      const kept = asList(value).filter((line) => !setsGatewayCookie(line));
+      // At most MAX_SET_COOKIES: a flood of cookies would make the browser evict others, the session's among them.
+      const kept = asList(value).filter((line) => !setsGatewayCookie(line)).slice(0, MAX_SET_COOKIES);
       if (kept.length > 0) out["set-cookie"] = kept;
       continue;
     }

@@ -12,6 +12,12 @@ const MessageSchema = Type.Union([
   Type.Object({ kind: Type.Literal("all") }),
 ]);
 export type Invalidation = Type.Static<typeof MessageSchema>;
+/** Proof that the channel carries messages end to end, not only that a socket looks open; no handler sees it. */
+const HEARTBEAT = JSON.stringify({ kind: "heartbeat" });
+const HEARTBEAT_MS = 1000;
+/** Without a message for this long, the channel counts as lost (a half-open connection stays "ready"). */
+const HEARD_WITHIN_MS = 3 * HEARTBEAT_MS;
+const MAX_UNSENT = 1000;
 
 export type InvalidationHandler = (message: Invalidation) => void;
 
@@ -36,10 +42,14 @@ export class InvalidationBus {
 
   private subscribed = false;
   private ready = false;
+  private lastHeard = 0;
+  private timer: NodeJS.Timeout | null = null;
+  /** Invalidations Redis did not take: sent again on every heartbeat until it does. */
+  private unsent: Invalidation[] = [];
 
-  /** Whether invalidations published anywhere reach this instance right now. */
+  /** Whether invalidations published anywhere reach this instance right now: subscribed, and heard from lately. */
   get connected(): boolean {
-    return this.subscribed && this.subscriber?.status === "ready";
+    return this.subscribed && this.subscriber?.status === "ready" && Date.now() - this.lastHeard <= HEARD_WITHIN_MS;
   }
 
   onInvalidate(handler: InvalidationHandler): void {
@@ -57,6 +67,7 @@ export class InvalidationBus {
       } catch {
         return;
       }
+      this.lastHeard = Date.now();
       if (Value.Check(MessageSchema, parsed)) this.apply(parsed);
     });
     // Every (re)connect may follow missed messages; the first one finds the caches empty anyway.
@@ -71,6 +82,9 @@ export class InvalidationBus {
       if (this.ready) this.log("invalidation: channel lost; cached credentials only within their TTL");
       this.ready = false;
     });
+    // Every instance's heartbeat reaches every subscriber, its own included.
+    this.timer = setInterval(() => void this.beat(), HEARTBEAT_MS);
+    this.timer.unref();
     void sub.subscribe(this.channel).then(
       () => {
         this.subscribed = true;
@@ -79,7 +93,10 @@ export class InvalidationBus {
     );
   }
 
-  /** Applies locally, then tells the other instances. Returns false when they could not be told. */
+  /**
+   * Applies locally, then tells the other instances. Returns false when they could not be told; the
+   * message is then sent again with every heartbeat until Redis takes it.
+   */
   async publish(message: Invalidation): Promise<boolean> {
     this.apply(message);
     if (this.publisher === null) return false;
@@ -87,9 +104,30 @@ export class InvalidationBus {
       await this.publisher.publish(this.channel, JSON.stringify(message));
       return true;
     } catch {
-      this.log("invalidation: publish failed; other instances catch up within the cache TTL");
+      this.log("invalidation: publish failed; retrying with every heartbeat (other instances may serve the credential until their cache TTL)");
+      this.unsent.push(message);
+      // Too many to keep: one "all" says as much.
+      if (this.unsent.length > MAX_UNSENT) this.unsent = [{ kind: "all" }];
       return false;
     }
+  }
+
+  private async beat(): Promise<void> {
+    if (this.publisher === null) return;
+    try {
+      while (this.unsent.length > 0) {
+        await this.publisher.publish(this.channel, JSON.stringify(this.unsent[0]));
+        this.unsent.shift();
+      }
+      await this.publisher.publish(this.channel, HEARTBEAT);
+    } catch {
+      // Redis is away: the subscriber stops hearing heartbeats, and the caches fall back to their TTLs.
+    }
+  }
+
+  close(): void {
+    if (this.timer !== null) clearInterval(this.timer);
+    this.timer = null;
   }
 
   private apply(message: Invalidation): void {

@@ -63,10 +63,19 @@ export function createForward(options: ForwardOptions): (request: FastifyRequest
     const body = request.body instanceof Buffer && request.body.length > 0 ? { body: request.body, contentType: request.headers["content-type"] ?? "application/octet-stream" } : {};
     // Nothing an upstream answers may throw out of these callbacks: they run inside undici's, where
     // no one would catch it and the process would die. What cannot be passed on becomes a 502.
+    // The upstream's headers are applied only once its answer is known to be passed on, so a 502 of
+    // the gateway never goes out with them (a Content-Encoding, a Set-Cookie).
+    let passOn: IncomingHttpHeaders | null = null;
     let unusable: unknown;
+    let answered = false;
+    const answer = (error: GerbangError): void => {
+      if (answered || reply.sent) return;
+      answered = true;
+      sendError(request, reply, error);
+    };
     const refuse = (error: unknown): void => {
       request.log.warn({ upstream: upstream.name, err: { message: error instanceof Error ? error.message : String(error) } }, "upstream answer refused");
-      if (!reply.sent) sendError(request, reply, new GerbangError("UPSTREAM_UNREACHABLE", { reason: "INVALID_UPSTREAM_RESPONSE" }));
+      answer(new GerbangError("UPSTREAM_UNREACHABLE", { reason: "INVALID_UPSTREAM_RESPONSE" }));
     };
     return reply.from(`${upstream.url.replace(/\/$/, "")}${path}`, {
       ...body,
@@ -77,26 +86,30 @@ export function createForward(options: ForwardOptions): (request: FastifyRequest
         return headers as IncomingHttpHeaders;
       },
       rewriteHeaders: (h: IncomingHttpHeaders) => {
-        settle("success");
         try {
-          return sanitizeResponseHeaders(h, options.responseHeaders);
+          passOn = sanitizeResponseHeaders(h, options.responseHeaders);
+          // Here, not in onResponse: reply-from skips onResponse when the client has gone meanwhile.
+          settle("success");
         } catch (error) {
           unusable = error;
-          return {};
+          settle("failure");
         }
+        return {};
       },
       onResponse: (_request, _reply, res) => {
         try {
-          // reply-from has already answered 502 itself for a status Fastify refuses (e.g. 999).
-          if (reply.sent || unusable !== undefined) {
+          // reply-from has already called onError for a status Fastify refuses (e.g. 999).
+          if (answered || reply.sent || unusable !== undefined || passOn === null) {
             res.stream.destroy();
             if (unusable !== undefined) refuse(unusable);
             return;
           }
+          void reply.headers(passOn);
           // Registered before Fastify's own listener, so the error is marked when Fastify sees it.
           res.stream.once("error", (error: unknown) => {
             if (typeof error === "object" && error !== null) upstreamBodyErrors.add(error);
           });
+          answered = true;
           reply.send(res.stream);
         } catch (error) {
           res.stream.destroy();
@@ -105,10 +118,15 @@ export function createForward(options: ForwardOptions): (request: FastifyRequest
       },
       onError: (_reply, { error }) => {
         try {
-          const status = (error as { statusCode?: number }).statusCode;
+          const { statusCode: status, code } = error as { statusCode?: number; code?: string };
           settle("failure");
-          request.log.warn({ upstream: upstream.name, code: (error as { code?: string }).code }, "upstream request failed");
-          sendError(request, reply, new GerbangError(status === 504 ? "UPSTREAM_TIMEOUT" : "UPSTREAM_UNREACHABLE"));
+          // FST_REPLY_FROM_BAD_GATEWAY: the upstream answered, with a status no HTTP response may have.
+          if (code === "FST_REPLY_FROM_BAD_GATEWAY") {
+            refuse(error);
+            return;
+          }
+          request.log.warn({ upstream: upstream.name, code }, "upstream request failed");
+          answer(new GerbangError(status === 504 ? "UPSTREAM_TIMEOUT" : "UPSTREAM_UNREACHABLE"));
         } catch (failure) {
           request.log.error({ upstream: upstream.name, err: { message: failure instanceof Error ? failure.message : String(failure) } }, "upstream failure not answered");
           reply.raw.destroy();

@@ -15,7 +15,7 @@ const ROUTES: ReadonlyArray<[RegExp, AuthBucketName]> = [
   [/^\/two-factor\/send-otp$/, "otp"],
   [/^\/two-factor\//, "signIn"],
   // A signed-in caller's password or session token is checked here: each is a guessing oracle too.
-  [/^\/(?:verify-password|change-password|revoke-session)$/, "signIn"],
+  [/^\/(?:verify-password|change-password|revoke-session|link-social)$/, "signIn"],
   [/^\/delete-user(?:\/callback)?$/, "signIn"],
   [/^\/(?:verify-email|change-email)$/, "otp"],
   [/^\/(?:request-password-reset|forget-password|reset-password)(?:\/|$)/, "passwordReset"],
@@ -27,6 +27,8 @@ const ROUTES: ReadonlyArray<[RegExp, AuthBucketName]> = [
   [/^\/email-otp\/(?:send-verification-otp|request-email-change)$/, "otp"],
   [/^\/email-otp\/(?:check-verification-otp|change-email)$/, "signIn"],
   [/^\/magic-link\/verify$/, "signIn"],
+  // OAuth callbacks exchange a code (social providers, generic OAuth): throttled per address.
+  [/^\/(?:callback|oauth2\/callback)\//, "signIn"],
 ];
 
 const REASON: Record<AuthBucketName, string> = { signIn: "SIGN_IN", passwordReset: "PASSWORD_RESET", otp: "OTP" };
@@ -63,12 +65,14 @@ export function accountOf(path: string, body: unknown): AccountOf {
   const value = (parsed as Record<string, unknown>)[field];
   if (typeof value !== "string" || value.trim() === "") return { account: null };
   const folded = field === "phoneNumber" ? value.replace(/[\s().-]/g, "") : value.trim().toLowerCase();
-  return { account: createHash("sha256").update(`${field}:${folded}`).digest("base64url").slice(0, 32) };
+  return { account: hashAccount(field, folded) };
 }
 
-/** A signed-in caller's account, for routes whose body names no account (verify-password, change-password). */
-export function accountOfUser(userId: string): string {
-  return createHash("sha256").update(`user:${userId}`).digest("base64url").slice(0, 32);
+const hashAccount = (field: string, folded: string): string => createHash("sha256").update(`${field}:${folded}`).digest("base64url").slice(0, 32);
+
+/** A signed-in caller's account, for routes that check their own password: the same bucket as their sign-in by email. */
+export function accountOfEmail(email: string): string {
+  return hashAccount("email", email.trim().toLowerCase());
 }
 
 /** The shape of a Better Auth endpoint that matters here: its path, methods and input fields. */
@@ -78,12 +82,28 @@ export interface AuthEndpoint {
 }
 
 /** Input fields whose value Better Auth checks against something secret: a password, a code, a token. */
-const SECRET_FIELDS = new Set(["password", "currentPassword", "token", "code", "otp", "backupCode", "sessionToken"]);
+const SECRET_FIELDS = new Set(["password", "currentPassword", "token", "code", "otp", "backupCode", "sessionToken", "idToken"]);
 
-function fieldsOf(schema: unknown): string[] {
-  // zod 4 objects expose `shape`; anything else (no schema, a union) has no fields we can see.
-  const shape = (schema as { shape?: unknown } | undefined)?.shape;
-  return typeof shape === "object" && shape !== null ? Object.keys(shape) : [];
+interface SchemaDef {
+  type?: string;
+  shape?: object;
+  innerType?: unknown;
+  in?: unknown;
+  out?: unknown;
+  left?: unknown;
+  right?: unknown;
+  options?: unknown[];
+}
+
+/** The input fields of a zod 4 schema, through optional/nullable/default wrappers, pipes, intersections and unions. */
+function fieldsOf(schema: unknown, depth = 0): string[] {
+  if (typeof schema !== "object" || schema === null || depth > 8) return [];
+  const direct = (schema as { shape?: unknown }).shape;
+  if (typeof direct === "object" && direct !== null) return Object.keys(direct);
+  const def = (schema as { _zod?: { def?: SchemaDef } })._zod?.def;
+  if (def === undefined) return [];
+  const inner = [def.innerType, def.in, def.out, def.left, def.right, ...(def.options ?? [])];
+  return [...(def.shape === undefined ? [] : Object.keys(def.shape)), ...inner.flatMap((s) => fieldsOf(s, depth + 1))];
 }
 
 /**

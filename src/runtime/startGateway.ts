@@ -210,7 +210,9 @@ export async function startGateway(config: GerbangConfig, options: { log?: (msg:
   const close = (): Promise<void> => {
     closing ??= (async () => {
       await app.close();
-      await mail.flush();
+      bus.close();
+      // Queued mail gets a moment to go out; a dead SMTP server must not hold the shutdown.
+      await Promise.race([mail.flush(), new Promise((r) => setTimeout(r, 5000).unref())]);
       await audit?.close();
       await keyStore.close();
       rateLimitCounters.close();

@@ -55,4 +55,26 @@ t.test("revocations through one instance take effect on the other at once (long 
     t.equal(changed.status, 200, "password changed on A");
     t.equal(await refusedSoon(b, other), 401, "the other session is refused on B");
   });
+
+  await t.test("a password reset by emailed link on A: the user's sessions are refused on B", async (t) => {
+    // The link carries a token, not a session: the gateway cannot tell whose sessions end, so it has
+    // every instance forget every cached session (stale-if-error must never revive them either).
+    const session = await env.signIn("buyer@demo.gerbang.dev", "demo-buyer-password");
+    t.equal(await statusOn(b, session), 403, "used on B (buyers may not read inventory) and cached there");
+    const json = { "content-type": "application/json", origin: a };
+    const requested = await fetch(`${a}/api/auth/request-password-reset`, { method: "POST", headers: json, body: JSON.stringify({ email: "buyer@demo.gerbang.dev", redirectTo: "/" }) });
+    t.equal(requested.status, 200);
+    const pg = await import("pg");
+    const db = new pg.default.Client({ connectionString: env.databaseUrl ?? "" });
+    await db.connect();
+    t.teardown(() => db.end());
+    let token = "";
+    for (const until = Date.now() + 5000; token === "" && Date.now() < until; await sleep(50)) {
+      const { rows } = await db.query<{ token: string }>('SELECT token FROM mail_outbox WHERE "to" = $1 AND kind = $2 ORDER BY id DESC LIMIT 1', ["buyer@demo.gerbang.dev", "reset-password"]);
+      token = rows[0]?.token ?? "";
+    }
+    const reset = await fetch(`${a}/api/auth/reset-password`, { method: "POST", headers: json, body: JSON.stringify({ token, newPassword: "demo-buyer-password-2" }) });
+    t.equal(reset.status, 200, "password reset on A with the mailed token");
+    t.equal(await refusedSoon(b, session), 401, "the session is refused on B at once, not after the one-minute cache");
+  });
 });

@@ -5,6 +5,7 @@
 import t from "tap";
 import { serviceGate } from "../helpers/services.ts";
 import { startGatewayEnv } from "../helpers/gatewayEnv.ts";
+import { runGerbang } from "../helpers/processes.ts";
 
 const HOUR = 3_600_000;
 const pgMissing = await serviceGate("postgres");
@@ -12,7 +13,7 @@ const limits = {
   session: { max: 9, windowMs: HOUR },
   anonymous: { max: 12, windowMs: HOUR },
   auth: {
-    signIn: { perAccount: { max: 6, windowMs: HOUR }, perAddress: { max: 1000, windowMs: HOUR }, failureWeight: 3 },
+    signIn: { perAccount: { max: 7, windowMs: HOUR }, perAddress: { max: 1000, windowMs: HOUR }, failureWeight: 3 },
     passwordReset: { perAccount: { max: 1000, windowMs: HOUR }, perAddress: { max: 1000, windowMs: HOUR } },
     otp: { perAccount: { max: 1000, windowMs: HOUR }, perAddress: { max: 4, windowMs: HOUR }, failureWeight: 1 },
   },
@@ -28,19 +29,29 @@ const post = (path: string, body: unknown, headers: Record<string, string>): Pro
 const reasonOf = async (response: Response): Promise<string | undefined> => ((await response.json()) as { error?: { reason?: string } }).error?.reason;
 
 t.test("verify-password and change-password share the caller's sign-in bucket, failures weighted", async (t) => {
-  const user = await env.signIn("user@demo.gerbang.dev", "demo-user-password");
+  // A user of the test's own: no sign-in attempt of the helper (made while demo users are seeded) counts against it.
+  const created = await runGerbang(["users", "create", "--email", "guesser@example.test", "--password", "guesser-password-1", "--role", "user", "--config", env.configFile], { DATABASE_URL: "", REDIS_URL: "", GERBANG_SECRET: "" });
+  t.equal(created.code, 0, `users create: ${created.stderr}`);
+  const user = await env.signIn("guesser@example.test", "guesser-password-1");
   const bearer = { authorization: `Bearer ${user.token}` };
-  const wrong1 = await post("/verify-password", { password: "not-the-password" }, bearer);
+  // An email in the body must not make a fresh bucket: Better Auth ignores the field, the caller is the
+  // account. The sign-in counted 1 of its 7, each refused guess counts 3.
+  const wrong1 = await post("/verify-password", { password: "not-the-password", email: "random-1@example.test" }, bearer);
   t.equal(wrong1.status, 400, "a wrong password is refused by Better Auth");
-  const wrong2 = await post("/change-password", { currentPassword: "not-the-password", newPassword: "a-new-password-123" }, bearer);
+  const wrong2 = await post("/change-password", { currentPassword: "not-the-password", newPassword: "a-new-password-123", email: "random-2@example.test" }, bearer);
   t.equal(wrong2.status, 400, "so is a wrong current password");
-  // 2 failures × weight 3 = 6 = perAccount.max: the account's guesses are used up, on every such route.
-  const locked = await post("/verify-password", { password: "demo-user-password" }, bearer);
-  t.equal(locked.status, 429, "the next guess is throttled, even a right one");
+  const locked = await post("/verify-password", { password: "guesser-password-1" }, bearer);
+  t.equal(locked.status, 429, "the budget is spent: the next guess is throttled, even a right one");
   t.equal(await reasonOf(locked), "SIGN_IN_ACCOUNT");
-  const lockedChange = await post("/change-password", { currentPassword: "demo-user-password", newPassword: "a-new-password-123" }, bearer);
+  const lockedChange = await post("/change-password", { currentPassword: "guesser-password-1", newPassword: "a-new-password-123" }, bearer);
   t.equal(lockedChange.status, 429, "change-password too");
   t.ok(Number(locked.headers.get("retry-after")) > 0, "with Retry-After");
+  const signIn = await post("/sign-in/email", { email: "guesser@example.test", password: "guesser-password-1" }, {});
+  t.equal(signIn.status, 429, "one password, one budget: sign-in to that account is throttled too");
+  t.equal(await reasonOf(signIn), "SIGN_IN_ACCOUNT");
+  const twoCredentials = await post("/verify-password", { password: "x" }, { ...bearer, cookie: "better-auth.session_token=abc.def" });
+  t.equal(twoCredentials.status, 400, "with two credentials the account is unknown: refused, not counted per address alone");
+  t.match(await twoCredentials.json(), { error: { code: "AMBIGUOUS_CREDENTIALS", reason: "BEARER_AND_COOKIE" } });
   const other = await env.signIn("buyer@demo.gerbang.dev", "demo-buyer-password");
   const fine = await post("/verify-password", { password: "demo-buyer-password" }, { authorization: `Bearer ${other.token}` });
   t.equal(fine.status, 200, "another account is not affected");
@@ -75,8 +86,9 @@ t.test("get-session and /api/keys count against the caller's bucket; forged toke
   const headers = { authorization: `Bearer ${admin.token}` };
   const statuses: number[] = [];
   for (let i = 0; i < 6; i++) statuses.push((await fetch(`${env.url}/api/auth/get-session`, { headers })).status);
-  for (let i = 0; i < 6; i++) statuses.push((await fetch(`${env.url}/api/keys`, { headers })).status);
-  t.same(statuses.slice(0, 9), Array(9).fill(200), "the session bucket's 9 requests, on both routes together");
+  for (let i = 0; i < 4; i++) statuses.push((await fetch(`${env.url}/api/keys`, { headers })).status);
+  for (let i = 0; i < 2; i++) statuses.push((await fetch(`${env.url}/api/auth/list-sessions`, { headers })).status);
+  t.same(statuses.slice(0, 9), Array(9).fill(200), "the session bucket's 9 requests, on get-session, /api/keys and list-sessions together");
   t.same(statuses.slice(9), [429, 429, 429], "then 429");
   const limited = await fetch(`${env.url}/api/keys`, { headers });
   t.equal(await reasonOf(limited), "SESSION");

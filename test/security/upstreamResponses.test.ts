@@ -247,6 +247,18 @@ t.test("odd statuses and framing from the upstream: every request answered, the 
   t.equal(env.gateway.child.exitCode, null, "the gateway process is alive");
 });
 
+t.test("an answer refused as a whole: the gateway's 502, with none of the upstream's fields", async (t) => {
+  const answer = await through("HTTP/1.1 999 Odd\r\nContent-Encoding: gzip\r\nSet-Cookie: a=1\r\nX-Upstream: yes\r\nContent-Length: 2\r\n\r\nok");
+  t.equal(answer.status, 502);
+  t.match(errorOf(answer.body), { code: "UPSTREAM_UNREACHABLE", reason: "INVALID_UPSTREAM_RESPONSE" });
+  const names = answer.fields.map(([n]) => n);
+  for (const name of ["content-encoding", "set-cookie", "x-upstream"]) t.notOk(names.includes(name), `no ${name} on the gateway's own answer`);
+  const cleared = await through(ok(['Clear-Site-Data: "cookies", "storage"', "Set-Cookie: a=1"]));
+  t.notOk(cleared.fields.some(([n]) => n === "clear-site-data"), "Clear-Site-Data would delete the gateway's cookies: removed");
+  const flood = await through(ok(Array.from({ length: 200 }, (_, i) => `Set-Cookie: c${i}=1`)));
+  t.equal(setCookies(flood).length, 32, "a flood of 200 cookies is cut to 32: it would evict the session cookie from the jar");
+});
+
 // Generated answers: a status from the odd corners, header fields drawn from the ones that matter
 // (cookies in every spelling, hop-by-hop, framing) and random ones, repeated and in any case, with
 // framing right, wrong or missing, and an early close. Markers make the oracle independent of the

@@ -23,7 +23,7 @@ t.test("the gateway's own Better Auth: every credential-checking route has a buc
   const expected: Array<[string, string]> = [
     ["/sign-in/email", "signIn"], ["/verify-password", "signIn"], ["/change-password", "signIn"], ["/delete-user", "signIn"],
     ["/delete-user/callback", "signIn"], ["/revoke-session", "signIn"], ["/reset-password", "passwordReset"], ["/reset-password/abc", "passwordReset"],
-    ["/request-password-reset", "passwordReset"], ["/verify-email", "otp"], ["/change-email", "otp"], ["/sign-up/email", "otp"], ["/send-verification-email", "otp"],
+    ["/request-password-reset", "passwordReset"], ["/verify-email", "otp"], ["/callback/google", "signIn"], ["/link-social", "signIn"], ["/change-email", "otp"], ["/sign-up/email", "otp"], ["/send-verification-email", "otp"],
   ];
   for (const [path, bucket] of expected) t.equal(authBucketName(path), bucket, `${path}: ${bucket}`);
   for (const path of ["/get-session", "/sign-out", "/list-sessions", "/update-user", "/admin/set-role", "/ok"]) t.equal(authBucketName(path), null, `${path}: no auth bucket`);
@@ -58,8 +58,12 @@ t.test("an endpoint that checks a secret without a bucket is reported, so the st
     { path: "/my-plugin/link/:token", options: { method: "GET" } },
     { path: "/my-plugin/settings", options: { method: "POST", body: { shape: { theme: {} } } } },
     { path: "/my-plugin/lookup", options: { method: "GET", query: { shape: { token: {} } } } },
+    // zod 4 wrappers: the fields of an optional object, a pipe's input, an intersection, a union.
+    { path: "/my-plugin/wrapped", options: { method: "GET", query: { _zod: { def: { type: "optional", innerType: { shape: { code: {} } } } } } } },
+    { path: "/my-plugin/piped", options: { method: "POST", body: { _zod: { def: { type: "pipe", in: { _zod: { def: { type: "union", options: [{ shape: { name: {} } }, { shape: { otp: {} } }] } } } } } } } },
+    { path: "/my-plugin/plain", options: { method: "POST", body: { _zod: { def: { type: "intersection", left: { shape: { a: {} } }, right: { shape: { b: {} } } } } } } },
     { options: { method: "POST", body: { shape: { password: {} } }, metadata: { SERVER_ONLY: true } } },
     { path: "/admin/set-user-password", options: { method: "POST", body: { shape: { password: {} } } } },
   ];
-  t.same(unthrottledCredentialRoutes(plugin), ["/my-plugin/confirm", "/my-plugin/link/:token", "/my-plugin/lookup"], "a code, a token in the path and in the query");
+  t.same(unthrottledCredentialRoutes(plugin), ["/my-plugin/confirm", "/my-plugin/link/:token", "/my-plugin/lookup", "/my-plugin/wrapped", "/my-plugin/piped"], "a code, a token in the path, in the query, behind zod wrappers");
 });

@@ -1,7 +1,7 @@
 // What of an upstream's response head reaches the client (issue 12). undici hands a field over as a
 // string when it came once and as an array when repeated; both must be handled for every name.
 import t from "tap";
-import { sanitizeResponseHeaders } from "../../src/forward/responseHeaders.ts";
+import { MAX_SET_COOKIES, sanitizeResponseHeaders } from "../../src/forward/responseHeaders.ts";
 
 const options = { remove: new Set(["server", "x-powered-by"]) };
 
@@ -59,4 +59,11 @@ t.test("Content-Length: one length repeated is that length; two lengths are no a
 
 t.test("names are compared case-insensitively and come out lower-cased", async (t) => {
   t.same(sanitizeResponseHeaders({ "X-Kept": "1", Server: "x", "Keep-Alive": "timeout=1" } as never, options), { "x-kept": "1" });
+});
+
+t.test("no deletion by other means: Clear-Site-Data removed, Set-Cookie floods cut", async (t) => {
+  t.same(sanitizeResponseHeaders({ "clear-site-data": '"cookies"', "x-kept": "1" }, options), { "x-kept": "1" }, "Clear-Site-Data would wipe the session cookie");
+  const flood = Array.from({ length: 300 }, (_, i) => `c${i}=1`);
+  const out = sanitizeResponseHeaders({ "set-cookie": flood }, options);
+  t.same(out["set-cookie"], flood.slice(0, MAX_SET_COOKIES), `the first ${MAX_SET_COOKIES} only: 300 would push the session cookie out of the jar`);
 });
