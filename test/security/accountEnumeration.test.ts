@@ -11,6 +11,9 @@ const pgMissing = await serviceGate("postgres");
 const env = await startGatewayEnv({ postgres: pgMissing === false });
 t.teardown(() => env.close());
 const EXISTING = "buyer@demo.gerbang.dev";
+// Demo users are seeded right after the gateway listens, sales last: once sales can sign in, the
+// existing account exists (a sign-up racing the seeding would create it, or collide with it).
+await env.signIn("sales@demo.gerbang.dev", "demo-sales-password");
 
 const post = async (path: string, body: unknown): Promise<{ status: number; json: unknown; ms: number }> => {
   const started = performance.now();
