@@ -21,7 +21,7 @@ export interface AuthRoutesOptions {
   onUserChanged?: (userId: string | null) => void;
   /**
    * Counts a request against its caller's own bucket, as a proxied request would be (refused
-   * credentials against the client address). Used for get-session.
+   * credentials against the client address). Used for every auth route without an auth bucket.
    */
   countCaller: (request: FastifyRequest, reply: FastifyReply) => Promise<void>;
   /** auth.uniformResponseMs. */
@@ -66,6 +66,9 @@ export async function authRoutes(app: FastifyInstance, options: AuthRoutesOption
       const ownAccount = OWN_ACCOUNT.test(authPath);
       // The caller's session, where it matters: the one a revoking route ends, or whose password is checked.
       const credential = revoking || ownAccount ? sessionCredentialOf(request) : null;
+      // Looked up at most once (delete-user and revoke-session are both own-account and revoking).
+      let caller: Promise<Principal | null> | undefined;
+      const callerOf = (found: Record<string, string>): Promise<Principal | null> => (caller ??= principalOf(options.sessions, found));
       if (bucketName !== null) {
         const found = accountOf(authPath, request.body);
         // Better Auth may still make sense of a body we cannot read (and then try the password): refuse it here.
@@ -74,7 +77,7 @@ export async function authRoutes(app: FastifyInstance, options: AuthRoutesOption
         // says (Better Auth ignores unknown fields), and the same bucket as their sign-in's.
         let account = found.account;
         if (ownAccount) {
-          const principal = credential === null ? null : await principalOf(options.sessions, credential);
+          const principal = credential === null ? null : await callerOf(credential);
           const email = principal?.attributes.email;
           account = typeof email === "string" ? accountOfEmail(email) : null;
         }
@@ -94,7 +97,7 @@ export async function authRoutes(app: FastifyInstance, options: AuthRoutesOption
 
       // The revoking caller's user is found first (from the cache, or one lookup on this rare path), and
       // after success every instance forgets that user's cached sessions at once.
-      const revokedUser = revoking && credential !== null ? ((await principalOf(options.sessions, credential))?.userId ?? null) : null;
+      const revokedUser = revoking && credential !== null ? ((await callerOf(credential))?.userId ?? null) : null;
       if (revoking && credential !== null) options.sessions.forget(credential);
       const body = request.body instanceof Buffer && request.body.length > 0 ? new Uint8Array(request.body) : undefined;
       let response: Response;

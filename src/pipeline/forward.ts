@@ -17,6 +17,9 @@ export function isUpstreamBodyError(error: unknown): boolean {
   return typeof error === "object" && error !== null && upstreamBodyErrors.has(error);
 }
 
+/** Only the message is logged: an upstream's error may carry its whole answer. */
+const messageOf = (error: unknown): string => (error instanceof Error ? error.message : String(error));
+
 export interface ForwardOptions {
   signer: AssertionSigner;
   proto: "http" | "https";
@@ -74,7 +77,7 @@ export function createForward(options: ForwardOptions): (request: FastifyRequest
       sendError(request, reply, error);
     };
     const refuse = (error: unknown): void => {
-      request.log.warn({ upstream: upstream.name, err: { message: error instanceof Error ? error.message : String(error) } }, "upstream answer refused");
+      request.log.warn({ upstream: upstream.name, err: { message: messageOf(error) } }, "upstream answer refused");
       answer(new GerbangError("UPSTREAM_UNREACHABLE", { reason: "INVALID_UPSTREAM_RESPONSE" }));
     };
     return reply.from(`${upstream.url.replace(/\/$/, "")}${path}`, {
@@ -128,7 +131,7 @@ export function createForward(options: ForwardOptions): (request: FastifyRequest
           request.log.warn({ upstream: upstream.name, code }, "upstream request failed");
           answer(new GerbangError(status === 504 ? "UPSTREAM_TIMEOUT" : "UPSTREAM_UNREACHABLE"));
         } catch (failure) {
-          request.log.error({ upstream: upstream.name, err: { message: failure instanceof Error ? failure.message : String(failure) } }, "upstream failure not answered");
+          request.log.error({ upstream: upstream.name, err: { message: messageOf(failure) } }, "upstream failure not answered");
           reply.raw.destroy();
         }
       },
