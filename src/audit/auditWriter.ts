@@ -28,10 +28,16 @@ export class AuditWriter {
   dropped = 0;
   written = 0;
 
+  private readonly prisma: PrismaClient;
+  private readonly options: { flushIntervalMs: number; maxBuffer: number; batchSize?: number; onError?: (error: unknown) => void };
+
   constructor(
-    private readonly prisma: PrismaClient,
-    private readonly options: { flushIntervalMs: number; maxBuffer: number; batchSize?: number; onError?: (error: unknown) => void },
-  ) {}
+    prisma: PrismaClient,
+    options: { flushIntervalMs: number; maxBuffer: number; batchSize?: number; onError?: (error: unknown) => void },
+  ) {
+    this.prisma = prisma;
+    this.options = options;
+  }
 
   record(row: AuditRecord): void {
     this.buffer.push(row);

@@ -4,7 +4,7 @@ import type { Auth } from "./createAuth.ts";
 import type { SessionResolver } from "./sessionResolver.ts";
 import { SESSION_COOKIE_NAMES, findSessionCookie } from "./authenticators/sessionCookieAuthenticator.ts";
 import type { Principal } from "./principal.ts";
-import { originTrusted } from "../pipeline/authenticate.ts";
+import { originRefusal, originTrusted } from "../pipeline/authenticate.ts";
 import type { RateLimitConfig } from "../config/schema.ts";
 import type { Bucket, RateLimiter } from "../ratelimit/rateLimiter.ts";
 import { accountOf, accountOfEmail, authBucketName, authBuckets, unthrottledCredentialRoutes, type AuthEndpoint } from "../ratelimit/authBuckets.ts";
@@ -54,8 +54,11 @@ export async function authRoutes(app: FastifyInstance, options: AuthRoutesOption
       if (request.method === "POST") {
         const type = request.headers["content-type"] ?? "";
         if (!/^application\/json\s*(;|$)/i.test(type)) throw new GerbangError("UNSUPPORTED_MEDIA_TYPE", { message: "Authentication requests must be sent as application/json." });
-        if ((request.headers.origin !== undefined || request.headers.cookie !== undefined) && !originTrusted(request, options.trustedOrigins)) {
-          throw new GerbangError("ORIGIN_NOT_TRUSTED");
+        // Better Auth demands a trusted Origin from anything that sends Sec-Fetch-* (browsers, Node's fetch):
+        // the same rule here, so the client gets the gateway's explanation rather than MISSING_OR_NULL_ORIGIN.
+        const browserLike = Object.keys(request.headers).some((name) => name.startsWith("sec-fetch-"));
+        if ((request.headers.origin !== undefined || request.headers.cookie !== undefined || browserLike) && !originTrusted(request, options.trustedOrigins)) {
+          throw originRefusal(request);
         }
       }
       const authPath = (request.gerbang.path ?? "").slice("/api/auth".length).split("?")[0] ?? "";

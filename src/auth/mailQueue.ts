@@ -20,10 +20,15 @@ export class MailQueue implements MailSender {
   private readonly maxQueued: number;
   private readonly attempts: number;
 
+  private readonly inner: MailSender;
+  private readonly options: MailQueueOptions;
+
   constructor(
-    private readonly inner: MailSender,
-    private readonly options: MailQueueOptions,
+    inner: MailSender,
+    options: MailQueueOptions,
   ) {
+    this.inner = inner;
+    this.options = options;
     this.maxQueued = options.maxQueued ?? 1000;
     this.attempts = options.attempts ?? 3;
   }

@@ -27,13 +27,23 @@ export class SessionResolver {
   /** When a token or a user was last forgotten: a lookup that started before must not cache its answer. */
   private readonly forgotten = new Map<string, number>();
 
+  private readonly auth: Auth;
+  private readonly ttlMs: number;
+  private readonly staleIfError: StaleIfError | null;
+  private readonly maxEntries: number;
+
   constructor(
-    private readonly auth: Auth,
-    private readonly ttlMs: number,
+    auth: Auth,
+    ttlMs: number,
     /** Null: past its TTL a cached session is never served (no invalidation channel to keep it honest). */
-    private readonly staleIfError: StaleIfError | null = null,
-    private readonly maxEntries = 50_000,
-  ) {}
+    staleIfError: StaleIfError | null = null,
+    maxEntries: number = 50_000,
+  ) {
+    this.auth = auth;
+    this.ttlMs = ttlMs;
+    this.staleIfError = staleIfError;
+    this.maxEntries = maxEntries;
+  }
 
   /** The cache key never contains the credential itself. */
   static keyOf(headers: Record<string, string>): string {

@@ -31,7 +31,10 @@ export class StaleIfError {
   private lastFailure = 0;
   private readonly retryAfterMs: number;
 
-  constructor(private readonly options: StaleIfErrorOptions) {
+  private readonly options: StaleIfErrorOptions;
+
+  constructor(options: StaleIfErrorOptions) {
+    this.options = options;
     this.retryAfterMs = options.retryAfterMs ?? 1000;
   }
 

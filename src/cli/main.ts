@@ -1,56 +1,176 @@
-import { serveCommand } from "./serveCommand.ts";
-import { migrateCommand } from "./migrateCommand.ts";
-import { usersCommand } from "./usersCommand.ts";
-import { policyCommand } from "./policyCommand.ts";
-import { keysCommand } from "./keysCommand.ts";
-import { main as demoUpstreamMain } from "../demo/upstreamMain.ts";
+import { Command, CommanderError, Option } from "commander";
 import { CliError } from "./cliError.ts";
 
-const USAGE = `usage: gerbang <command>
+/**
+ * The `gerbang` command, defined once: help, flag checks and shell completion all come from this
+ * definition. Each action imports its module only when it runs, so `gerbang help` loads no gateway.
+ */
+export function buildProgram(setExitCode: (code: number) => void): Command {
+  const program: Command = new Command("gerbang")
+    .description("Policy-engine-driven authorization gateway")
+    .exitOverride()
+    .showSuggestionAfterError(true)
+    .helpCommand("help [command]", "show help for a command")
+    .addHelpText(
+      "after",
+      () =>
+        `\nEvery command and its flags:\n${synopsis(program).map((l) => `  ${l}`).join("\n")}\n\n` +
+        "Environment: PORT, DATABASE_URL, REDIS_URL, GERBANG_SECRET, SMTP_URL override the config file.\n" +
+        "Without --config: the embedded demo (database in .gerbang/pglite, demo upstream and users).",
+    );
+  const config = (): Option => new Option("--config <file>", "config file (YAML or JSON); absent: the embedded demo");
+  const json = (): Option => new Option("--json", "print JSON instead of text");
+  const done = (code: number): void => setExitCode(code);
 
-  serve [--config <file>]                      run the gateway (no config: embedded demo)
-  migrate [--config <file>]                    apply database migrations
-  users create --email <e> --password <p> --role <admin|user|sales|partner> [--name <n>] [--attr key=value]...
-  keys create --owner <email> --name <n> --tier <t> --scopes <a,b> [--expires-in 30d]
-                                               issue an API key; the key alone is the last line
-  keys list [--owner <email>] [--json]         list keys (never the keys themselves)
-  keys revoke <id>                             revoke a key on every instance
-  keys rotate <id> [--grace 24h]               issue a successor; the old key works until the grace ends
-  policy validate [dir]                        validate a policy version (or every version in a folder) and run its tests
-  demo-upstream [--port <p>] [--jwks-url <u>]  run the demo marketplace upstream
+  program
+    .command("serve")
+    .description("run the gateway (no config: embedded demo)")
+    .addOption(config())
+    .action(async (o: { config?: string }) => done(await (await import("./serveCommand.ts")).serveCommand(o)));
+  program
+    .command("migrate")
+    .description("apply database migrations")
+    .addOption(config())
+    .action(async (o: { config?: string }) => done(await (await import("./migrateCommand.ts")).migrateCommand(o)));
 
-Environment: PORT, DATABASE_URL, REDIS_URL, GERBANG_SECRET, SMTP_URL override the config file.`;
+  const users = program.command("users").description("manage users (operators vouch for the address: users are created verified)");
+  users
+    .command("create")
+    .description("create a verified user; prints the new id")
+    .requiredOption("--email <email>", "sign-in email")
+    .requiredOption("--password <password>", "initial password")
+    .requiredOption("--role <roles>", "admin, user, sales or partner (comma-separated for several)")
+    .option("--name <name>", "display name (default: the email's local part)")
+    .option("--attr <key=value>", "attribute policies read, e.g. region=apac (repeatable)", (v: string, all: string[] = []) => [...all, v])
+    .addOption(json())
+    .addOption(config())
+    .action(async (o: UsersCreateFlags) => done(await (await import("./usersCommand.ts")).usersCreate(o)));
+  users
+    .command("list")
+    .description("list users")
+    .addOption(json())
+    .addOption(config())
+    .action(async (o: CommonFlags) => done(await (await import("./usersCommand.ts")).usersList(o)));
+  users
+    .command("show <email>")
+    .description("one user, with their API keys")
+    .addOption(json())
+    .addOption(config())
+    .action(async (email: string, o: CommonFlags) => done(await (await import("./usersCommand.ts")).usersShow(email, o)));
 
-/** Returns the process exit code; never throws. */
+  const keys = program.command("keys").description("manage partner API keys (changes reach every instance at once)");
+  keys
+    .command("create")
+    .description("issue an API key; the key alone is the last line")
+    .requiredOption("--owner <email>", "the owning user")
+    .requiredOption("--name <name>", "a label for the key")
+    .requiredOption("--tier <tier>", "rate-limit tier (rateLimit.tiers)")
+    .option("--scopes <a,b>", "scopes of the active policy, comma-separated", "")
+    .option("--expires-in <duration>", "lifetime such as 90d (default: apiKeys.maxExpiresInDays)")
+    .addOption(json())
+    .addOption(config())
+    .action(async (o: KeysCreateFlags) => done(await (await import("./keysCommand.ts")).keysCreate(o)));
+  keys
+    .command("list")
+    .description("list keys (never the keys themselves)")
+    .option("--owner <email>", "only this user's keys")
+    .addOption(json())
+    .addOption(config())
+    .action(async (o: CommonFlags & { owner?: string }) => done(await (await import("./keysCommand.ts")).keysList(o)));
+  keys
+    .command("revoke <id>")
+    .description("revoke a key on every instance")
+    .addOption(json())
+    .addOption(config())
+    .action(async (id: string, o: CommonFlags) => done(await (await import("./keysCommand.ts")).keysRevoke(id, o)));
+  keys
+    .command("rotate <id>")
+    .description("issue a successor; the old key works until the grace ends")
+    .option("--grace <duration>", "how long the old key keeps working", "24h")
+    .addOption(json())
+    .addOption(config())
+    .action(async (id: string, o: CommonFlags & { grace: string }) => done(await (await import("./keysCommand.ts")).keysRotate(id, o)));
+
+  const policy = program.command("policy").description("policy versions");
+  policy
+    .command("validate [dir]")
+    .description("validate a policy version (a name under policy.dir, a version folder, or a folder of versions) and run its tests")
+    .addOption(config())
+    .action(async (dir: string | undefined, o: { config?: string }) => done(await (await import("./policyCommand.ts")).policyValidate(dir, o)));
+  policy
+    .command("reload")
+    .description("make the running gateway re-read its policy folder (what SIGHUP does)")
+    .addOption(json())
+    .addOption(config())
+    .action(async (o: CommonFlags) => done(await (await import("./policyCommand.ts")).policyReload(o)));
+
+  program
+    .command("demo-upstream")
+    .description("run the demo marketplace upstream")
+    .option("--host <host>", "listen address", "127.0.0.1")
+    .option("--port <port>", "listen port")
+    .option("--jwks-url <url>", "the gateway's JWKS, to verify identity assertions")
+    .option("--audience <name>", "the upstream name assertions are addressed to")
+    .action(async (o: { host: string; port?: string; jwksUrl?: string; audience?: string }) => {
+      const args = ["--host", o.host, ...(o.port === undefined ? [] : ["--port", o.port]), ...(o.jwksUrl === undefined ? [] : ["--jwks-url", o.jwksUrl]), ...(o.audience === undefined ? [] : ["--audience", o.audience])];
+      await (await import("../demo/upstreamMain.ts")).main(args);
+      done(0);
+    });
+  program
+    .command("completion")
+    .description("print a bash completion script: source <(gerbang completion)")
+    .action(async () => {
+      process.stdout.write((await import("./completion.ts")).bashCompletion(program));
+      done(0);
+    });
+  return program;
+}
+
+/** One line per runnable command with all its flags, generated from the definition. */
+function synopsis(command: Command, path: string[] = []): string[] {
+  if (command.commands.length > 0) return command.commands.filter((c) => c.name() !== "help").flatMap((c) => synopsis(c, [...path, c.name()]));
+  const args = command.registeredArguments.map((a) => (a.required ? `<${a.name()}>` : `[${a.name()}]`));
+  const flags = command.options.map((o) => (o.mandatory ? o.flags : `[${o.flags}]`));
+  return [["gerbang", ...path, ...args, ...flags].join(" ")];
+}
+
+export interface CommonFlags {
+  config?: string;
+  json?: boolean;
+}
+export interface UsersCreateFlags extends CommonFlags {
+  email: string;
+  password: string;
+  role: string;
+  name?: string;
+  attr?: string[];
+}
+export interface KeysCreateFlags extends CommonFlags {
+  owner: string;
+  name: string;
+  tier: string;
+  scopes: string;
+  expiresIn?: string;
+}
+
+/** Returns the process exit code (0 done, 1 failed, 2 usage); never throws. */
 export async function main(argv: string[]): Promise<number> {
-  const [command, ...rest] = argv;
+  let code = 0;
+  const program = buildProgram((c) => (code = c));
+  if (argv.length === 0) {
+    process.stdout.write(program.helpInformation());
+    return 2;
+  }
   try {
-    switch (command) {
-      case "serve":
-        return await serveCommand(rest);
-      case "migrate":
-        return await migrateCommand(rest);
-      case "users":
-        return await usersCommand(rest);
-      case "keys":
-        return await keysCommand(rest);
-      case "policy":
-        return await policyCommand(rest);
-      case "demo-upstream":
-        await demoUpstreamMain(rest);
-        return 0;
-      case undefined:
-      case "help":
-      case "--help":
-        process.stdout.write(`${USAGE}\n`);
-        return command === undefined ? 2 : 0;
-      default:
-        throw new CliError(`unknown command ${command}`);
-    }
+    await program.parseAsync(argv, { from: "user" });
+    return code;
   } catch (error) {
+    if (error instanceof CommanderError) {
+      // Help and version are successes; everything else commander refuses is a usage mistake (already printed).
+      return error.exitCode === 0 ? 0 : 2;
+    }
     // Messages only: a stack trace is for developers, and may carry connection strings.
     process.stderr.write(`gerbang: ${error instanceof Error ? error.message : String(error)}\n`);
-    if (error instanceof CliError) process.stderr.write(`\n${USAGE}\n`);
     return error instanceof CliError ? 2 : 1;
   }
 }

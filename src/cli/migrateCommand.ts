@@ -1,20 +1,19 @@
-import { parseArgs } from "node:util";
 import { resolve } from "node:path";
 import { loadConfig } from "../config/loadConfig.ts";
 import { openDatabase } from "../db/openDatabase.ts";
 import { migrate } from "../db/migrate.ts";
+import { EmbeddedDatabaseBusy } from "../db/embeddedLock.ts";
 import { MIGRATIONS_DIR } from "../runtime/migrationsDir.ts";
-import { CliError } from "./cliError.ts";
 
-export async function migrateCommand(argv: string[]): Promise<number> {
-  let values: { config?: string };
+export async function migrateCommand(flags: { config?: string }): Promise<number> {
+  const config = loadConfig(flags.config === undefined ? {} : { file: flags.config });
+  let db;
   try {
-    ({ values } = parseArgs({ args: argv, options: { config: { type: "string" } }, strict: true }));
+    db = await openDatabase({ url: config.database.url, embeddedDir: resolve(config.database.embeddedDir), poolMax: 2 });
   } catch (error) {
-    throw new CliError((error as Error).message);
+    if (error instanceof EmbeddedDatabaseBusy) throw new Error(`${error.message}.\n  A gateway applies migrations itself when it starts; to run them alone, stop it first.`);
+    throw error;
   }
-  const config = loadConfig(values.config === undefined ? {} : { file: values.config });
-  const db = await openDatabase({ url: config.database.url, embeddedDir: resolve(config.database.embeddedDir), poolMax: 2 });
   try {
     const { applied } = await migrate(db.executor, { migrationsDir: MIGRATIONS_DIR, log: (m) => process.stderr.write(`${m}\n`) });
     process.stdout.write(applied.length === 0 ? "database is up to date\n" : `applied: ${applied.join(", ")}\n`);

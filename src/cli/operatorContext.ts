@@ -1,31 +1,33 @@
 import { resolve } from "node:path";
 import { Redis } from "ioredis";
-import { loadConfig } from "../config/loadConfig.ts";
 import type { GerbangConfig } from "../config/schema.ts";
 import { openDatabase, type Database } from "../db/openDatabase.ts";
 import { migrate } from "../db/migrate.ts";
-import { createAuth, type Auth } from "../auth/createAuth.ts";
+import { createAuth } from "../auth/createAuth.ts";
 import { logMailSender } from "../auth/mailSender.ts";
+import { ApiKeyService } from "../keys/apiKeyService.ts";
+import { InvalidationBus } from "../keys/invalidationBus.ts";
 import { resolveSecret } from "../runtime/secret.ts";
 import { MIGRATIONS_DIR } from "../runtime/migrationsDir.ts";
+import { loadActivePolicy } from "../runtime/activePolicy.ts";
+import type { OperatorServices } from "../admin/operations.ts";
 
 export interface OperatorContext {
-  config: GerbangConfig;
+  services: OperatorServices;
   db: Database;
-  auth: Auth;
-  /** Connected publisher for cache invalidations, or null (no REDIS_URL, or unreachable: a warning was printed). */
-  redis: Redis | null;
   close(): Promise<void>;
 }
 
-/** What an operator command needs: the configured database (migrated), Better Auth, and Redis if configured. */
-export async function openOperatorContext(configFile: string | undefined, options: { redis?: boolean } = {}): Promise<OperatorContext> {
-  const config = loadConfig(configFile === undefined ? {} : { file: configFile });
+/**
+ * The CLI's own connections for an operation: the configured database (migrated), Better Auth, and a
+ * Redis publisher when configured, so running gateways drop changed keys and users at once.
+ */
+export async function openOperatorContext(config: GerbangConfig): Promise<OperatorContext> {
   const db = await openDatabase({ url: config.database.url, embeddedDir: resolve(config.database.embeddedDir), poolMax: 2 });
   let redis: Redis | null = null;
   try {
     await migrate(db.executor, { migrationsDir: MIGRATIONS_DIR });
-    if (options.redis === true && config.redis.url !== undefined) {
+    if (config.redis.url !== undefined) {
       const client = new Redis(config.redis.url, { lazyConnect: true, maxRetriesPerRequest: 1, enableOfflineQueue: false, connectTimeout: 2000, retryStrategy: () => null });
       client.on("error", () => undefined);
       try {
@@ -48,11 +50,16 @@ export async function openOperatorContext(configFile: string | undefined, option
     mail: logMailSender(() => undefined),
     config,
   });
+  let scopes: ReadonlySet<string> | null = null;
+  const keys = new ApiKeyService(auth, db.prisma, {
+    tiers: Object.keys(config.rateLimit.tiers),
+    scopes: () => (scopes ??= new Set(loadActivePolicy(config).scopes.keys())),
+    maxExpiresInDays: config.apiKeys.maxExpiresInDays,
+    bus: new InvalidationBus(redis, null, config.redis.keyPrefix),
+  });
   return {
-    config,
+    services: { config, prisma: db.prisma, auth, keys },
     db,
-    auth,
-    redis,
     close: async () => {
       redis?.disconnect();
       await db.close();

@@ -3,23 +3,32 @@ import { join, resolve } from "node:path";
 import { listPolicyVersions, loadPolicySet } from "../policy/loadPolicySet.ts";
 import { PolicyError } from "../policy/policySet.ts";
 import { runPolicyTests } from "../policy/runPolicyTests.ts";
-import { PACKAGE_ROOT } from "../runtime/migrationsDir.ts";
-import { CliError } from "./cliError.ts";
+import { policyRoot } from "../runtime/activePolicy.ts";
+import type { CommonFlags } from "./main.ts";
+import { operate, operatorConfig } from "./operate.ts";
 
-/** `policy validate [dir]`: a version folder, or a folder of versions (default ./policies). */
-export async function policyCommand(argv: string[]): Promise<number> {
-  const [sub, target, ...extra] = argv;
-  if (sub !== "validate" || extra.length > 0) throw new CliError(`usage: policy validate [dir]`);
-  const dir = resolve(target ?? (existsSync("policies") ? "policies" : join(PACKAGE_ROOT, "policies")));
+/** A path as given, else a version name under the configured policy.dir. */
+function targetDir(target: string | undefined, root: string): string {
+  if (target === undefined) return root;
+  if (existsSync(target)) return resolve(target);
+  const named = join(root, target);
+  if (existsSync(named)) return named;
+  throw new Error(`no policy version or folder ${target} (looked in ${resolve(target)} and ${named})`);
+}
+
+/** `policy validate [dir]`: a version folder, a version name under policy.dir, or a folder of versions. */
+export async function policyValidate(target: string | undefined, flags: { config?: string }): Promise<number> {
+  const config = operatorConfig(flags.config);
+  const dir = targetDir(target, policyRoot(config.policy.dir));
   const versions = existsSync(join(dir, "manifest.yaml")) ? [dir] : listPolicyVersions(dir).map((v) => v.dir);
   if (versions.length === 0) {
-    process.stderr.write(`no policy versions in ${dir}\n`);
+    process.stderr.write(`gerbang: no policy versions in ${dir}\n`);
     return 1;
   }
   let failed = false;
   for (const versionDir of versions) {
     try {
-      const policy = loadPolicySet(versionDir);
+      const policy = loadPolicySet(versionDir, { caseInsensitivePaths: config.policy.caseInsensitivePaths });
       const results = runPolicyTests(policy);
       const bad = results.filter((r) => !r.passed);
       process.stdout.write(`${policy.version}: valid, ${results.length - bad.length}/${results.length} policy tests pass\n`);
@@ -32,4 +41,14 @@ export async function policyCommand(argv: string[]): Promise<number> {
     }
   }
   return failed ? 1 : 0;
+}
+
+/** `policy reload`: the running gateway re-reads its folder; a refused version leaves the active one serving (exit 1). */
+export async function policyReload(flags: CommonFlags): Promise<number> {
+  const result = await operate(operatorConfig(flags.config), "policy.reload", {});
+  if (flags.json === true) process.stdout.write(`${JSON.stringify(result)}\n`);
+  else if (result.outcome === "activated") process.stdout.write(`activated ${result.version} (was ${result.previous})\n`);
+  else if (result.outcome === "unchanged") process.stdout.write(`unchanged: ${result.version} is active\n`);
+  else process.stdout.write(`refused ${result.version}; the active version keeps serving:\n${result.problems.map((p) => `  ${p}`).join("\n")}\n`);
+  return result.outcome === "refused" ? 1 : 0;
 }

@@ -1,36 +1,44 @@
-import { parseArgs } from "node:util";
-import { createVerifiedUser } from "../auth/createUser.ts";
+import type { UserView } from "../admin/operations.ts";
 import { CliError } from "./cliError.ts";
-import { openOperatorContext } from "./operatorContext.ts";
+import type { CommonFlags, UsersCreateFlags } from "./main.ts";
+import { operate, operatorConfig } from "./operate.ts";
+import { keyLine } from "./keysCommand.ts";
 
-export async function usersCommand(argv: string[]): Promise<number> {
-  const [sub, ...rest] = argv;
-  if (sub !== "create") throw new CliError(`unknown users command ${sub ?? "(none)"}`);
-  let values: { config?: string; email?: string; password?: string; role?: string; name?: string; attr?: string[] };
-  try {
-    ({ values } = parseArgs({
-      args: rest,
-      options: { config: { type: "string" }, email: { type: "string" }, password: { type: "string" }, role: { type: "string" }, name: { type: "string" }, attr: { type: "string", multiple: true } },
-      strict: true,
-    }));
-  } catch (error) {
-    throw new CliError((error as Error).message);
-  }
-  const { email, password, role } = values;
-  if (email === undefined || password === undefined || role === undefined) throw new CliError("users create needs --email, --password and --role");
+const out = (text: string): void => void process.stdout.write(`${text}\n`);
+const userLine = (u: UserView): string => [u.id, u.email, u.roles.join(","), u.name, `region=${u.region ?? "-"}`, u.banned ? "banned" : u.emailVerified ? "verified" : "unverified"].join("\t");
+
+/** `users create`: prints the new id alone on its last line. */
+export async function usersCreate(flags: UsersCreateFlags): Promise<number> {
   const attributes: Record<string, string> = {};
-  for (const pair of values.attr ?? []) {
+  for (const pair of flags.attr ?? []) {
     const eq = pair.indexOf("=");
     if (eq <= 0) throw new CliError(`--attr takes key=value, got ${pair}`);
     attributes[pair.slice(0, eq)] = pair.slice(eq + 1);
   }
+  const user = await operate(operatorConfig(flags.config), "users.create", {
+    email: flags.email,
+    password: flags.password,
+    role: flags.role,
+    attributes,
+    ...(flags.name === undefined ? {} : { name: flags.name }),
+  });
+  out(flags.json === true ? JSON.stringify(user) : user.id);
+  return 0;
+}
 
-  const ctx = await openOperatorContext(values.config);
-  try {
-    const id = await createVerifiedUser(ctx.auth, ctx.db.prisma, { email, password, role, attributes, ...(values.name === undefined ? {} : { name: values.name }) });
-    process.stdout.write(`${id}\n`);
-    return 0;
-  } finally {
-    await ctx.close();
+export async function usersList(flags: CommonFlags): Promise<number> {
+  const users = await operate(operatorConfig(flags.config), "users.list", {});
+  if (flags.json === true) out(JSON.stringify(users));
+  else for (const u of users) out(userLine(u));
+  return 0;
+}
+
+export async function usersShow(email: string, flags: CommonFlags): Promise<number> {
+  const user = await operate(operatorConfig(flags.config), "users.show", { email });
+  if (flags.json === true) out(JSON.stringify(user));
+  else {
+    out(userLine(user));
+    for (const key of user.keys) out(`  key ${keyLine(key)}`);
   }
+  return 0;
 }

@@ -4,11 +4,14 @@ import Value from "typebox/value";
 import { ConfigSchema, TierLimit, type GerbangConfig } from "./schema.ts";
 
 export class ConfigError extends Error {
+  readonly path: string;
+
   constructor(
-    readonly path: string,
+    path: string,
     message: string,
   ) {
     super(`config ${path || "/"}: ${message}`);
+    this.path = path;
     this.name = "ConfigError";
   }
 }

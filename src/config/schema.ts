@@ -6,15 +6,15 @@ import Type from "typebox";
  */
 const Upstream = Type.Object(
   {
-    name: Type.String({ pattern: "^[a-z][a-z0-9-]{0,62}$", description: "Name; also the audience of the identity assertion. e.g. marketplace" }),
-    prefix: Type.String({ pattern: "^/([A-Za-z0-9._~-]+(/[A-Za-z0-9._~-]+)*)?$", description: "Path prefix this upstream owns, matched on segment boundaries. e.g. /api" }),
-    url: Type.String({ pattern: "^https?://[^/?#]+/?$", description: "Origin of the upstream (no path). e.g. http://127.0.0.1:4000" }),
-    timeoutMs: Type.Integer({ minimum: 1, maximum: 600000, default: 10000, description: "Time to wait for the upstream's response headers. e.g. 10000" }),
+    name: Type.String({ pattern: "^[a-z][a-z0-9-]{0,62}$", description: "Name. It is also the audience (`aud`) of the identity assertion." }),
+    prefix: Type.String({ pattern: "^/([A-Za-z0-9._~-]+(/[A-Za-z0-9._~-]+)*)?$", description: "Path prefix this upstream owns, matched on segment boundaries (`/api` does not own `/apix`). Longest prefix wins, and `/` owns everything.", typeText: "path, e.g. `/api`" }),
+    url: Type.String({ pattern: "^https?://[^/?#]+/?$", description: "Origin of the upstream (no path).", typeText: "`http(s)://host[:port]`" }),
+    timeoutMs: Type.Integer({ minimum: 1, maximum: 600000, default: 10000, description: "How long to wait for the upstream's response headers (`504` after that), and the longest pause between two parts of its response body (the response is cut). Connecting has its own 10 s limit (undici's), after which the answer is `502`." }),
     circuitBreaker: Type.Object(
       {
-        failureThreshold: Type.Integer({ minimum: 1, maximum: 10000, default: 5, description: "Consecutive failures (unreachable, reset, timeout, garbage) that open the circuit. e.g. 5" }),
-        openMs: Type.Integer({ minimum: 100, maximum: 600000, default: 5000, description: "How long an open circuit answers 503 before one trial request is let through. e.g. 5000" }),
-        maxOpenMs: Type.Integer({ minimum: 100, maximum: 3600000, default: 60000, description: "Each failed trial doubles openMs, up to this. e.g. 60000" }),
+        failureThreshold: Type.Integer({ minimum: 1, maximum: 10000, default: 5, description: "Consecutive transport failures (connection refused, a reset before the response headers, timeout, an answer that is not HTTP) that open this upstream's circuit. A response of any status, `5xx` included, is a success: the upstream answered (a reset after the headers too)." }),
+        openMs: Type.Integer({ minimum: 100, maximum: 600000, default: 5000, description: "How long an open circuit answers `503 UPSTREAM_UNAVAILABLE` (reason `CIRCUIT_OPEN`, `Retry-After`) without contacting the upstream. Then one trial request is let through (the others meanwhile get the same `503` with `Retry-After: 1`): success closes the circuit, failure opens it again for twice as long. A trial that never reports is presumed lost after `timeoutMs` + 11 s, and another may start." }),
+        maxOpenMs: Type.Integer({ minimum: 100, maximum: 3600000, default: 60000, description: "The longest an open circuit waits between trials." }),
       },
       { additionalProperties: false, default: {} },
     ),
@@ -47,7 +47,7 @@ const Window = (max: number, windowMs: number) =>
   );
 
 /** A stricter bucket for credential and message-sending routes, counted per account and per client address. */
-const AuthBucket = (d: { account: [number, number]; address: [number, number]; failureWeight: number }, routes: string) =>
+const AuthBucket = (d: { account: [number, number]; address: [number, number]; failureWeight: number }, doc: { description: string; defaultText: string; typeText: string }) =>
   Type.Object(
     {
       perAccount: Window(...d.account),
@@ -55,37 +55,37 @@ const AuthBucket = (d: { account: [number, number]; address: [number, number]; f
       failureWeight: Type.Integer({ minimum: 1, maximum: 100, default: d.failureWeight, description: "What a refused attempt (4xx answer) counts, against 1 for a success." }),
       onRedisDown: OnRedisDown("closed"),
     },
-    { additionalProperties: false, default: {}, description: routes },
+    { additionalProperties: false, default: {}, ...doc },
   );
 
 export const ConfigSchema = Type.Object(
   {
     server: Type.Object(
       {
-        host: Type.String({ default: "127.0.0.1", description: "Listen address. e.g. 0.0.0.0" }),
-        port: Type.Integer({ minimum: 0, maximum: 65535, default: 8080, description: "Listen port (env PORT). e.g. 8080" }),
-        publicUrl: Type.Optional(Type.String({ pattern: "^https?://", description: "The URL clients use; https makes cookies Secure. Default http://localhost:<port>" })),
-        trustProxy: Type.Array(Type.String(), { default: [], description: "Addresses/CIDRs of proxies whose X-Forwarded-For is believed. e.g. [10.0.0.0/8]" }),
-        bodyLimitBytes: Type.Integer({ minimum: 1, default: 1048576, description: "Largest request body accepted (413 above). e.g. 1048576" }),
-        maxHeaderBytes: Type.Integer({ minimum: 1024, default: 16384, description: "Largest request header block accepted (431 above). e.g. 16384" }),
-        maxHeaderCount: Type.Integer({ minimum: 16, maximum: 10000, default: 100, description: "Most header fields a request may carry (431 above). e.g. 100" }),
-        shutdownGraceMs: Type.Integer({ minimum: 0, default: 10000, description: "How long SIGTERM waits for in-flight requests. e.g. 10000" }),
-        headersTimeoutMs: Type.Integer({ minimum: 100, maximum: 600000, default: 10000, description: "A client must send its whole header block within this (slow clients get 408 and are closed). e.g. 10000" }),
-        requestTimeoutMs: Type.Integer({ minimum: 100, maximum: 3600000, default: 60000, description: "A client must send its whole request, body included, within this (408 above). e.g. 60000" }),
-        keepAliveTimeoutMs: Type.Integer({ minimum: 100, maximum: 600000, default: 5000, description: "An idle client connection is closed after this. e.g. 5000" }),
-        maxConnections: Type.Integer({ minimum: 1, maximum: 1000000, default: 10000, description: "Open client connections at most; one more is answered 503 OVERLOADED and closed. e.g. 10000" }),
+        host: Type.String({ default: "127.0.0.1", description: "Listen address. Use `0.0.0.0` in containers." }),
+        port: Type.Integer({ minimum: 0, maximum: 65535, default: 8080, description: "Listen port (env `PORT`)." }),
+        publicUrl: Type.Optional(Type.String({ pattern: "^https?://", description: "The URL clients use. Its origin is trusted for cookie-authenticated writes, and `https` makes cookies `Secure`. When unset, `http://127.0.0.1:<port>` is trusted as well.", typeText: "`http(s)://` URL", defaultText: "`http://localhost:<port>`" })),
+        trustProxy: Type.Array(Type.String(), { default: [], description: "Addresses/CIDRs of proxies whose `X-Forwarded-For` is believed. When empty, the socket address is the client IP." }),
+        bodyLimitBytes: Type.Integer({ minimum: 1, default: 1048576, description: "Largest request body accepted. Larger bodies get `413`." }),
+        maxHeaderBytes: Type.Integer({ minimum: 1024, default: 16384, description: "Largest request header block accepted. Larger blocks get `431`." }),
+        maxHeaderCount: Type.Integer({ minimum: 16, maximum: 10000, default: 100, description: "Most header fields a request may carry (`431` reason `TOO_MANY_HEADERS` above; Apache's `LimitRequestFields` default). Node's own silent cap is lifted, so no field is ever dropped unseen." }),
+        shutdownGraceMs: Type.Integer({ minimum: 0, default: 10000, description: "How long SIGTERM/SIGINT waits for in-flight requests before exiting with code 1." }),
+        headersTimeoutMs: Type.Integer({ minimum: 100, maximum: 600000, default: 10000, description: "A client must send its whole header block within this, counted from its first byte (trickling does not extend it). Slower clients get `408 REQUEST_TIMEOUT` and are disconnected. Must not exceed `requestTimeoutMs`." }),
+        requestTimeoutMs: Type.Integer({ minimum: 100, maximum: 3600000, default: 60000, description: "A client must send its whole request, body included, within this (`408` above). Checked every second." }),
+        keepAliveTimeoutMs: Type.Integer({ minimum: 100, maximum: 600000, default: 5000, description: "An idle client connection is closed after this." }),
+        maxConnections: Type.Integer({ minimum: 1, maximum: 1000000, default: 10000, description: "Open client connections at most. A connection beyond is answered `503 OVERLOADED` (reason `CONNECTIONS`, `Retry-After`) and closed; whatever it sends is never forwarded." }),
         removeResponseHeaders: Type.Array(Type.String({ pattern: "^[A-Za-z0-9!#$%&'*+.^_`|~-]+$" }), {
           default: ["server", "x-powered-by"],
-          description: "Upstream response headers the client never sees (case-insensitive), besides the hop-by-hop ones the gateway always removes; [] keeps them. e.g. [server, x-powered-by]",
+          description: "Upstream response fields the client never sees (case-insensitive), besides the hop-by-hop ones the gateway always removes. `[]` keeps them.", typeText: "header names", defaultText: "`[server, x-powered-by]`",
         }),
-        maxInFlightBodyBytes: Type.Integer({ minimum: 1, default: 67108864, description: "Request bytes the gateway buffers at once, over all requests (declared Content-Length; a chunked body counts as bodyLimitBytes); above: 503 OVERLOADED before the body is read. e.g. 67108864" }),
+        maxInFlightBodyBytes: Type.Integer({ minimum: 1, default: 67108864, description: "Request body bytes the gateway buffers at once, over all requests. Each request with a body reserves `min(Content-Length, bodyLimitBytes)` (any `Transfer-Encoding`: `bodyLimitBytes`) right before its body is read: for proxied routes after authentication and the policy precheck, for `/api/auth/*` before Better Auth sees it. If it does not fit: `503 OVERLOADED` (reason `BODY_BUDGET`, `Retry-After`, connection closed) without reading it. Released when the response ends or the connection closes.", defaultText: "`67108864` (64 MiB)" }),
         overload: Type.Object(
           {
-            maxEventLoopDelayMs: Type.Integer({ minimum: 0, default: 1000, description: "Event-loop delay above which requests are shed with 503 OVERLOADED (0: off). e.g. 1000" }),
-            maxEventLoopUtilization: Type.Number({ minimum: 0, maximum: 1, default: 0, description: "Event-loop utilization (0..1) above which requests are shed (0: off). e.g. 0.98" }),
-            maxHeapUsedBytes: Type.Integer({ minimum: 0, default: 0, description: "Heap use above which requests are shed (0: off). e.g. 1073741824" }),
-            maxRssBytes: Type.Integer({ minimum: 0, default: 0, description: "Resident memory above which requests are shed (0: off). e.g. 2147483648" }),
-            retryAfterSec: Type.Integer({ minimum: 1, maximum: 3600, default: 5, description: "Retry-After of a shed request. e.g. 5" }),
+            maxEventLoopDelayMs: Type.Integer({ minimum: 0, default: 1000, description: "Event-loop delay above which requests are shed with `503 OVERLOADED` (reason `EVENT_LOOP_DELAY`), through `@fastify/under-pressure`. `0` turns the check off." }),
+            maxEventLoopUtilization: Type.Number({ minimum: 0, maximum: 1, default: 0, description: "Event-loop utilization above which requests are shed (reason `EVENT_LOOP_UTILIZATION`), e.g. `0.98`.", defaultText: "`0` (off)" }),
+            maxHeapUsedBytes: Type.Integer({ minimum: 0, default: 0, description: "Heap use above which requests are shed (reason `HEAP`).", defaultText: "`0` (off)" }),
+            maxRssBytes: Type.Integer({ minimum: 0, default: 0, description: "Resident memory above which requests are shed (reason `RSS`).", defaultText: "`0` (off)" }),
+            retryAfterSec: Type.Integer({ minimum: 1, maximum: 3600, default: 5, description: "`Retry-After` of every `OVERLOADED` answer." }),
           },
           { additionalProperties: false, default: {} },
         ),
@@ -94,48 +94,48 @@ export const ConfigSchema = Type.Object(
     ),
     database: Type.Object(
       {
-        url: Type.Optional(Type.String({ pattern: "^postgres(ql)?://", description: "PostgreSQL URL (env DATABASE_URL). Absent: embedded PGlite." })),
-        embeddedDir: Type.String({ default: ".gerbang/pglite", description: "Data folder of the embedded database. e.g. .gerbang/pglite" }),
-        poolMax: Type.Integer({ minimum: 1, maximum: 200, default: 10, description: "PostgreSQL pool size. e.g. 10" }),
+        url: Type.Optional(Type.String({ pattern: "^postgres(ql)?://", description: "PostgreSQL URL (env `DATABASE_URL`). When absent, the embedded PGlite database is used.", typeText: "`postgres(ql)://` URL" })),
+        embeddedDir: Type.String({ default: ".gerbang/pglite", description: "Data folder of the embedded database." }),
+        poolMax: Type.Integer({ minimum: 1, maximum: 200, default: 10, description: "PostgreSQL pool size." }),
       },
       { additionalProperties: false, default: {} },
     ),
     redis: Type.Object(
       {
-        url: Type.Optional(Type.String({ pattern: "^rediss?://", description: "Redis URL (env REDIS_URL): shared rate-limit counters and cache invalidation between instances. Absent: each instance alone." })),
-        keyPrefix: Type.String({ pattern: "^[A-Za-z0-9:_.-]{1,64}$", default: "gerbang:", description: "Prefix of every Redis key and channel, so deployments can share one Redis. e.g. gerbang:" }),
-        commandTimeoutMs: Type.Integer({ minimum: 10, maximum: 10000, default: 500, description: "A Redis command slower than this counts as Redis being down. e.g. 500" }),
+        url: Type.Optional(Type.String({ pattern: "^rediss?://", description: "Redis URL (env `REDIS_URL`). Rate-limit counters are shared through it, and instances tell each other about revoked keys and changed users through its pub/sub channel `<keyPrefix>invalidate`. An unreachable Redis does not stop the gateway from starting; `/readyz` reports it as `degraded`. Without it, each instance counts and knows only its own.", typeText: "`redis(s)://` URL" })),
+        keyPrefix: Type.String({ pattern: "^[A-Za-z0-9:_.-]{1,64}$", default: "gerbang:", description: "Prefix of every Redis key (`<prefix>rl:…` counters) and of the invalidation channel, so deployments can share a Redis. The same on every instance of one deployment." }),
+        commandTimeoutMs: Type.Integer({ minimum: 10, maximum: 10000, default: 500, description: "A Redis command slower than this counts as Redis being down (the [Redis-down modes](api-keys-and-rate-limits.md#rate-limits) apply)." }),
       },
       { additionalProperties: false, default: {} },
     ),
-    secret: Type.Optional(Type.String({ minLength: 32, description: "Secret for session signing (env GERBANG_SECRET), ≥ 32 chars. Absent: generated once into dataDir." })),
-    dataDir: Type.String({ default: ".gerbang", description: "Folder for generated secrets and keys when not configured. e.g. .gerbang" }),
+    secret: Type.Optional(Type.String({ minLength: 32, description: "Secret for session signing (env `GERBANG_SECRET`).", defaultText: "generated into `<dataDir>/secret`" })),
+    dataDir: Type.String({ default: ".gerbang", description: "Folder for generated secrets and keys when they are not configured." }),
     auth: Type.Object(
       {
-        trustedOrigins: Type.Array(Type.String({ pattern: "^https?://[^/]+$" }), { default: [], description: "Origins allowed to send cookie-authenticated writes, besides publicUrl." }),
-        sessionExpiresInSec: Type.Integer({ minimum: 60, default: 604800, description: "Session lifetime; sliding. e.g. 604800 (7 days)" }),
-        sessionUpdateAgeSec: Type.Integer({ minimum: 60, default: 86400, description: "Refresh a session's expiry when older than this. e.g. 86400" }),
-        sessionCacheTtlMs: Type.Integer({ minimum: 0, maximum: 60000, default: 5000, description: "How long a verified session is reused in-process without asking the database; without the Redis invalidation channel, the revocation bound for other instances. 0 disables." }),
+        trustedOrigins: Type.Array(Type.String({ pattern: "^https?://[^/]+$" }), { default: [], description: "Origins allowed to send cookie-authenticated writes, in addition to `publicUrl`.", typeText: "origin[]" }),
+        sessionExpiresInSec: Type.Integer({ minimum: 60, default: 604800, description: "Session lifetime (sliding).", defaultText: "`604800` (7 days)" }),
+        sessionUpdateAgeSec: Type.Integer({ minimum: 60, default: 86400, description: "A session's expiry is refreshed when the session is older than this." }),
+        sessionCacheTtlMs: Type.Integer({ minimum: 0, maximum: 60000, default: 5000, description: "How long a verified session is reused in-process without asking the database. Published revocations (sign-out, session revocation, password change, admin changes; see [Security model](security.md#security-model)) reach every instance at once; this bounds the others. `0` disables the cache." }),
         staleIfErrorMs: Type.Integer({
           minimum: 0,
           maximum: 3600000,
           default: 300000,
-          description: "While PostgreSQL is unreachable and the Redis invalidation channel is connected, a session or API key verified less than this long ago is still served from cache past its TTL (revocations keep arriving over Redis); a credential not seen before the outage gets 503. Without the channel, the TTLs alone apply. 0: off. e.g. 300000",
+          description: "Stale-if-error bound for sessions and API keys alike: while PostgreSQL cannot be reached **and** the Redis invalidation channel is connected, a credential verified less than this long ago keeps its cached answer past `sessionCacheTtlMs` / `apiKeys.cacheTtlMs` (revocations still arrive over Redis). A credential not seen before the outage, sign-in, sign-up and writes get `503`. Without the channel the TTLs alone apply. `0` turns it off. See [Security model](security.md#security-model).", defaultText: "`300000` (5 min)",
         }),
-        requireEmailVerification: Type.Boolean({ default: true, description: "Refuse sign-in until the email is verified." }),
+        requireEmailVerification: Type.Boolean({ default: true, description: "Refuse sign-in until the email address is verified." }),
         uniformResponseMs: Type.Integer({
           minimum: 0,
           maximum: 10000,
           default: 250,
-          description: "Sign-up, password-reset and verification-mail requests, and refused sign-ins, are answered no sooner than this after they arrive, so the answer time does not tell whether an account exists (0: off). e.g. 250",
+          description: "Sign-up, password-reset and verification-mail requests, and refused sign-ins, are answered no sooner than this after they arrive, so the answer time does not tell whether an account exists. Keep it above what those routes take under load. `0` turns it off.",
         }),
         mail: Type.Object(
           {
             transport: Type.Union([Type.Literal("outbox"), Type.Literal("smtp"), Type.Literal("log")], {
               default: "outbox",
-              description: "outbox: rows in mail_outbox (development, tests); smtp: send through smtpUrl; log: one line without the link.",
+              description: "`outbox`: mails become rows of `mail_outbox` (development, tests). `smtp`: sent through `auth.mail.smtpUrl` (nodemailer). `log`: one redacted log line.",
             }),
-            smtpUrl: Type.Optional(Type.String({ pattern: "^smtps?://", description: "SMTP server (env SMTP_URL), e.g. smtps://user:pass@mail.example.com:465. Required for transport smtp." })),
+            smtpUrl: Type.Optional(Type.String({ pattern: "^smtps?://", description: "SMTP server (env `SMTP_URL`), e.g. `smtps://user:pass@mail.example.com:465`; `smtp://` uses STARTTLS when the server offers it. Required when `transport` is `smtp`.", typeText: "`smtp(s)://` URL" })),
             from: Type.String({ default: "Gerbang <no-reply@localhost>", description: "Sender address of SMTP mail." }),
           },
           { additionalProperties: false, default: {} },
@@ -145,37 +145,37 @@ export const ConfigSchema = Type.Object(
     ),
     policy: Type.Object(
       {
-        dir: Type.String({ default: "policies", description: "Folder holding policy versions. e.g. policies" }),
-        version: Type.Optional(Type.String({ pattern: "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", description: "Active version (a folder name). Absent: the newest by manifest.created." })),
+        dir: Type.String({ default: "policies", description: "Folder holding the policy versions. If `./policies` does not exist, the package's own folder is used." }),
+        version: Type.Optional(Type.String({ pattern: "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", description: "The active version (a folder name).", defaultText: "newest `manifest.created`" })),
         caseInsensitivePaths: Type.Boolean({ default: false, description: "Match and forward paths lower-cased." }),
-        reloadOnSignal: Type.Boolean({ default: true, description: "SIGHUP re-reads the policy folder and activates the configured (or newest) version if it is valid; an invalid one is refused and the running version keeps serving." }),
+        reloadOnSignal: Type.Boolean({ default: true, description: "`SIGHUP` makes `serve` re-read `policy.dir` and activate the configured (or newest) version if it is valid and its own tests pass; otherwise the running version keeps serving (see [Policy reload](operations.md#policy-reload)). With `false`, SIGHUP has Node's default effect (the process ends)." }),
       },
       { additionalProperties: false, default: {} },
     ),
     identity: Type.Object(
       {
-        algorithm: Type.Union([Type.Literal("EdDSA"), Type.Literal("ES256")], { default: "EdDSA", description: "Signature algorithm of x-gerbang-assertion." }),
-        ttlSec: Type.Integer({ minimum: 5, maximum: 60, default: 60, description: "Assertion lifetime in seconds (≤ 60)." }),
-        privateKeyFile: Type.Optional(Type.String({ description: "PKCS#8 PEM signing key. Absent: generated once into dataDir." })),
+        algorithm: Type.Union([Type.Literal("EdDSA"), Type.Literal("ES256")], { default: "EdDSA", description: "Signature algorithm of `x-gerbang-assertion`." }),
+        ttlSec: Type.Integer({ minimum: 5, maximum: 60, default: 60, description: "Assertion lifetime in seconds." }),
+        privateKeyFile: Type.Optional(Type.String({ description: "PKCS#8 PEM signing key. A configured file that is missing is an error.", defaultText: "generated into `<dataDir>/identity-<alg>.pem`" })),
       },
       { additionalProperties: false, default: {} },
     ),
     resolver: Type.Object(
       {
-        timeoutMs: Type.Integer({ minimum: 1, default: 2000, description: "Attribute lookup timeout. e.g. 2000" }),
-        cacheTtlMs: Type.Integer({ minimum: 0, maximum: 60000, default: 2000, description: "How long resolved attributes are reused. e.g. 2000" }),
-        cacheMaxEntries: Type.Integer({ minimum: 0, default: 10000, description: "Bound of the attribute cache. e.g. 10000" }),
+        timeoutMs: Type.Integer({ minimum: 1, default: 2000, description: "Timeout of an attribute lookup." }),
+        cacheTtlMs: Type.Integer({ minimum: 0, maximum: 60000, default: 2000, description: "How long resolved attributes are reused, for reads only." }),
+        cacheMaxEntries: Type.Integer({ minimum: 0, default: 10000, description: "Bound of the attribute cache." }),
       },
       { additionalProperties: false, default: {} },
     ),
     apiKeys: Type.Object(
       {
-        cacheTtlMs: Type.Integer({ minimum: 0, maximum: 300000, default: 30000, description: "How long a verified key is reused without a database lookup. Revocation reaches every instance through Redis within a second; this bounds it when Redis is unreachable. e.g. 30000" }),
-        negativeCacheTtlMs: Type.Integer({ minimum: 0, maximum: 300000, default: 10000, description: "How long an unknown key is remembered as unknown. e.g. 10000" }),
-        cacheMaxEntries: Type.Integer({ minimum: 1, default: 100000, description: "Bound of each key cache (known and unknown). e.g. 100000" }),
-        lastUsedFlushMs: Type.Integer({ minimum: 100, default: 10000, description: "Batch window of last-used writes. e.g. 10000" }),
-        selfServiceTier: Type.String({ default: "partner-basic", description: "The tier of keys users issue for themselves over HTTP; only admins choose another. Must name a rateLimit tier." }),
-        maxExpiresInDays: Type.Integer({ minimum: 1, default: 365, description: "Longest lifetime a new key may be given. e.g. 365" }),
+        cacheTtlMs: Type.Integer({ minimum: 0, maximum: 300000, default: 30000, description: "How long a verified API key is reused without a database lookup. Revocations reach every instance through Redis within a second; this bounds a revocation missed while Redis was unreachable." }),
+        negativeCacheTtlMs: Type.Integer({ minimum: 0, maximum: 300000, default: 10000, description: "How long an unknown (well-formed) key is remembered as unknown." }),
+        cacheMaxEntries: Type.Integer({ minimum: 1, default: 100000, description: "Bound of each key cache." }),
+        lastUsedFlushMs: Type.Integer({ minimum: 100, default: 10000, description: "Batch window of last-used writes (one statement per batch)." }),
+        selfServiceTier: Type.String({ default: "partner-basic", description: "The tier of keys users issue for themselves over HTTP; only admins choose another. Must name a `rateLimit.tiers` entry." }),
+        maxExpiresInDays: Type.Integer({ minimum: 1, default: 365, description: "Longest lifetime of a new key, and the lifetime of one issued without `expiresIn`." }),
       },
       { additionalProperties: false, default: {} },
     ),
@@ -183,42 +183,42 @@ export const ConfigSchema = Type.Object(
       {
         tiers: Type.Record(Type.String({ pattern: "^[a-z][a-z0-9-]{0,62}$" }), TierLimit, {
           default: { "partner-basic": { max: 60, windowMs: 60000, onRedisDown: "local" }, "partner-pro": { max: 600, windowMs: 60000, onRedisDown: "local" } },
-          description: "API key tiers by name; every key names one. Counted per key.",
+          description: "API key tiers; every key names one and is counted per key. `windowMs` defaults to `60000`, `onRedisDown` to `local`. A key whose tier was removed from the configuration gets the `anonymous` limits.", typeText: "map name → `{ max, windowMs, onRedisDown }`", defaultText: "`partner-basic: {max: 60}`, `partner-pro: {max: 600}`",
         }),
-        session: Type.Object(LimitFields("local", 300), { additionalProperties: false, default: {}, description: "Signed-in users (cookie or bearer), counted per user." }),
-        anonymous: Type.Object(LimitFields("local", 60), { additionalProperties: false, default: {}, description: "Requests without credentials, counted per client address; refused credentials get a bucket of their own per address with these limits." }),
+        session: Type.Object(LimitFields("local", 300), { additionalProperties: false, default: {}, description: "Signed-in users (cookie or bearer), counted per user across all their sessions.", typeText: "`{ max, windowMs, onRedisDown }`", defaultText: "`{max: 300, windowMs: 60000, onRedisDown: local}`" }),
+        anonymous: Type.Object(LimitFields("local", 60), { additionalProperties: false, default: {}, description: "Requests without credentials, counted per [client address](api-keys-and-rate-limits.md#rate-limits). Requests whose credentials were refused (`401`) get a bucket of their own per address with the same limits.", typeText: "`{ max, windowMs, onRedisDown }`", defaultText: "`{max: 60, windowMs: 60000, onRedisDown: local}`" }),
         auth: Type.Object(
           {
-            signIn: AuthBucket({ account: [15, 900000], address: [60, 900000], failureWeight: 3 }, "POST /api/auth/sign-in/*"),
-            passwordReset: AuthBucket({ account: [3, 3600000], address: [10, 3600000], failureWeight: 1 }, "POST /api/auth/request-password-reset, /forget-password*, /reset-password*"),
-            otp: AuthBucket({ account: [5, 600000], address: [20, 3600000], failureWeight: 1 }, "POST /api/auth/sign-up/*, /send-verification-email and every OTP-sending route"),
+            signIn: AuthBucket({ account: [15, 900000], address: [60, 900000], failureWeight: 3 }, { description: "`POST /api/auth/sign-in/*` and OTP/2FA verification. Each attempt counts 1 against the account (email, phone number or username of the body) and against the address; a refused attempt (any `4xx` answer) counts `failureWeight` in all.", typeText: "`{ perAccount, perAddress, failureWeight, onRedisDown }`", defaultText: "per account `{max: 15, windowMs: 900000}`, per address `{max: 60, windowMs: 900000}`, `failureWeight: 3`, `onRedisDown: closed`" }),
+            passwordReset: AuthBucket({ account: [3, 3600000], address: [10, 3600000], failureWeight: 1 }, { description: "`POST /api/auth/request-password-reset`, `/forget-password*`, `/reset-password*` (also the phone-number and email-OTP variants).", typeText: "`{ perAccount, perAddress, failureWeight, onRedisDown }`", defaultText: "per account `{max: 3, windowMs: 3600000}`, per address `{max: 10, windowMs: 3600000}`, `failureWeight: 1`, `onRedisDown: closed`" }),
+            otp: AuthBucket({ account: [5, 600000], address: [20, 3600000], failureWeight: 1 }, { description: "Routes that send a message: `POST /api/auth/sign-up/*`, `/send-verification-email`, `/sign-in/magic-link`, `/phone-number/send-otp`, `/email-otp/send-verification-otp`.", typeText: "`{ perAccount, perAddress, failureWeight, onRedisDown }`", defaultText: "per account `{max: 5, windowMs: 600000}`, per address `{max: 20, windowMs: 3600000}`, `failureWeight: 1`, `onRedisDown: closed`" }),
           },
           { additionalProperties: false, default: {} },
         ),
-        ipv6Prefix: Type.Integer({ minimum: 32, maximum: 128, default: 64, description: "IPv6 client addresses are counted per prefix of this length. e.g. 64" }),
+        ipv6Prefix: Type.Integer({ minimum: 32, maximum: 128, default: 64, description: "IPv6 client addresses are counted per prefix of this length." }),
       },
       { additionalProperties: false, default: {} },
     ),
     audit: Type.Object(
       {
-        enabled: Type.Boolean({ default: true, description: "Write one audit_decision row per decision." }),
+        enabled: Type.Boolean({ default: true, description: "Write one `audit_decision` row per decision." }),
         flushIntervalMs: Type.Integer({ minimum: 10, default: 500, description: "Batch window of audit writes." }),
-        maxBuffer: Type.Integer({ minimum: 1, default: 10000, description: "Rows kept while the database is unreachable; beyond, the oldest are dropped and counted." }),
+        maxBuffer: Type.Integer({ minimum: 1, default: 10000, description: "Rows kept in memory while the database is unreachable. Beyond that, the oldest are dropped and counted." }),
       },
       { additionalProperties: false, default: {} },
     ),
     demo: Type.Object(
       {
-        seedUsers: Type.Optional(Type.Boolean({ description: "Create the demo users (admin@, user@, buyer@, sales@demo.gerbang.dev; published passwords). Default: the value of demo.upstream." })),
-        upstream: Type.Boolean({ default: false, description: "Start the demo marketplace upstream in-process (used when no upstreams are configured)." }),
+        seedUsers: Type.Optional(Type.Boolean({ description: "Create the demo users (admin@, user@, buyer@, sales@demo.gerbang.dev), whose passwords are published.", defaultText: "the value of `demo.upstream`" })),
+        upstream: Type.Boolean({ default: false, description: "Start the demo marketplace in-process at `/api`.", defaultText: "`false` (forced on by `serve` without `--config`)" }),
       },
       { additionalProperties: false, default: {} },
     ),
     logLevel: Type.Union(
       [Type.Literal("fatal"), Type.Literal("error"), Type.Literal("warn"), Type.Literal("info"), Type.Literal("debug"), Type.Literal("trace"), Type.Literal("silent")],
-      { default: "info", description: "Log level." },
+      { default: "info", description: "Log level (JSON lines on stdout, pino)." },
     ),
-    upstreams: Type.Optional(Type.Array(Upstream, { minItems: 1, description: "Upstreams by path prefix. Required unless demo.upstream." })),
+    upstreams: Type.Optional(Type.Array(Upstream, { minItems: 1, description: "Upstreams by path prefix. Required unless `demo.upstream`. Names must be unique." })),
   },
   { additionalProperties: false },
 );

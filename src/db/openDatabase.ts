@@ -5,6 +5,7 @@ import pg from "pg";
 import { PrismaPGlite } from "pglite-prisma-adapter";
 import { PrismaClient } from "../generated/prisma/client.ts";
 import { pgExecutor, pgliteExecutor } from "./sqlExecutor.ts";
+import { acquireEmbeddedLock } from "./embeddedLock.ts";
 import type { SqlExecutor } from "./sqlExecutor.ts";
 
 export interface Database {
@@ -90,7 +91,15 @@ async function openPostgres(url: string, options: OpenDatabaseOptions): Promise<
 
 async function openEmbedded(dir: string): Promise<Database> {
   await mkdir(dir, { recursive: true });
-  const db = await PGlite.create(dir);
+  // PGlite is single-process: a second opener would work on a diverging copy and lose writes.
+  const release = acquireEmbeddedLock(dir);
+  let db: PGlite;
+  try {
+    db = await PGlite.create(dir);
+  } catch (error) {
+    release();
+    throw error;
+  }
   const prisma = new PrismaClient({ adapter: new PrismaPGlite(db) });
   return {
     kind: "embedded",
@@ -103,7 +112,11 @@ async function openEmbedded(dir: string): Promise<Database> {
       try {
         await prisma.$disconnect();
       } finally {
-        await db.close();
+        try {
+          await db.close();
+        } finally {
+          release();
+        }
       }
     }),
   };

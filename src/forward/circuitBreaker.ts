@@ -31,7 +31,10 @@ export class CircuitBreaker {
   private trialStartedAt = 0;
   private readonly now: () => number;
 
-  constructor(private readonly options: CircuitBreakerOptions) {
+  private readonly options: CircuitBreakerOptions;
+
+  constructor(options: CircuitBreakerOptions) {
+    this.options = options;
     this.currentOpenMs = options.openMs;
     this.now = options.now ?? Date.now;
   }

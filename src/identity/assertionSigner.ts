@@ -21,11 +21,19 @@ export class AssertionSigner {
   private cache = new WeakMap<Principal, Map<string, Cached>>();
   private entries = 0;
 
+  private readonly key: SigningKey;
+  private readonly ttlSec: number;
+  private readonly maxEntries: number;
+
   constructor(
-    private readonly key: SigningKey,
-    private readonly ttlSec: number,
-    private readonly maxEntries = 50_000,
-  ) {}
+    key: SigningKey,
+    ttlSec: number,
+    maxEntries: number = 50_000,
+  ) {
+    this.key = key;
+    this.ttlSec = ttlSec;
+    this.maxEntries = maxEntries;
+  }
 
   get jwks(): { keys: object[] } {
     return { keys: [this.key.publicJwk] };

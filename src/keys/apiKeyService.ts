@@ -50,11 +50,19 @@ type Row = Prisma.ApikeyGetPayload<{ select: typeof VIEW_SELECT }>;
  * caller's visibility (from @casl/prisma accessibleBy); the operator's CLI passes `{}`.
  */
 export class ApiKeyService {
+  private readonly auth: Auth;
+  private readonly prisma: PrismaClient;
+  private readonly options: ApiKeyServiceOptions;
+
   constructor(
-    private readonly auth: Auth,
-    private readonly prisma: PrismaClient,
-    private readonly options: ApiKeyServiceOptions,
-  ) {}
+    auth: Auth,
+    prisma: PrismaClient,
+    options: ApiKeyServiceOptions,
+  ) {
+    this.auth = auth;
+    this.prisma = prisma;
+    this.options = options;
+  }
 
   async create(input: NewKey): Promise<{ key: string; view: KeyView }> {
     const meta = this.checkNew(input);

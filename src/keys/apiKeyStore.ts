@@ -49,10 +49,15 @@ export class ApiKeyStore {
   /** Bumped by every invalidation: a lookup that started before one must not fill the cache. */
   private generation = 0;
 
+  private readonly prisma: PrismaClient;
+  private readonly options: ApiKeyStoreOptions;
+
   constructor(
-    private readonly prisma: PrismaClient,
-    private readonly options: ApiKeyStoreOptions,
+    prisma: PrismaClient,
+    options: ApiKeyStoreOptions,
   ) {
+    this.prisma = prisma;
+    this.options = options;
     this.timer = setInterval(() => void this.flushLastUsed(), options.lastUsedFlushMs);
     this.timer.unref();
   }

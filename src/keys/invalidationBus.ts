@@ -31,12 +31,19 @@ export class InvalidationBus {
   private readonly handlers: InvalidationHandler[] = [];
   private readonly channel: string;
 
+  private readonly publisher: Redis | null;
+  private readonly subscriber: Redis | null;
+  private readonly log: (msg: string) => void;
+
   constructor(
-    private readonly publisher: Redis | null,
-    private readonly subscriber: Redis | null,
+    publisher: Redis | null,
+    subscriber: Redis | null,
     keyPrefix: string,
-    private readonly log: (msg: string) => void = () => undefined,
+    log: (msg: string) => void = () => undefined,
   ) {
+    this.publisher = publisher;
+    this.subscriber = subscriber;
+    this.log = log;
     this.channel = invalidationChannel(keyPrefix);
   }
 

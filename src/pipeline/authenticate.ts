@@ -51,12 +51,28 @@ export function createAuthenticate(options: AuthenticateOptions): (request: Fast
     }
     // Cookies ride along on cross-site requests; a cookie-authenticated write must come from a trusted page.
     if (authenticator.name === "session-cookie" && UNSAFE.has(request.method) && !originTrusted(request, options.trustedOrigins)) {
-      throw new GerbangError("ORIGIN_NOT_TRUSTED");
+      throw originRefusal(request);
     }
     request.gerbang.principal = result.principal;
     // A bearer token stays the same when its session slides; a browser needs the cookie renewed.
     if (authenticator.name === "session-cookie" && result.refreshCookies !== undefined) request.gerbang.refreshCookies = result.refreshCookies;
   };
+}
+
+/**
+ * The refusal for a write whose origin is not trusted: it says whether the Origin was missing or which
+ * one was seen (the client's own header, cut short), never which origins are trusted.
+ */
+export function originRefusal(request: FastifyRequest): GerbangError {
+  const origin = request.headers.origin;
+  if (typeof origin !== "string") {
+    return new GerbangError("ORIGIN_NOT_TRUSTED", {
+      reason: "ORIGIN_MISSING",
+      message: "This request needs an Origin header naming a trusted origin (a browser sends one; a server-side client must send it itself, see docs/clients.md).",
+    });
+  }
+  const seen = origin.replace(/[^\x21-\x7e]/g, "?").slice(0, 200);
+  return new GerbangError("ORIGIN_NOT_TRUSTED", { reason: "ORIGIN_UNTRUSTED", message: `The origin ${seen} is not trusted.` });
 }
 
 export function originTrusted(request: FastifyRequest, trusted: ReadonlySet<string>): boolean {

@@ -27,10 +27,16 @@ export class LoadShedding {
   private readonly excess = new WeakSet<Socket>();
   private bufferedBytes = 0;
 
+  private readonly config: ServerConfig;
+  private readonly writeRefusal: (socket: Socket) => void;
+
   constructor(
-    private readonly config: ServerConfig,
-    private readonly writeRefusal: (socket: Socket) => void,
-  ) {}
+    config: ServerConfig,
+    writeRefusal: (socket: Socket) => void,
+  ) {
+    this.config = config;
+    this.writeRefusal = writeRefusal;
+  }
 
   async register(app: FastifyInstance): Promise<void> {
     const { overload } = this.config;

@@ -18,10 +18,16 @@ export class AbilityCache {
   private readonly byArray = new WeakMap<readonly string[], CompiledRoleSet>();
   compilations = 0;
 
+  readonly policy: PolicySet;
+  private readonly maxEntries: number;
+
   constructor(
-    readonly policy: PolicySet,
-    private readonly maxEntries = 1024,
-  ) {}
+    policy: PolicySet,
+    maxEntries: number = 1024,
+  ) {
+    this.policy = policy;
+    this.maxEntries = maxEntries;
+  }
 
   get(roles: readonly string[]): CompiledRoleSet {
     const known = this.byArray.get(roles);

@@ -32,8 +32,11 @@ export interface PolicyProblem {
 }
 
 export class PolicyError extends Error {
-  constructor(readonly problems: PolicyProblem[]) {
+  readonly problems: PolicyProblem[];
+
+  constructor(problems: PolicyProblem[]) {
     super(`invalid policy set:\n${problems.map((p) => `  ${p.file}${p.path ? ` ${p.path}` : ""}: ${p.reason}`).join("\n")}`);
+    this.problems = problems;
     this.name = "PolicyError";
   }
 }

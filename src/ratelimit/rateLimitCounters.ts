@@ -107,7 +107,10 @@ export class RateLimitCounters {
   private lastFullSweep = 0;
   private readonly sweep: NodeJS.Timeout;
 
-  constructor(private readonly options: RateLimitCountersOptions) {
+  private readonly options: RateLimitCountersOptions;
+
+  constructor(options: RateLimitCountersOptions) {
+    this.options = options;
     this.maxWindows = options.maxWindows ?? 100000;
     if (options.redis !== null && !("gerbangLease" in options.redis)) {
       options.redis.defineCommand("gerbangLease", { numberOfKeys: 1, lua: LEASE_SCRIPT });

@@ -94,10 +94,14 @@ function setHeaders(reply: FastifyReply, limit: { max: number; remaining: number
 
 function countersStore(counters: RateLimitCounters): FastifyRateLimitStoreCtor {
   class CountersStore implements FastifyRateLimitStore {
+    private readonly hit: HitOptions;
+
     constructor(
       _options: unknown,
-      private readonly hit: HitOptions = { mode: "local", strict: false },
-    ) {}
+      hit: HitOptions = { mode: "local", strict: false },
+    ) {
+      this.hit = hit;
+    }
 
     incr(key: string, callback: (error: Error | null, result?: { current: number; ttl: number }) => void, timeWindow: number, max: number): void {
       counters.hit(key, max, timeWindow, this.hit).then(

@@ -36,7 +36,11 @@ export class HttpResolver implements AttributeResolver {
   private readonly cache = new Map<string, { result: ResolveResult; until: number }>();
   private readonly inFlight = new Map<string, Promise<ResolveResult>>();
 
-  constructor(private readonly options: HttpResolverOptions) {}
+  private readonly options: HttpResolverOptions;
+
+  constructor(options: HttpResolverOptions) {
+    this.options = options;
+  }
 
   async resolve(upstream: UpstreamConfig, subject: string, id: string, options: { fresh?: boolean } = {}): Promise<ResolveResult> {
     const url = attributesUrl(upstream, subject, id);

@@ -23,10 +23,15 @@ export class PolicyReloader {
   private readonly digests = new Map<string, string>();
   private refusal: string | null = null;
 
+  private readonly config: GerbangConfig;
+  private readonly store: PolicyStore;
+
   constructor(
-    private readonly config: GerbangConfig,
-    private readonly store: PolicyStore,
+    config: GerbangConfig,
+    store: PolicyStore,
   ) {
+    this.config = config;
+    this.store = store;
     this.digests.set(store.current.policy.version, policyDigest(store.current.policy.dir));
   }
 

@@ -30,6 +30,7 @@ import { resolveSecret } from "./secret.ts";
 import { MIGRATIONS_DIR } from "./migrationsDir.ts";
 import { loadActivePolicy } from "./activePolicy.ts";
 import { PolicyReloader, type ReloadOutcome } from "./policyReloader.ts";
+import type { OperatorServices } from "../admin/operations.ts";
 
 export interface RunningGateway {
   app: FastifyInstance;
@@ -39,6 +40,8 @@ export interface RunningGateway {
   demo: DemoUpstream | null;
   /** Re-reads the policy folder (SIGHUP); an invalid version is refused and logged, the running one keeps serving. */
   reloadPolicy(): ReloadOutcome;
+  /** What the operator's admin endpoint runs operations against: this gateway's own connections and caches. */
+  operator: OperatorServices;
   /** Stops accepting, finishes in-flight requests, flushes the audit buffer, closes connections. */
   close(): Promise<void>;
 }
@@ -177,7 +180,7 @@ export async function startGateway(config: GerbangConfig, options: { log?: (msg:
               },
             },
           ]),
-      { name: "policy", check: async () => void policies.current.policy.version },
+      { name: "policy", check: async () => void policies.current.policy.version, describe: () => ({ version: policies.current.policy.version }) },
       {
         name: "policyReload",
         critical: false,
@@ -224,5 +227,6 @@ export async function startGateway(config: GerbangConfig, options: { log?: (msg:
     })();
     return closing;
   };
-  return { app, url, db, auth, demo, reloadPolicy, close };
+  const operator: OperatorServices = { config, prisma: db.prisma, auth, keys: keyService, reloadPolicy };
+  return { app, url, db, auth, demo, reloadPolicy, operator, close };
 }

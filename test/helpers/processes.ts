@@ -25,9 +25,10 @@ export interface RunningProcess {
 }
 
 /** Runs `gerbang <args>` as a real process and waits until `readyUrl` answers 200. */
-export async function startGerbang(args: string[], options: { env?: NodeJS.ProcessEnv; readyUrl: string; timeoutMs?: number; nodeArgs?: string[] }): Promise<RunningProcess> {
+export async function startGerbang(args: string[], options: { env?: NodeJS.ProcessEnv; readyUrl: string; timeoutMs?: number; nodeArgs?: string[]; cwd?: string }): Promise<RunningProcess> {
   const child = spawn(process.execPath, [...(options.nodeArgs ?? []), GERBANG_BIN, ...args], {
     env: { ...process.env, ...options.env },
+    ...(options.cwd === undefined ? {} : { cwd: options.cwd }),
     stdio: ["ignore", "pipe", "pipe"],
   });
   let output = "";
@@ -61,8 +62,8 @@ export async function startGerbang(args: string[], options: { env?: NodeJS.Proce
 }
 
 /** Runs `gerbang <args>` to completion. */
-export async function runGerbang(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, [GERBANG_BIN, ...args], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+export async function runGerbang(args: string[], env: NodeJS.ProcessEnv = {}, options: { cwd?: string } = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, [GERBANG_BIN, ...args], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"], ...(options.cwd === undefined ? {} : { cwd: options.cwd }) });
   let stdout = "";
   let stderr = "";
   child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));

@@ -1,0 +1,130 @@
+import Type, { type Static, type TSchema } from "typebox";
+import type { GerbangConfig } from "../config/schema.ts";
+import type { Auth } from "../auth/createAuth.ts";
+import type { PrismaClient } from "../generated/prisma/client.ts";
+import { createVerifiedUser } from "../auth/createUser.ts";
+import type { ApiKeyService, KeyView } from "../keys/apiKeyService.ts";
+import { GerbangError } from "../errors/catalogue.ts";
+import type { ReloadOutcome } from "../runtime/policyReloader.ts";
+import { OperationError } from "./operationError.ts";
+
+/** What an operation runs against: the CLI's own connections, or those of the running gateway. */
+export interface OperatorServices {
+  config: GerbangConfig;
+  prisma: PrismaClient;
+  auth: Auth;
+  keys: ApiKeyService;
+  /** Only a running gateway can reload its policy. */
+  reloadPolicy?: () => ReloadOutcome;
+}
+
+
+export interface UserView {
+  id: string;
+  email: string;
+  name: string;
+  roles: string[];
+  region: string | null;
+  emailVerified: boolean;
+  banned: boolean;
+  createdAt: string;
+}
+
+const USER_SELECT = { id: true, email: true, name: true, role: true, region: true, emailVerified: true, banned: true, createdAt: true } as const;
+const userView = (u: { id: string; email: string; name: string; role: string | null; region: string | null; emailVerified: boolean; banned: boolean | null; createdAt: Date }): UserView => ({
+  id: u.id,
+  email: u.email,
+  name: u.name,
+  roles: (u.role ?? "").split(",").map((r) => r.trim()).filter(Boolean),
+  region: u.region,
+  emailVerified: u.emailVerified,
+  banned: u.banned === true,
+  createdAt: u.createdAt.toISOString(),
+});
+
+async function ownerId(s: OperatorServices, email: string): Promise<string> {
+  const user = await s.prisma.user.findUnique({ where: { email: email.toLowerCase() }, select: { id: true } });
+  if (user === null) throw new OperationError(`no user with email ${email}`);
+  return user.id;
+}
+
+// Business refusals (unknown tier, revoked key…) carry their catalogue message; nothing else leaves.
+async function refusalsAsMessages<T>(work: Promise<T>): Promise<T> {
+  try {
+    return await work;
+  } catch (error) {
+    if (error instanceof GerbangError) throw new OperationError(error.message);
+    throw error;
+  }
+}
+
+const Email = Type.String({ minLength: 3, maxLength: 320 });
+const Id = Type.String({ minLength: 1, maxLength: 200 });
+
+function op<I extends TSchema, O>(input: I, run: (s: OperatorServices, input: Static<I>) => Promise<O>): { input: I; run: (s: OperatorServices, input: Static<I>) => Promise<O> } {
+  return { input, run };
+}
+
+/**
+ * Every operator action, defined once: `gerbang users|keys|policy …` runs them against its own
+ * database connection, or asks the running gateway to (src/admin/adminServer.ts) when that gateway
+ * holds the embedded database, which only one process may open.
+ */
+export const OPERATIONS = {
+  "users.create": op(
+    Type.Object({ email: Email, password: Type.String({ minLength: 1, maxLength: 1024 }), role: Type.String({ minLength: 1 }), name: Type.Optional(Type.String()), attributes: Type.Record(Type.String(), Type.String()) }, { additionalProperties: false }),
+    async (s, input): Promise<UserView> => {
+      let id: string;
+      try {
+        id = await createVerifiedUser(s.auth, s.prisma, input);
+      } catch (error) {
+        // Better Auth's refusals (taken email, short password) and ours carry a message meant for the operator.
+        const message = error instanceof Error ? ((error as { body?: { message?: string } }).body?.message ?? error.message) : String(error);
+        throw new OperationError(message);
+      }
+      const user = await s.prisma.user.findUniqueOrThrow({ where: { id }, select: USER_SELECT });
+      return userView(user);
+    },
+  ),
+  "users.list": op(Type.Object({}, { additionalProperties: false }), async (s): Promise<UserView[]> => {
+    const users = await s.prisma.user.findMany({ select: USER_SELECT, orderBy: { createdAt: "asc" } });
+    return users.map(userView);
+  }),
+  "users.show": op(Type.Object({ email: Email }, { additionalProperties: false }), async (s, input): Promise<UserView & { keys: KeyView[] }> => {
+    const user = await s.prisma.user.findUnique({ where: { email: input.email.toLowerCase() }, select: USER_SELECT });
+    if (user === null) throw new OperationError(`no user with email ${input.email}`);
+    return { ...userView(user), keys: await s.keys.list({}, user.id) };
+  }),
+  "keys.create": op(
+    Type.Object({ owner: Email, name: Type.String({ minLength: 1 }), tier: Type.String({ minLength: 1 }), scopes: Type.Array(Type.String()), expiresInSec: Type.Optional(Type.Integer({ minimum: 1 })) }, { additionalProperties: false }),
+    async (s, input): Promise<{ key: string; view: KeyView }> =>
+      refusalsAsMessages(
+        (async () =>
+          s.keys.create({ ownerId: await ownerId(s, input.owner), name: input.name, tier: input.tier, scopes: input.scopes, ...(input.expiresInSec === undefined ? {} : { expiresInSec: input.expiresInSec }) }))(),
+      ),
+  ),
+  "keys.list": op(Type.Object({ owner: Type.Optional(Email) }, { additionalProperties: false }), async (s, input): Promise<KeyView[]> =>
+    refusalsAsMessages((async () => s.keys.list({}, input.owner === undefined ? undefined : await ownerId(s, input.owner)))()),
+  ),
+  "keys.revoke": op(Type.Object({ id: Id }, { additionalProperties: false }), async (s, input): Promise<KeyView> => refusalsAsMessages(s.keys.revoke(input.id, {}))),
+  "keys.rotate": op(Type.Object({ id: Id, graceSec: Type.Integer({ minimum: 0 }) }, { additionalProperties: false }), async (s, input): Promise<{ key: string; view: KeyView; previous: KeyView }> =>
+    refusalsAsMessages(s.keys.rotate(input.id, input.graceSec, {})),
+  ),
+  "policy.reload": op(Type.Object({}, { additionalProperties: false }), async (s): Promise<ReloadOutcome> => {
+    if (s.reloadPolicy === undefined) throw new OperationError("policy reload needs a running gateway");
+    return s.reloadPolicy();
+  }),
+} as const;
+
+export type OperationName = keyof typeof OPERATIONS;
+export type OperationInput<N extends OperationName> = Static<(typeof OPERATIONS)[N]["input"]>;
+export type OperationOutput<N extends OperationName> = Awaited<ReturnType<(typeof OPERATIONS)[N]["run"]>>;
+
+export const isOperationName = (name: string): name is OperationName => Object.hasOwn(OPERATIONS, name);
+
+/** Runs one operation; the input must already satisfy its schema (the admin endpoint checks it). */
+export function runOperation<N extends OperationName>(s: OperatorServices, name: N, input: OperationInput<N>): Promise<OperationOutput<N>> {
+  // Each entry's run matches its own input; TypeScript cannot correlate the two through the union.
+  const run = OPERATIONS[name].run as unknown as (s: OperatorServices, input: OperationInput<N>) => Promise<OperationOutput<N>>;
+  return run(s, input);
+}
