@@ -74,8 +74,11 @@ printed as one message, without a stack trace. The sections below come from \`sr
 it takes the lock \`<embeddedDir>.lock\` (holding its pid; a lock whose process is gone is taken over). A running \`gerbang serve\`
 publishes a loopback-only admin endpoint in \`<dataDir>/admin.json\` (mode 600, with a random token), and \`users\`, \`keys\` and
 \`policy reload\` are then carried out **by that gateway**: a created user signs in at once, a revoked key is refused at once. A
-command the gateway cannot carry out for you (\`migrate\`), or one that finds the database held by a process that publishes no
-endpoint, is refused with exit 1 and says what to do; nothing is written twice. On PostgreSQL the CLI uses its own connection beside
+command that finds the gateway still starting waits for its endpoint (up to 30 s, \`GERBANG_GATEWAY_WAIT_MS\`); a gateway
+starting while a command holds the database waits for the command. A command the gateway cannot carry out for you (\`migrate\`),
+one that finds the database held by a process that publishes no endpoint, or one run in a folder without the database, is refused
+with exit 1 and says what to do; nothing is written twice, and when the gateway does not answer in time the CLI says the outcome is
+unknown rather than trying again itself. The endpoint file is trusted only when it is this user's, mode 600 and not a link. On PostgreSQL the CLI uses its own connection beside
 any number of gateways, and changes reach them over Redis. \`serve\` writes its pid to \`<dataDir>/gerbang.pid\`.
 
 \`serve\`, \`migrate\`, \`users\` and \`keys\` honour the environment overrides \`PORT\`, \`DATABASE_URL\`, \`REDIS_URL\`,

@@ -2,7 +2,7 @@ import type { AdminEndpoint } from "./adminEndpointFile.ts";
 import { OperationError } from "./operationError.ts";
 import type { OperationInput, OperationName, OperationOutput } from "./operations.ts";
 
-/** The endpoint file named a gateway that did not answer: it stopped without removing the file. */
+/** The endpoint file named a gateway that refused the connection: it stopped without removing the file. Nothing was sent. */
 export class GatewayUnreachable extends Error {
   constructor(url: string) {
     super(`no gateway answers at ${url}`);
@@ -20,8 +20,12 @@ export async function callAdmin<N extends OperationName>(endpoint: AdminEndpoint
       body: JSON.stringify(input),
       signal: AbortSignal.timeout(30_000),
     });
-  } catch {
-    throw new GatewayUnreachable(endpoint.url);
+  } catch (error) {
+    // Only a refused connection proves the request never arrived; after a timeout or a reset the
+    // gateway may have done the work, and doing it again here could, say, issue a second key.
+    const code = (error as { cause?: { code?: string } }).cause?.code;
+    if (code === "ECONNREFUSED") throw new GatewayUnreachable(endpoint.url);
+    throw new Error(`the running gateway did not answer (${code ?? (error as Error).name}); whether ${name} took effect is unknown: check with gerbang users show / keys list`);
   }
   const body = (await response.json().catch(() => null)) as { result?: OperationOutput<N>; error?: { message?: string } } | null;
   if (response.status === 200 && body !== null && "result" in body) return body.result as OperationOutput<N>;

@@ -1,5 +1,5 @@
-import { createHash } from "node:crypto";
-import { mkdirSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from "node:fs";
+import { createHash, randomBytes } from "node:crypto";
+import { closeSync, constants, fstatSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { holderAlive, type LockHolder } from "../db/embeddedLock.ts";
 
@@ -23,8 +23,9 @@ export function databaseIdentity(url: string | undefined, embeddedDir: string): 
 export function writeAdminEndpoint(dataDir: string, endpoint: AdminEndpoint): () => void {
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const file = adminEndpointFile(dataDir);
-  const temp = `${file}.${process.pid}.tmp`;
-  writeFileSync(temp, JSON.stringify(endpoint), { mode: 0o600 });
+  // A random name created exclusively: a file or link planted under a predictable name is never written through.
+  const temp = `${file}.${randomBytes(8).toString("hex")}.tmp`;
+  writeFileSync(temp, JSON.stringify(endpoint), { mode: 0o600, flag: "wx" });
   renameSync(temp, file);
   return () => {
     try {
@@ -37,7 +38,15 @@ export function writeAdminEndpoint(dataDir: string, endpoint: AdminEndpoint): ()
 
 function readAdminEndpointUnchecked(file: string): AdminEndpoint | null {
   try {
-    const parsed = JSON.parse(readFileSync(file, "utf8")) as Partial<AdminEndpoint>;
+    return parseEndpoint(readFileSync(file, "utf8"));
+  } catch {
+    return null;
+  }
+}
+
+function parseEndpoint(text: string): AdminEndpoint | null {
+  try {
+    const parsed = JSON.parse(text) as Partial<AdminEndpoint>;
     if (typeof parsed.url !== "string" || typeof parsed.token !== "string" || typeof parsed.database !== "string" || typeof parsed.holder?.pid !== "number" || typeof parsed.holder.hostname !== "string") return null;
     return parsed as AdminEndpoint;
   } catch {
@@ -53,16 +62,22 @@ export type EndpointLookup = { kind: "none" } | { kind: "found"; endpoint: Admin
  */
 export function findAdminEndpoint(dataDir: string): EndpointLookup {
   const file = adminEndpointFile(dataDir);
-  let mode: number;
-  let uid: number;
+  let fd: number;
   try {
-    ({ mode, uid } = statSync(file));
-  } catch {
-    return { kind: "none" };
+    // Opened once, without following a link, and checked on that handle: nothing can be swapped in between.
+    fd = openSync(file, constants.O_RDONLY | constants.O_NOFOLLOW);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    return code === "ENOENT" ? { kind: "none" } : { kind: "untrusted", reason: `${file} cannot be opened safely (${code ?? "error"}${code === "ELOOP" ? ": it is a symbolic link" : ""})` };
   }
-  if (typeof process.getuid === "function" && uid !== process.getuid()) return { kind: "untrusted", reason: `${file} belongs to another user` };
-  if ((mode & 0o077) !== 0) return { kind: "untrusted", reason: `${file} is readable or writable by others (mode ${(mode & 0o777).toString(8)}); it must be 600` };
-  const endpoint = readAdminEndpointUnchecked(file);
-  if (endpoint === null) return { kind: "none" };
-  return holderAlive(endpoint.holder) ? { kind: "found", endpoint } : { kind: "none" };
+  try {
+    const { mode, uid } = fstatSync(fd);
+    if (typeof process.getuid === "function" && uid !== process.getuid()) return { kind: "untrusted", reason: `${file} belongs to another user` };
+    if ((mode & 0o077) !== 0) return { kind: "untrusted", reason: `${file} is readable or writable by others (mode ${(mode & 0o777).toString(8)}); it must be 600` };
+    const endpoint = parseEndpoint(readFileSync(fd, "utf8"));
+    if (endpoint === null) return { kind: "none" };
+    return holderAlive(endpoint.holder) ? { kind: "found", endpoint } : { kind: "none" };
+  } finally {
+    closeSync(fd);
+  }
 }

@@ -22,11 +22,13 @@ export async function startAdminServer(services: OperatorServices, options: { da
   const token = randomBytes(32).toString("base64url");
   const expected = digest(token);
   const app: FastifyInstance = Fastify({ logger: false, bodyLimit: 64 * 1024 });
+  let host = "";
 
   app.addHook("onRequest", async (request, reply) => {
     // A browser page can reach loopback; it cannot read the token, and carries an Origin we refuse.
     const given = /^Bearer (\S+)$/.exec(request.headers.authorization ?? "")?.[1];
-    if (request.headers.origin !== undefined || given === undefined || !timingSafeEqual(digest(given), expected)) {
+    // Host too: a DNS-rebound name pointing at loopback never matches.
+    if (request.headers.origin !== undefined || request.headers.host !== host || given === undefined || !timingSafeEqual(digest(given), expected)) {
       return reply.code(401).send({ error: { code: "UNAUTHENTICATED", message: "the admin endpoint takes the token in admin.json" } });
     }
   });
@@ -53,12 +55,16 @@ export async function startAdminServer(services: OperatorServices, options: { da
 
   await app.listen({ host: "127.0.0.1", port: 0 });
   const address = app.server.address();
-  const url = `http://127.0.0.1:${typeof address === "object" && address !== null ? address.port : 0}`;
+  host = `127.0.0.1:${typeof address === "object" && address !== null ? address.port : 0}`;
+  const url = `http://${host}`;
   const endpoint: AdminEndpoint = { url, token, database: options.database, holder: selfHolder("serve") };
   const remove = writeAdminEndpoint(options.dataDir, endpoint);
+  // Every exit path, not only a drained stop: a crashed gateway's file must not outlive it.
+  process.once("exit", remove);
   return {
     url,
     close: async () => {
+      process.off("exit", remove);
       remove();
       await app.close();
     },

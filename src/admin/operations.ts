@@ -2,20 +2,26 @@ import Type, { type Static, type TSchema } from "typebox";
 import type { GerbangConfig } from "../config/schema.ts";
 import type { Auth } from "../auth/createAuth.ts";
 import type { PrismaClient } from "../generated/prisma/client.ts";
-import { createVerifiedUser } from "../auth/createUser.ts";
 import type { ApiKeyService, KeyView } from "../keys/apiKeyService.ts";
 import { GerbangError } from "../errors/catalogue.ts";
 import type { ReloadOutcome } from "../runtime/policyReloader.ts";
 import { OperationError } from "./operationError.ts";
+import type { ActivationStore } from "../activation/activationStore.ts";
+import type { InvalidationBus } from "../keys/invalidationBus.ts";
+import { activateVersion, policyStatus, rollbackVersion } from "../activation/activateVersion.ts";
 
 /** What an operation runs against: the CLI's own connections, or those of the running gateway. */
 export interface OperatorServices {
   config: GerbangConfig;
   prisma: PrismaClient;
-  auth: Auth;
+  /** Better Auth, loaded on first use (the CLI's read-only commands never need it). */
+  auth(): Promise<Auth>;
   keys: ApiKeyService;
+  activations: ActivationStore;
+  /** Publishes what every instance must apply at once (an activation, a revoked key). */
+  bus: InvalidationBus;
   /** Only a running gateway can reload its policy. */
-  reloadPolicy?: () => ReloadOutcome;
+  reloadPolicy?: () => Promise<ReloadOutcome>;
 }
 
 
@@ -76,11 +82,16 @@ export const OPERATIONS = {
     async (s, input): Promise<UserView> => {
       let id: string;
       try {
-        id = await createVerifiedUser(s.auth, s.prisma, input);
+        // Loaded here: it brings Better Auth, which the read-only commands never need.
+        const { createVerifiedUser } = await import("../auth/createUser.ts");
+        id = await createVerifiedUser(await s.auth(), s.prisma, input);
       } catch (error) {
-        // Better Auth's refusals (taken email, short password) and ours carry a message meant for the operator.
-        const message = error instanceof Error ? ((error as { body?: { message?: string } }).body?.message ?? error.message) : String(error);
-        throw new OperationError(message);
+        // Better Auth's refusals (taken email) and ours (unknown role, short password) are meant for the
+        // operator; anything else (a database error) stays in the log.
+        const body = (error as { body?: { message?: unknown } }).body;
+        if (typeof body?.message === "string") throw new OperationError(body.message);
+        if (error instanceof Error && error.name === "Error") throw new OperationError(error.message);
+        throw error;
       }
       const user = await s.prisma.user.findUniqueOrThrow({ where: { id }, select: USER_SELECT });
       return userView(user);
@@ -110,6 +121,11 @@ export const OPERATIONS = {
   "keys.rotate": op(Type.Object({ id: Id, graceSec: Type.Integer({ minimum: 0 }) }, { additionalProperties: false }), async (s, input): Promise<{ key: string; view: KeyView; previous: KeyView }> =>
     refusalsAsMessages(s.keys.rotate(input.id, input.graceSec, {})),
   ),
+  "policy.activate": op(Type.Object({ version: Type.String({ minLength: 1, maxLength: 64 }), reason: Type.Optional(Type.String({ maxLength: 500 })) }, { additionalProperties: false }), async (s, input) =>
+    activateVersion(s, input.version, input.reason ?? null),
+  ),
+  "policy.rollback": op(Type.Object({ reason: Type.Optional(Type.String({ maxLength: 500 })) }, { additionalProperties: false }), async (s, input) => rollbackVersion(s, input.reason ?? null)),
+  "policy.status": op(Type.Object({}, { additionalProperties: false }), async (s) => policyStatus(s)),
   "policy.reload": op(Type.Object({}, { additionalProperties: false }), async (s): Promise<ReloadOutcome> => {
     if (s.reloadPolicy === undefined) throw new OperationError("policy reload needs a running gateway");
     return s.reloadPolicy();

@@ -1,6 +1,8 @@
 import { betterAuth } from "better-auth";
 import { prismaAdapter } from "better-auth/adapters/prisma";
-import { admin, bearer } from "better-auth/plugins";
+// Each plugin from its own entry: the "better-auth/plugins" barrel loads every plugin there is.
+import { admin } from "better-auth/plugins/admin";
+import { bearer } from "better-auth/plugins/bearer";
 import { apiKey } from "@better-auth/api-key";
 import { API_KEY_PREFIX, generateApiKey } from "../keys/apiKeyFormat.ts";
 import { createAccessControl } from "better-auth/plugins/access";
@@ -10,6 +12,9 @@ import type { PrismaClient } from "../generated/prisma/client.ts";
 import type { MailSender } from "./mailSender.ts";
 import type { GerbangConfig } from "../config/schema.ts";
 import { GATEWAY_COOKIE_PREFIX } from "./gatewayCookies.ts";
+
+/** Shortest password accepted, at sign-up, reset and `gerbang users create` alike. */
+export const MIN_PASSWORD_LENGTH = 10;
 
 export interface AuthOptions {
   prisma: PrismaClient;
@@ -45,7 +50,7 @@ export function createAuth(options: AuthOptions) {
     emailAndPassword: {
       enabled: true,
       requireEmailVerification: options.config.auth.requireEmailVerification,
-      minPasswordLength: 10,
+      minPasswordLength: MIN_PASSWORD_LENGTH,
       maxPasswordLength: 256,
       revokeSessionsOnPasswordReset: true,
       // A sign-up for an existing email answers with a made-up user; it must look exactly like a new one,

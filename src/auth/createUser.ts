@@ -1,6 +1,6 @@
 import type { Auth } from "./createAuth.ts";
 import type { PrismaClient } from "../generated/prisma/client.ts";
-import { ROLES } from "./createAuth.ts";
+import { MIN_PASSWORD_LENGTH, ROLES } from "./createAuth.ts";
 
 export interface NewUser {
   email: string;
@@ -18,6 +18,8 @@ export async function createVerifiedUser(auth: Auth, prisma: PrismaClient, user:
   const roles = user.role.split(",").map((r) => r.trim());
   const unknownRole = roles.find((r) => !(ROLES as readonly string[]).includes(r));
   if (unknownRole !== undefined) throw new Error(`unknown role ${unknownRole} (known: ${ROLES.join(", ")})`);
+  // Better Auth's admin createUser checks only the maximum: the minimum applies to operators too.
+  if (user.password.length < MIN_PASSWORD_LENGTH) throw new Error(`the password must have at least ${MIN_PASSWORD_LENGTH} characters`);
   const unknownAttr = Object.keys(user.attributes ?? {}).find((k) => !ATTRIBUTES.has(k));
   if (unknownAttr !== undefined) throw new Error(`unknown attribute ${unknownAttr} (known: ${[...ATTRIBUTES].join(", ")})`);
   const created = await auth.api.createUser({

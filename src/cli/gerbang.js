@@ -1,8 +1,14 @@
 #!/usr/bin/env node
 // The `gerbang` command. Node 22.18+/24 run the TypeScript sources natively (type stripping: the
-// sources use erasable syntax only); older runtimes go through tsx's loader. Either way no build
+// sources use erasable syntax only); where stripping is off (older 22.x: `false`, or
+// --no-experimental-strip-types) the sources go through tsx's loader. Either way no build
 // step stands between a checkout and a running gateway.
-if (process.features.typescript === undefined) {
+import module from "node:module";
+
+// V8's on-disk code cache (Node 22.1+): later runs skip compiling the modules a command loads, which is
+// most of a CLI call's time. It lives in the OS temp folder and is safe to delete.
+module.enableCompileCache?.();
+if (!process.features.typescript) {
   const { register } = await import("tsx/esm/api");
   register();
 }

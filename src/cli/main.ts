@@ -26,7 +26,8 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
     .command("serve")
     .description("run the gateway (no config: embedded demo)")
     .addOption(config())
-    .action(async (o: { config?: string }) => done(await (await import("./serveCommand.ts")).serveCommand(o)));
+    .option("--exit-with-parent", "drain and exit when the parent process ends (npm start passes it: npm does not pass every signal on)")
+    .action(async (o: { config?: string; exitWithParent?: boolean }) => done(await (await import("./serveCommand.ts")).serveCommand(o)));
   program
     .command("migrate")
     .description("apply database migrations")
@@ -98,6 +99,26 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
     .addOption(config())
     .action(async (dir: string | undefined, o: { config?: string }) => done(await (await import("./policyCommand.ts")).policyValidate(dir, o)));
   policy
+    .command("activate <version>")
+    .description("record a version as active: every instance serves it within a second (Redis) or policy.activationCheckMs")
+    .option("--reason <text>", "why, kept in the activation history")
+    .addOption(json())
+    .addOption(config())
+    .action(async (version: string, o: CommonFlags & { reason?: string }) => done(await (await import("./policyCommand.ts")).policyActivate(version, o)));
+  policy
+    .command("rollback")
+    .description("activate the version that was active before the current one, exactly as it was")
+    .option("--reason <text>", "why, kept in the activation history")
+    .addOption(json())
+    .addOption(config())
+    .action(async (o: CommonFlags & { reason?: string }) => done(await (await import("./policyCommand.ts")).policyRollback(o)));
+  policy
+    .command("status")
+    .description("the recorded active version, its history, and every running instance with the version it serves")
+    .addOption(json())
+    .addOption(config())
+    .action(async (o: CommonFlags) => done(await (await import("./policyCommand.ts")).policyStatus(o)));
+  policy
     .command("reload")
     .description("make the running gateway re-read its policy folder (what SIGHUP does)")
     .addOption(json())
@@ -158,7 +179,7 @@ export async function main(argv: string[]): Promise<number> {
   let code = 0;
   const program = buildProgram((c) => (code = c));
   if (argv.length === 0) {
-    process.stdout.write(program.helpInformation());
+    program.outputHelp();
     return 2;
   }
   try {

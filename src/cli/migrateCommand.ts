@@ -11,7 +11,7 @@ export async function migrateCommand(flags: { config?: string }): Promise<number
   try {
     db = await openDatabase({ url: config.database.url, embeddedDir: resolve(config.database.embeddedDir), poolMax: 2 });
   } catch (error) {
-    if (error instanceof EmbeddedDatabaseBusy) throw new Error(`${error.message}.\n  A gateway applies migrations itself when it starts; to run them alone, stop it first.`);
+    if (error instanceof EmbeddedDatabaseBusy) throw new Error(`${error.message}; a gateway applies migrations itself when it starts, to run them alone stop it first`);
     throw error;
   }
   try {

@@ -6,6 +6,7 @@ import { runPolicyTests } from "../policy/runPolicyTests.ts";
 import { policyRoot } from "../runtime/activePolicy.ts";
 import type { CommonFlags } from "./main.ts";
 import { operate, operatorConfig } from "./operate.ts";
+import type { ActivationResult } from "../activation/activateVersion.ts";
 
 /** A path as given, else a version name under the configured policy.dir. */
 function targetDir(target: string | undefined, root: string): string {
@@ -51,4 +52,37 @@ export async function policyReload(flags: CommonFlags): Promise<number> {
   else if (result.outcome === "unchanged") process.stdout.write(`unchanged: ${result.version} is active\n`);
   else process.stdout.write(`refused ${result.version}; the active version keeps serving:\n${result.problems.map((p) => `  ${p}`).join("\n")}\n`);
   return result.outcome === "refused" ? 1 : 0;
+}
+
+function printActivation(result: ActivationResult, json: boolean | undefined): void {
+  if (json === true) process.stdout.write(`${JSON.stringify(result)}\n`);
+  else if (result.outcome === "unchanged") process.stdout.write(`unchanged: ${result.record.version} is already active\n`);
+  else process.stdout.write(`activated ${result.record.version}${result.previous === null ? "" : ` (was ${result.previous})`}, digest ${result.record.digest.slice(0, 12)}\n`);
+}
+
+/** `policy activate <version>`: refused (exit 1, with every problem) unless the version validates and passes its tests. */
+export async function policyActivate(version: string, flags: CommonFlags & { reason?: string }): Promise<number> {
+  printActivation(await operate(operatorConfig(flags.config), "policy.activate", { version, ...(flags.reason === undefined ? {} : { reason: flags.reason }) }), flags.json);
+  return 0;
+}
+
+export async function policyRollback(flags: CommonFlags & { reason?: string }): Promise<number> {
+  printActivation(await operate(operatorConfig(flags.config), "policy.rollback", flags.reason === undefined ? {} : { reason: flags.reason }), flags.json);
+  return 0;
+}
+
+/** `policy status`: exit 1 when an instance does not serve the recorded version. */
+export async function policyStatus(flags: CommonFlags): Promise<number> {
+  const status = await operate(operatorConfig(flags.config), "policy.status", {});
+  const lagging = status.instances.filter((i) => i.state !== "serving" || i.version !== status.active?.version);
+  if (flags.json === true) process.stdout.write(`${JSON.stringify(status)}\n`);
+  else {
+    const a = status.active;
+    process.stdout.write(a === null ? "no version recorded as active yet\n" : `active: ${a.version} (digest ${a.digest.slice(0, 12)}) since ${a.activatedAt} by ${a.activatedBy}${a.reason === null ? "" : `: ${a.reason}`}\n`);
+    process.stdout.write(`instances (${status.instances.length}):\n`);
+    for (const i of status.instances) process.stdout.write(`  ${i.host} pid ${i.pid}\t${i.version}\t${i.state}${i.problem === null ? "" : `\t${i.problem}`}\tseen ${i.seenAt}\n`);
+    process.stdout.write("history:\n");
+    for (const h of status.history) process.stdout.write(`  ${h.activatedAt}\t${h.version}\t${h.activatedBy}${h.reason === null ? "" : `\t${h.reason}`}\n`);
+  }
+  return lagging.length === 0 ? 0 : 1;
 }

@@ -1,4 +1,5 @@
-import { unlinkSync, writeFileSync, mkdirSync, readFileSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { mkdirSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { loadConfig } from "../config/loadConfig.ts";
 import { startGateway } from "../runtime/startGateway.ts";
@@ -9,7 +10,7 @@ import { DEMO_USERS } from "../demo/seedDemo.ts";
 /** How often a gateway started by npm checks that npm still runs (npm does not pass every signal on). */
 const PARENT_CHECK_MS = 500;
 
-export async function serveCommand(flags: { config?: string }): Promise<number> {
+export async function serveCommand(flags: { config?: string; exitWithParent?: boolean }): Promise<number> {
   const config = loadConfig(flags.config === undefined ? {} : { file: flags.config });
   const gateway = await startGateway(config);
   const dataDir = resolve(config.dataDir);
@@ -23,7 +24,11 @@ export async function serveCommand(flags: { config?: string }): Promise<number> 
   }
   const pidFile = join(dataDir, "gerbang.pid");
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  writeFileSync(pidFile, `${process.pid}\n`, { mode: 0o600 });
+  if ((statSync(dataDir).mode & 0o022) !== 0) gateway.app.log.warn({ dataDir }, "the data folder is writable by others; it holds the secret, the signing key and the admin endpoint: chmod 700 it");
+  // Under a random name, then renamed: a link planted as gerbang.pid is replaced, never written through.
+  const pidTemp = `${pidFile}.${randomBytes(8).toString("hex")}.tmp`;
+  writeFileSync(pidTemp, `${process.pid}\n`, { mode: 0o600, flag: "wx" });
+  renameSync(pidTemp, pidFile);
   const removePidFile = (): void => {
     try {
       if (readFileSync(pidFile, "utf8").trim() === String(process.pid)) unlinkSync(pidFile);
@@ -51,11 +56,16 @@ export async function serveCommand(flags: { config?: string }): Promise<number> 
         done();
       });
     };
-    if (config.policy.reloadOnSignal) process.on("SIGHUP", () => void gateway.reloadPolicy());
+    // SIGHUP's default action ends the process without draining: handle it either way.
+    process.on("SIGHUP", () => {
+      if (!config.policy.reloadOnSignal) gateway.app.log.info("SIGHUP ignored (policy.reloadOnSignal is false)");
+      else gateway.reloadPolicy().catch((error: unknown) => gateway.app.log.error({ err: (error as Error).message }, "policy reload failed"));
+    });
     process.once("SIGTERM", () => stop("SIGTERM"));
     process.once("SIGINT", () => stop("SIGINT"));
-    // Under `npm start`, a signal sent to npm's pid may end npm without reaching us: leave with it.
-    if (process.env.npm_lifecycle_event !== undefined) {
+    // Under `npm start` (which passes --exit-with-parent), a signal sent to npm's pid may end npm
+    // without reaching us: leave with it.
+    if (flags.exitWithParent === true) {
       const parent = process.ppid;
       setInterval(() => {
         if (process.ppid !== parent) stop("parent process (npm) exited");

@@ -149,6 +149,7 @@ export const ConfigSchema = Type.Object(
         version: Type.Optional(Type.String({ pattern: "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", description: "The active version (a folder name).", defaultText: "newest `manifest.created`" })),
         caseInsensitivePaths: Type.Boolean({ default: false, description: "Match and forward paths lower-cased." }),
         reloadOnSignal: Type.Boolean({ default: true, description: "`SIGHUP` makes `serve` re-read `policy.dir` and activate the configured (or newest) version if it is valid and its own tests pass; otherwise the running version keeps serving (see [Policy reload](operations.md#policy-reload)). With `false`, SIGHUP has Node's default effect (the process ends)." }),
+        activationCheckMs: Type.Integer({ minimum: 100, maximum: 600000, default: 5000, description: "How often each instance compares the version it serves with the one recorded as active (`gerbang policy activate`). Activations normally arrive over Redis within a second; this is the bound when a message was missed or Redis is down." }),
       },
       { additionalProperties: false, default: {} },
     ),

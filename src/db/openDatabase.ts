@@ -1,8 +1,5 @@
 import { mkdir } from "node:fs/promises";
-import { PGlite } from "@electric-sql/pglite";
-import { PrismaPg } from "@prisma/adapter-pg";
-import pg from "pg";
-import { PrismaPGlite } from "pglite-prisma-adapter";
+import type { PGlite } from "@electric-sql/pglite";
 import { PrismaClient } from "../generated/prisma/client.ts";
 import { pgExecutor, pgliteExecutor } from "./sqlExecutor.ts";
 import { acquireEmbeddedLock } from "./embeddedLock.ts";
@@ -26,6 +23,8 @@ export interface OpenDatabaseOptions {
    * process that runs long migrations, such as `gerbang migrate`, may want 0.
    */
   statementTimeoutMs?: number;
+  /** Embedded: how long to wait while a short CLI command holds the database (a gateway's hold is never waited for). */
+  lockWaitMs?: number;
   /** Receives pool errors that have no query to fail (e.g. an idle connection dropped by the server). */
   log?: (msg: string) => void;
 }
@@ -55,7 +54,9 @@ async function withTimeout<T>(work: Promise<T>, ms: number, message: string): Pr
   }
 }
 
+// Each kind loads only its own driver: a CLI command on PostgreSQL never pays for the PGlite WASM build.
 async function openPostgres(url: string, options: OpenDatabaseOptions): Promise<Database> {
+  const [{ default: pg }, { PrismaPg }] = await Promise.all([import("pg"), import("@prisma/adapter-pg")]);
   const statementTimeout = options.statementTimeoutMs ?? DEFAULT_STATEMENT_TIMEOUT_MS;
   const pool = new pg.Pool({
     connectionString: url,
@@ -89,17 +90,19 @@ async function openPostgres(url: string, options: OpenDatabaseOptions): Promise<
   };
 }
 
-async function openEmbedded(dir: string): Promise<Database> {
+async function openEmbedded(dir: string, options: OpenDatabaseOptions): Promise<Database> {
   await mkdir(dir, { recursive: true });
   // PGlite is single-process: a second opener would work on a diverging copy and lose writes.
-  const release = acquireEmbeddedLock(dir);
+  const release = await acquireEmbeddedLock(dir, { waitForCommandsMs: options.lockWaitMs ?? 10_000 });
   let db: PGlite;
   try {
+    const { PGlite } = await import("@electric-sql/pglite");
     db = await PGlite.create(dir);
   } catch (error) {
     release();
     throw error;
   }
+  const { PrismaPGlite } = await import("pglite-prisma-adapter");
   const prisma = new PrismaClient({ adapter: new PrismaPGlite(db) });
   return {
     kind: "embedded",
@@ -126,5 +129,5 @@ async function openEmbedded(dir: string): Promise<Database> {
 export async function openDatabase(options: OpenDatabaseOptions): Promise<Database> {
   return options.url !== undefined && options.url !== ""
     ? openPostgres(options.url, options)
-    : openEmbedded(options.embeddedDir);
+    : openEmbedded(options.embeddedDir, options);
 }

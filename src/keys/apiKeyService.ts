@@ -50,12 +50,13 @@ type Row = Prisma.ApikeyGetPayload<{ select: typeof VIEW_SELECT }>;
  * caller's visibility (from @casl/prisma accessibleBy); the operator's CLI passes `{}`.
  */
 export class ApiKeyService {
-  private readonly auth: Auth;
+  /** Better Auth, or how to get it: the CLI loads it only for the commands that issue keys. */
+  private readonly auth: Auth | (() => Promise<Auth>);
   private readonly prisma: PrismaClient;
   private readonly options: ApiKeyServiceOptions;
 
   constructor(
-    auth: Auth,
+    auth: Auth | (() => Promise<Auth>),
     prisma: PrismaClient,
     options: ApiKeyServiceOptions,
   ) {
@@ -64,11 +65,15 @@ export class ApiKeyService {
     this.options = options;
   }
 
+  private async authApi(): Promise<Auth["api"]> {
+    return (typeof this.auth === "function" ? await this.auth() : this.auth).api;
+  }
+
   async create(input: NewKey): Promise<{ key: string; view: KeyView }> {
     const meta = this.checkNew(input);
     // Every key expires: without a lifetime it gets the longest allowed.
     const expiresIn = input.expiresInSec ?? this.options.maxExpiresInDays * 86400;
-    const created = await this.auth.api.createApiKey({ body: { userId: input.ownerId, name: input.name, metadata: meta, expiresIn } });
+    const created = await (await this.authApi()).createApiKey({ body: { userId: input.ownerId, name: input.name, metadata: meta, expiresIn } });
     const view = await this.find(created.id, {});
     if (view === null) throw new GerbangError("INTERNAL_ERROR");
     return { key: created.key, view };
@@ -119,7 +124,7 @@ export class ApiKeyService {
       data: { updatedAt: new Date(), metadata: JSON.stringify({ ...meta, rotatedTo: "pending" }) },
     });
     if (claimed.count !== 1) throw new GerbangError("MALFORMED_REQUEST", { message: `key ${id} changed while rotating it; try again` });
-    const created = await this.auth.api.createApiKey({
+    const created = await (await this.authApi()).createApiKey({
       body: {
         userId: row.referenceId,
         name: row.name ?? "rotated",

@@ -5,11 +5,13 @@ import Value from "typebox/value";
 /** The channel is `<redis.keyPrefix>invalidate`, `gerbang:invalidate` by default. */
 const invalidationChannel = (keyPrefix: string): string => `${keyPrefix}invalidate`;
 
-/** Cache invalidations every instance must apply: a key, everything of one user, or everything. */
+/** What every instance must apply at once: a cache entry to forget (a key, everything of one user, everything), or a policy activation. */
 const MessageSchema = Type.Union([
   Type.Object({ kind: Type.Literal("key"), id: Type.String() }),
   Type.Object({ kind: Type.Literal("user"), id: Type.String() }),
   Type.Object({ kind: Type.Literal("all") }),
+  // Not a cache entry: the recorded active policy version changed; every instance checks it at once.
+  Type.Object({ kind: Type.Literal("policy") }),
 ]);
 export type Invalidation = Type.Static<typeof MessageSchema>;
 /** Proof that the channel carries messages end to end, not only that a socket looks open; no handler sees it. */

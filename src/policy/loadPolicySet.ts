@@ -3,7 +3,10 @@ import { join, relative } from "node:path";
 import { parse as parseYaml } from "yaml";
 import Value from "typebox/value";
 import type { TSchema } from "typebox";
-import { EndpointFileSchema, ManifestSchema, PolicyTestSchema, RoleFileSchema, ScopeFileSchema, type EndpointSpec, type Manifest, type ScopeFile } from "./schema.ts";
+import {
+  EndpointFileSchema, EndpointSchema, ManifestSchema, nearMiss, PolicyTestCaseSchema, PolicyTestSchema, RoleFileSchema, RuleSchema, schemaProblems, ScopeFileSchema, ScopeSchema,
+  type EndpointSpec, type Manifest, type PolicyTestCase, type RuleSpec, type ScopeSpec,
+} from "./schema.ts";
 import { compileEndpoint, EndpointMatcher, patternProblems, type CompiledEndpoint } from "./endpointMatcher.ts";
 import { hasPlaceholder, validateConditions } from "./conditions.ts";
 import { PolicyError, type PolicyProblem, type PolicySet, type RawPolicyRule } from "./policySet.ts";
@@ -31,22 +34,34 @@ export function listPolicyVersions(root: string): Array<{ version: string; creat
       const manifest = parseYaml(readFileSync(manifestFile, "utf8")) as Partial<Manifest> | null;
       versions.push({ version: name, created: String(manifest?.created ?? ""), dir });
     } catch {
-      continue;
+      // An unreadable manifest: not listed.
     }
   }
   return versions.sort((a, b) => b.created.localeCompare(a.created));
 }
 
-/** Loads and validates one version folder; throws PolicyError listing every problem found. */
+/** Schema problems shown per file; one line says there are more. */
+const PROBLEMS_PER_FILE = 20;
+
+/** A parsed file: its data (defaults filled in) whether or not it fits its schema, and whether it does. */
+interface ReadFile {
+  data: unknown;
+  valid: boolean;
+}
+
+/**
+ * Loads and validates one version folder; throws PolicyError listing every problem found. A file that
+ * does not fit its schema is still checked entry by entry, so one mistake does not hide the others.
+ */
 export function loadPolicySet(dir: string, options: LoadPolicyOptions = {}): PolicySet {
   const problems: PolicyProblem[] = [];
   const root = join(dir, "..");
   const rel = (file: string): string => relative(root, file) || file;
 
-  const read = <T>(file: string, schema: TSchema): T | null => {
+  const read = (file: string, schema: TSchema): ReadFile | null => {
     let data: unknown;
     try {
-      if (existsSync(file) && !statSync(file).isFile()) {
+      if (!statSync(file).isFile()) {
         problems.push({ file: rel(file), path: "", reason: "not a regular file" });
         return null;
       }
@@ -56,9 +71,11 @@ export function loadPolicySet(dir: string, options: LoadPolicyOptions = {}): Pol
       problems.push({ file: rel(file), path: "", reason });
       return null;
     }
-    const errors = [...Value.Errors(schema, Value.Default(schema, data))].filter((e) => e.keyword !== "boolean");
-    for (const e of errors.slice(0, 20)) problems.push({ file: rel(file), path: e.instancePath || "/", reason: e.message });
-    return errors.length === 0 ? (Value.Default(schema, data) as T) : null;
+    const found = schemaProblems(schema, data);
+    data = Value.Default(schema, data);
+    for (const p of found.slice(0, PROBLEMS_PER_FILE)) problems.push({ file: rel(file), ...p });
+    if (found.length > PROBLEMS_PER_FILE) problems.push({ file: rel(file), path: "", reason: "more problems in this file are not shown; fix these first" });
+    return { data, valid: found.length === 0 };
   };
   const yamlFiles = (sub: string): string[] => {
     let names: string[];
@@ -74,98 +91,121 @@ export function loadPolicySet(dir: string, options: LoadPolicyOptions = {}): Pol
     return names.filter((f) => f.endsWith(".yaml")).sort().map((f) => join(dir, sub, f));
   };
 
-  const manifest = read<Manifest>(join(dir, "manifest.yaml"), ManifestSchema);
+  const manifestFile = read(join(dir, "manifest.yaml"), ManifestSchema);
+  const manifest = manifestFile?.valid === true ? (manifestFile.data as Manifest) : null;
   const folder = dir.split(/[\\/]/).filter(Boolean).at(-1) ?? dir;
-  if (manifest !== null && manifest.version !== folder) {
+  const version = field(manifestFile, "version");
+  if (Value.Check(ManifestSchema.properties.version, version) && version !== folder) {
     problems.push({ file: rel(join(dir, "manifest.yaml")), path: "/version", reason: `must equal the folder name ${folder}` });
   }
-  const principalAttributes = manifest?.principalAttributes ?? [];
+  // Unknown when the manifest's list is broken: placeholders are then not judged against it.
+  const attributes = field(manifestFile, "principalAttributes");
+  const principalAttributes = Value.Check(ManifestSchema.properties.principalAttributes, attributes) ? attributes : null;
+  const conditionProblems = (conditions: Record<string, unknown>, path: string): Array<[string, string]> =>
+    validateConditions(conditions, principalAttributes ?? [], path).filter(([, reason]) => principalAttributes !== null || !reason.startsWith("unknown principal attribute"));
 
   const rulesByRole = new Map<string, RawPolicyRule[]>();
   const ruleIds = new Set<string>();
   for (const file of yamlFiles("roles")) {
-    const roleFile = read<{ role: string; rules: Array<Omit<RawPolicyRule, "role">> }>(file, RoleFileSchema);
-    if (roleFile === null) continue;
-    if (rulesByRole.has(roleFile.role)) problems.push({ file: rel(file), path: "/role", reason: `role ${roleFile.role} is defined twice` });
+    const roleFile = read(file, RoleFileSchema);
+    const role = field(roleFile, "role");
+    const named = Value.Check(RoleFileSchema.properties.role, role);
+    if (named && rulesByRole.has(role)) problems.push({ file: rel(file), path: "/role", reason: `role ${role} is defined twice` });
     const rules: RawPolicyRule[] = [];
-    roleFile.rules.forEach((rule, i) => {
+    for (const [i, rule] of entries<RuleSpec>(field(roleFile, "rules"), RuleSchema)) {
       const path = `/rules/${i}`;
       if (ruleIds.has(rule.id)) problems.push({ file: rel(file), path: `${path}/id`, reason: `duplicate rule id ${rule.id}` });
       ruleIds.add(rule.id);
       if (rule.conditions !== undefined) {
-        for (const [p, reason] of validateConditions(rule.conditions, principalAttributes, `${path}/conditions`)) problems.push({ file: rel(file), path: p, reason });
+        for (const [p, reason] of conditionProblems(rule.conditions, `${path}/conditions`)) problems.push({ file: rel(file), path: p, reason });
         // A deny rule whose placeholder cannot be resolved would silently stop denying.
         if (rule.inverted === true && hasPlaceholder(rule.conditions)) {
           problems.push({ file: rel(file), path: `${path}/conditions`, reason: "inverted rules may not use principal placeholders" });
         }
       }
-      rules.push({ ...rule, role: roleFile.role });
-    });
-    rulesByRole.set(roleFile.role, rules);
+      rules.push({ ...rule, role: String(role) });
+    }
+    if (named) rulesByRole.set(role, rules);
   }
   if (!rulesByRole.has("anonymous")) rulesByRole.set("anonymous", []);
 
   const scopes = new Map<string, { description?: string; rules: RawPolicyRule[] }>();
-  const scopeFile = join(dir, "scopes.yaml");
-  const scopeSpecs = existsSync(scopeFile) ? (read<ScopeFile>(scopeFile, ScopeFileSchema)?.scopes ?? []) : [];
-  scopeSpecs.forEach((scope, i) => {
+  const scopePath = join(dir, "scopes.yaml");
+  const scopeFile = existsSync(scopePath) ? read(scopePath, ScopeFileSchema) : { data: null, valid: true };
+  for (const [i, scope] of entries<ScopeSpec>(field(scopeFile, "scopes"), ScopeSchema)) {
     const path = `/scopes/${i}`;
-    if (scopes.has(scope.id)) problems.push({ file: rel(scopeFile), path: `${path}/id`, reason: `scope ${scope.id} is defined twice` });
+    if (scopes.has(scope.id)) problems.push({ file: rel(scopePath), path: `${path}/id`, reason: `scope ${scope.id} is defined twice` });
     const rules = scope.rules.map((rule, j) => {
-      if (ruleIds.has(rule.id)) problems.push({ file: rel(scopeFile), path: `${path}/rules/${j}/id`, reason: `duplicate rule id ${rule.id}` });
+      if (ruleIds.has(rule.id)) problems.push({ file: rel(scopePath), path: `${path}/rules/${j}/id`, reason: `duplicate rule id ${rule.id}` });
       ruleIds.add(rule.id);
       if (rule.conditions !== undefined) {
-        for (const [p, reason] of validateConditions(rule.conditions, principalAttributes, `${path}/rules/${j}/conditions`)) problems.push({ file: rel(scopeFile), path: p, reason });
+        for (const [p, reason] of conditionProblems(rule.conditions, `${path}/rules/${j}/conditions`)) problems.push({ file: rel(scopePath), path: p, reason });
       }
       // A scope only narrows: a deny inside it would read as a grant elsewhere, so scopes hold allow rules only.
-      if (rule.inverted === true) problems.push({ file: rel(scopeFile), path: `${path}/rules/${j}/inverted`, reason: "scopes hold allow rules only" });
+      if (rule.inverted === true) problems.push({ file: rel(scopePath), path: `${path}/rules/${j}/inverted`, reason: "scopes hold allow rules only" });
       return { ...rule, role: `scope:${scope.id}` };
     });
     scopes.set(scope.id, { ...(scope.description === undefined ? {} : { description: scope.description }), rules });
-  });
+  }
 
   const compiled: CompiledEndpoint[] = [];
   const endpointIds = new Set<string>();
+  let everyEndpointRead = true;
   for (const file of yamlFiles("endpoints")) {
-    const endpointFile = read<{ endpoints: EndpointSpec[] }>(file, EndpointFileSchema);
-    endpointFile?.endpoints.forEach((spec, i) => {
+    const endpointFile = read(file, EndpointFileSchema);
+    everyEndpointRead &&= endpointFile?.valid === true;
+    for (const [i, spec] of entries<EndpointSpec>(field(endpointFile, "endpoints"), EndpointSchema)) {
       const path = `/endpoints/${i}`;
       const add = (p: string, reason: string): void => void problems.push({ file: rel(file), path: `${path}${p}`, reason });
       if (endpointIds.has(spec.id)) add("/id", `duplicate endpoint id ${spec.id}`);
       endpointIds.add(spec.id);
       for (const reason of patternProblems(spec.path)) add("/path", reason);
       const endpoint = compileEndpoint(spec, options.caseInsensitivePaths === true);
-      const from = spec.resource?.from ?? "none";
-      if (from === "resolver" && spec.resource?.id === undefined) add("/resource/id", "a resolver needs the path parameter holding the id");
+      if (spec.resource?.from === "resolver" && spec.resource.id === undefined) add("/resource/id", "a resolver needs the path parameter holding the id");
       if (spec.resource?.id !== undefined && !endpoint.paramNames.includes(spec.resource.id)) {
         add("/resource/id", `:${spec.resource.id} is not a parameter of ${spec.path}`);
       }
       const clash = compiled.find((other) => sameShape(other, endpoint) && [...endpoint.methods].some((m) => other.methods.has(m) || m === "*" || other.methods.has("*")));
       if (clash !== undefined) add("/path", `overlaps endpoint ${clash.spec.id} for the same methods`);
       compiled.push(endpoint);
-    });
-  }
-  if (compiled.length === 0 && problems.length === 0) problems.push({ file: rel(join(dir, "endpoints")), path: "", reason: "no endpoints defined" });
-
-  const tests = yamlFiles("tests").flatMap((file) => {
-    const testFile = read<{ tests: PolicySet["tests"][number][] }>(file, PolicyTestSchema);
-    return (testFile?.tests ?? []).map((t) => ({ ...t, file: rel(file) }));
-  });
-
-  if (problems.length > 0 || manifest === null) throw new PolicyError(problems);
-  for (const test of tests) {
-    for (const scope of test.principal.scopes ?? []) {
-      if (!scopes.has(scope)) problems.push({ file: test.file, path: "", reason: `test "${test.name}" names unknown scope ${scope}` });
     }
   }
-  if (problems.length > 0) throw new PolicyError(problems);
+  // Said only when it is so: endpoints in a file with a mistake elsewhere in it still count as defined.
+  if (compiled.length === 0 && everyEndpointRead) problems.push({ file: rel(join(dir, "endpoints")), path: "", reason: "no endpoints defined" });
+
+  const tests: Array<PolicySet["tests"][number]> = [];
+  for (const file of yamlFiles("tests")) {
+    for (const [i, test] of entries<PolicyTestCase>(field(read(file, PolicyTestSchema), "tests"), PolicyTestCaseSchema)) {
+      // A scope name is judged only against a scopes.yaml that was read whole.
+      (test.principal.scopes ?? []).forEach((scope, j) => {
+        if (scopeFile?.valid !== true || scopes.has(scope)) return;
+        const near = nearMiss(scope, [...scopes.keys()]);
+        const reason = `test "${test.name}" names unknown scope ${scope}${near === undefined ? "" : `; did you mean ${near}?`}`;
+        problems.push({ file: rel(file), path: `/tests/${i}/principal/scopes/${j}`, reason });
+      });
+      tests.push({ ...test, file: rel(file) });
+    }
+  }
+
+  if (problems.length > 0 || manifest === null) throw new PolicyError(problems);
   return { version: manifest.version, manifest, dir, rulesByRole, scopes, matcher: new EndpointMatcher(compiled), tests };
+}
+
+/** A top-level key of a read file's data. */
+function field(file: ReadFile | null, key: string): unknown {
+  const data = file?.data;
+  return typeof data === "object" && data !== null ? (data as Record<string, unknown>)[key] : undefined;
+}
+
+/** The entries of a list that fit `schema` on their own, with their index. */
+function entries<T>(list: unknown, schema: TSchema): Array<[number, T]> {
+  return Array.isArray(list) ? list.flatMap((entry: unknown, i) => (Value.Check(schema, entry) ? [[i, entry as T] as [number, T]] : [])) : [];
 }
 
 function sameShape(a: CompiledEndpoint, b: CompiledEndpoint): boolean {
   if (a.rest !== b.rest || a.segments.length !== b.segments.length) return false;
   return a.segments.every((s, i) => {
     const o = b.segments[i];
-    return o !== undefined && s.kind === o.kind && (s.kind === "param" || (o.kind === "literal" && s.value === o.value));
+    return s.kind === "param" ? o?.kind === "param" : o?.kind === "literal" && s.value === o.value;
   });
 }

@@ -1,9 +1,14 @@
-import Type from "typebox";
+import Type, { type TSchema } from "typebox";
+import Value from "typebox/value";
+import { Settings } from "typebox/system";
 
-/** File formats of a policy version folder. The README's policy guide documents them. */
-const Id = Type.String({ pattern: "^[A-Za-z][A-Za-z0-9_.:-]{0,127}$" });
-const Name = Type.String({ pattern: "^[A-Za-z][A-Za-z0-9_-]{0,63}$" });
-const OneOrMany = Type.Union([Name, Type.Array(Name, { minItems: 1 })]);
+/**
+ * File formats of a policy version folder. The README's policy guide documents them.
+ * A `description` says in words what a value must look like: schemaProblems() quotes it when a value does not fit.
+ */
+const Id = Type.String({ pattern: "^[A-Za-z][A-Za-z0-9_.:-]{0,127}$", description: "an id: a letter, then up to 127 letters, digits, _ . : or -" });
+const Name = Type.String({ pattern: "^[A-Za-z][A-Za-z0-9_-]{0,63}$", description: "a name: a letter, then up to 63 letters, digits, _ or -" });
+const OneOrMany = Type.Union([Name, Type.Array(Name, { minItems: 1 })], { description: "a name or a non-empty list of names" });
 const Method = Type.Union([
   Type.Literal("GET"), Type.Literal("HEAD"), Type.Literal("POST"), Type.Literal("PUT"),
   Type.Literal("PATCH"), Type.Literal("DELETE"), Type.Literal("OPTIONS"), Type.Literal("*"),
@@ -11,9 +16,9 @@ const Method = Type.Union([
 
 export const ManifestSchema = Type.Object(
   {
-    version: Type.String({ pattern: "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$" }),
+    version: Type.String({ pattern: "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", description: "a version: a letter or digit, then up to 63 letters, digits, . _ or -" }),
     summary: Type.String({ minLength: 1 }),
-    created: Type.String({ format: "date-time" }),
+    created: Type.String({ format: "date-time", description: "a date and time such as 2026-11-26T09:00:00Z" }),
     principalAttributes: Type.Array(Name, { default: ["id", "email", "region"] }),
   },
   { additionalProperties: false },
@@ -41,21 +46,24 @@ export const RoleFileSchema = Type.Object(
   { additionalProperties: false },
 );
 
-const ScopeId = Type.String({ pattern: "^[a-z][a-z0-9_-]{0,62}(:[a-z][a-z0-9_-]{0,62})?$" });
+const ScopeId = Type.String({
+  pattern: "^[a-z][a-z0-9_-]{0,62}(:[a-z][a-z0-9_-]{0,62})?$",
+  description: "a scope id: lower-case letters, digits, _ or -, starting with a letter, optionally two such words joined by a colon (catalog:read)",
+});
+
+export const ScopeSchema = Type.Object(
+  {
+    id: ScopeId,
+    description: Type.Optional(Type.String()),
+    rules: Type.Array(RuleSchema, { minItems: 1 }),
+  },
+  { additionalProperties: false },
+);
 
 /** scopes.yaml: named rule subsets an API key may be limited to; a key gets its owner's ability ∩ its scopes. */
 export const ScopeFileSchema = Type.Object(
   {
-    scopes: Type.Array(
-      Type.Object(
-        {
-          id: ScopeId,
-          description: Type.Optional(Type.String()),
-          rules: Type.Array(RuleSchema, { minItems: 1 }),
-        },
-        { additionalProperties: false },
-      ),
-    ),
+    scopes: Type.Array(ScopeSchema),
   },
   { additionalProperties: false },
 );
@@ -64,7 +72,7 @@ export const EndpointSchema = Type.Object(
   {
     id: Id,
     methods: Type.Array(Method, { minItems: 1 }),
-    path: Type.String({ pattern: "^/" }),
+    path: Type.String({ pattern: "^/", description: "a path pattern starting with /" }),
     action: Name,
     subject: Name,
     resource: Type.Optional(
@@ -94,39 +102,156 @@ export const EndpointSchema = Type.Object(
 
 export const EndpointFileSchema = Type.Object({ endpoints: Type.Array(EndpointSchema) }, { additionalProperties: false });
 
-export const PolicyTestSchema = Type.Object(
+export const PolicyTestCaseSchema = Type.Object(
   {
-    tests: Type.Array(
-      Type.Object(
-        {
-          name: Type.String({ minLength: 1 }),
-          principal: Type.Object(
-            {
-              roles: Type.Array(Name),
-              attributes: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
-              // Present: the principal is an API key limited to these scopes.
-              scopes: Type.Optional(Type.Array(ScopeId)),
-            },
-            { additionalProperties: false },
-          ),
-          action: Name,
-          subject: Name,
-          resource: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
-          fields: Type.Optional(Type.Array(Type.String())),
-          expect: Type.Union([Type.Literal("allow"), Type.Literal("deny")]),
-          reason: Type.Optional(Type.String()),
-        },
-        { additionalProperties: false },
-      ),
+    name: Type.String({ minLength: 1 }),
+    principal: Type.Object(
+      {
+        roles: Type.Array(Name),
+        attributes: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
+        // Present: the principal is an API key limited to these scopes.
+        scopes: Type.Optional(Type.Array(ScopeId)),
+      },
+      { additionalProperties: false },
     ),
+    action: Name,
+    subject: Name,
+    resource: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
+    fields: Type.Optional(Type.Array(Type.String())),
+    expect: Type.Union([Type.Literal("allow"), Type.Literal("deny")]),
+    reason: Type.Optional(Type.String()),
   },
   { additionalProperties: false },
 );
+
+export const PolicyTestSchema = Type.Object({ tests: Type.Array(PolicyTestCaseSchema) }, { additionalProperties: false });
 
 export type Manifest = Type.Static<typeof ManifestSchema>;
 export type RuleSpec = Type.Static<typeof RuleSchema>;
 export type RoleFile = Type.Static<typeof RoleFileSchema>;
 export type ScopeFile = Type.Static<typeof ScopeFileSchema>;
+export type ScopeSpec = Type.Static<typeof ScopeSchema>;
 export type EndpointSpec = Type.Static<typeof EndpointSchema>;
 export type PolicyTestFile = Type.Static<typeof PolicyTestSchema>;
-export type PolicyTestCase = PolicyTestFile["tests"][number];
+export type PolicyTestCase = Type.Static<typeof PolicyTestCaseSchema>;
+
+export interface SchemaProblem {
+  /** JSON pointer into the file ("/" for the whole file). */
+  path: string;
+  reason: string;
+}
+
+/** Typebox stops collecting at 8 errors by default; one wrong HTTP method alone yields 9. Raised only while a policy file is checked. */
+const ERROR_BUFFER = 256;
+const KINDS: Readonly<Record<string, string>> = { string: "text", integer: "a whole number", boolean: "true or false", array: "a list", object: "a mapping" };
+
+/**
+ * What is wrong with a parsed policy file (defaults not yet filled in), in the terms of the person editing it:
+ * the offending key, what is expected instead, and a near miss where there is one ("did you mean"). No schema internals.
+ */
+export function schemaProblems(schema: TSchema, data: unknown): SchemaProblem[] {
+  const limit = Settings.Get().maxErrors;
+  Settings.Set({ maxErrors: ERROR_BUFFER });
+  let errors;
+  try {
+    errors = Value.Errors(schema, Value.Default(schema, structuredClone(data)));
+  } finally {
+    Settings.Set({ maxErrors: limit });
+  }
+  // The "schema is false" echo of each unknown key, and each branch of a union that failed as a whole, are said once below.
+  errors = errors.filter((e) => e.keyword !== "boolean" && !e.schemaPath.includes("/anyOf/"));
+  const suggested = new Set<string>();
+  const problems: Array<SchemaProblem & { key: string | undefined }> = [];
+  for (const e of errors) {
+    const path = e.instancePath || "/";
+    const at = schemaAt(schema, e.schemaPath);
+    const params = e.params as Record<string, unknown>;
+    const say = (reason: string, key?: string): void => void problems.push({ path, reason, key });
+    switch (e.keyword) {
+      case "additionalProperties": {
+        const known = Object.keys(at.properties as object);
+        // A key already given is not what the typo meant: `rule:` beside `role:` is `rules:`.
+        const unused = known.filter((k) => !Object.hasOwn(valueAt(data, e.instancePath) as object, k));
+        for (const key of params.additionalProperties as string[]) {
+          const near = nearMiss(key, unused);
+          if (near !== undefined) suggested.add(`${path} ${near}`);
+          say(`unknown property "${key}"${near === undefined ? ` (allowed: ${known.join(", ")})` : `; did you mean "${near}"?`}`);
+        }
+        break;
+      }
+      case "required":
+        for (const key of params.requiredProperties as string[]) say(`missing required property "${key}"`, key);
+        break;
+      case "anyOf": {
+        const choices = (at.anyOf as Array<Record<string, unknown>>).map((branch) => branch.const);
+        if (choices.every((c) => typeof c === "string")) say(oneOf(choices as string[], valueAt(data, e.instancePath)));
+        else say(`must be ${String(at.description)}`);
+        break;
+      }
+      case "const":
+        say(oneOf([String(at.const)], valueAt(data, e.instancePath)));
+        break;
+      // Every list and text length limit in these formats is 1.
+      case "minItems":
+      case "minLength":
+        say("must not be empty");
+        break;
+      case "minimum":
+        say(`must be at least ${String(params.limit)}`);
+        break;
+      case "maximum":
+        say(`must be at most ${String(params.limit)}`);
+        break;
+      default:
+        say(`must be ${typeof at.description === "string" ? at.description : (KINDS[String(params.type)] ?? e.message)}`);
+    }
+  }
+  // `rule:` for `rules:` is one mistake: the suggestion says it, a "missing rules" beside it would not help.
+  return problems.filter((p) => !suggested.has(`${p.path} ${String(p.key)}`)).map(({ path, reason }) => ({ path, reason }));
+}
+
+function oneOf(choices: string[], value: unknown): string {
+  const near = typeof value === "string" ? nearMiss(value, choices) : undefined;
+  const quoted = choices.map((c) => `"${c}"`);
+  const expected = `must be ${quoted.length === 1 ? "" : "one of "}${quoted.join(", ")}`;
+  return near === undefined ? expected : `${expected}; did you mean "${near}"?`;
+}
+
+/** The closest of `candidates` to a mistyped `word` (case, a letter or two wrong, missing, extra or swapped), if any is close. */
+export function nearMiss(word: string, candidates: readonly string[]): string | undefined {
+  const allowed = Math.max(1, Math.floor(word.length / 3));
+  let best: { candidate: string; distance: number } | undefined;
+  for (const candidate of candidates) {
+    const distance = editDistance(word.toLowerCase(), candidate.toLowerCase());
+    if (distance <= allowed && (best === undefined || distance < best.distance)) best = { candidate, distance };
+  }
+  return best?.candidate;
+}
+
+/** Levenshtein distance: insertions, deletions and substitutions of one character each cost 1. */
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) {
+      const substitution = (previous[j - 1] ?? Infinity) + (a[i - 1] === b[j - 1] ? 0 : 1);
+      row.push(Math.min((previous[j] ?? Infinity) + 1, (row[j - 1] ?? Infinity) + 1, substitution));
+    }
+    previous = row;
+  }
+  return previous[b.length] ?? Infinity;
+}
+
+/** The sub-schema an error's schemaPath ("#/properties/rules/items") points at. */
+function schemaAt(schema: TSchema, schemaPath: string): Record<string, unknown> {
+  let at: unknown = schema;
+  for (const segment of schemaPath.split("/").slice(1)) at = (at as Record<string, unknown>)[segment];
+  return at as Record<string, unknown>;
+}
+
+/** The value an error's instancePath ("/rules/0/action") points at. */
+function valueAt(data: unknown, instancePath: string): unknown {
+  let at = data;
+  for (const segment of instancePath.split("/").slice(1)) at = (at as Record<string, unknown>)[segment];
+  return at;
+}

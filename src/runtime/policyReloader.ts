@@ -1,11 +1,11 @@
 import { readdirSync } from "node:fs";
+import { basename } from "node:path";
 import type { GerbangConfig } from "../config/schema.ts";
 import { listPolicyVersions } from "../policy/loadPolicySet.ts";
-import { PolicyError } from "../policy/policySet.ts";
 import type { PolicyStore } from "../policy/policyStore.ts";
 import { policyDigest } from "../policy/policyDigest.ts";
-import { runPolicyTests } from "../policy/runPolicyTests.ts";
-import { activeVersionDir, loadActivePolicy, policyRoot } from "./activePolicy.ts";
+import { failingTests, readVersion } from "../activation/checkVersion.ts";
+import { activeVersionDir, policyRoot } from "./activePolicy.ts";
 
 export type ReloadOutcome =
   | { outcome: "activated"; version: string; previous: string }
@@ -35,6 +35,11 @@ export class PolicyReloader {
     this.digests.set(store.current.policy.version, policyDigest(store.current.policy.dir));
   }
 
+  /** A version this process serves through an activation: from now on it must come back byte for byte. */
+  remember(version: string, digest: string): void {
+    this.digests.set(version, digest);
+  }
+
   /** The last reload's refusal, until a reload succeeds. */
   get lastRefusal(): string | null {
     return this.refusal;
@@ -51,8 +56,7 @@ export class PolicyReloader {
 
   private tryReload(): ReloadOutcome {
     const active = this.store.current.policy;
-    let candidate;
-    let digest: string;
+    let dir: string;
     try {
       // "The newest version" must not quietly mean an older one because the newest folder is unreadable.
       if (this.config.policy.version === undefined) {
@@ -61,18 +65,13 @@ export class PolicyReloader {
         const unreadable = readdirSync(root, { withFileTypes: true }).filter((e) => e.isDirectory() && !e.name.startsWith("_") && !listed.has(e.name));
         if (unreadable.length > 0) return this.refuse("(newest)", unreadable.map((e) => `${e.name}/manifest.yaml: missing or not valid YAML (prefix a draft folder with _ to keep it out)`));
       }
-      const dir = activeVersionDir(this.config);
-      // Digest first (it refuses special files the loader would block on), then load, then digest again:
-      // a folder still being written (copied in place rather than renamed in) changes under the loader.
-      digest = policyDigest(dir);
-      candidate = loadActivePolicy(this.config, dir);
-      if (policyDigest(dir) !== digest) {
-        return this.refuse(candidate.version, [`version ${candidate.version} changed while it was being read; write a version under a _name and rename it when complete`]);
-      }
+      dir = activeVersionDir(this.config);
     } catch (error) {
-      const problems = error instanceof PolicyError ? error.problems.map((p) => `${p.file}${p.path ? ` ${p.path}` : ""}: ${p.reason}`) : [(error as Error).message];
-      return this.refuse(this.config.policy.version ?? "(newest)", problems);
+      return this.refuse(this.config.policy.version ?? "(newest)", [(error as Error).message]);
     }
+    const checked = readVersion(this.config, dir);
+    if (!checked.ok) return this.refuse(this.config.policy.version ?? basename(dir), checked.problems);
+    const { policy: candidate, digest } = checked;
     // Any version this process has served must come back byte for byte (a rollback included).
     const served = this.digests.get(candidate.version);
     if (served !== undefined && served !== digest) {
@@ -83,8 +82,8 @@ export class PolicyReloader {
       this.refusal = null;
       return { outcome: "unchanged", version: active.version };
     }
-    const failing = runPolicyTests(candidate).filter((r) => !r.passed);
-    if (failing.length > 0) return this.refuse(candidate.version, failing.map((r) => `${r.file}: ${r.name}: expected ${r.expected}, got ${r.actual} (${r.reason})`));
+    const failing = failingTests(candidate);
+    if (failing.length > 0) return this.refuse(candidate.version, failing);
     this.store.activate(candidate);
     this.digests.set(candidate.version, digest);
     this.refusal = null;

@@ -31,6 +31,11 @@ import { MIGRATIONS_DIR } from "./migrationsDir.ts";
 import { loadActivePolicy } from "./activePolicy.ts";
 import { PolicyReloader, type ReloadOutcome } from "./policyReloader.ts";
 import type { OperatorServices } from "../admin/operations.ts";
+import { ActivationStore } from "../activation/activationStore.ts";
+import { PolicySync } from "../activation/policySync.ts";
+import { policyDigest } from "../policy/policyDigest.ts";
+import { hostname } from "node:os";
+import { mkdirSync } from "node:fs";
 
 export interface RunningGateway {
   app: FastifyInstance;
@@ -39,7 +44,7 @@ export interface RunningGateway {
   auth: Auth;
   demo: DemoUpstream | null;
   /** Re-reads the policy folder (SIGHUP); an invalid version is refused and logged, the running one keeps serving. */
-  reloadPolicy(): ReloadOutcome;
+  reloadPolicy(): Promise<ReloadOutcome>;
   /** What the operator's admin endpoint runs operations against: this gateway's own connections and caches. */
   operator: OperatorServices;
   /** Stops accepting, finishes in-flight requests, flushes the audit buffer, closes connections. */
@@ -57,10 +62,32 @@ export async function startGateway(config: GerbangConfig, options: { log?: (msg:
     throw new Error(`config apiKeys.selfServiceTier: ${config.apiKeys.selfServiceTier} is not a rateLimit tier (${Object.keys(config.rateLimit.tiers).join(", ")})`);
   }
 
+  // Secret, signing key, embedded database and admin endpoint live here: the user's own, not the group's.
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const db = await openDatabase({ url: config.database.url, embeddedDir: resolve(config.database.embeddedDir), poolMax: config.database.poolMax });
   try {
     const { applied } = await migrate(db.executor, { migrationsDir: MIGRATIONS_DIR, log });
     if (applied.length > 0) log(`migrations applied: ${applied.join(", ")}`);
+  } catch (error) {
+    await db.close();
+    throw error;
+  }
+
+  // The recorded active version wins over the configured one, which is only the first start's choice:
+  // a version folder that appears later is activated by `gerbang policy activate`, never by itself.
+  const activations = new ActivationStore(db.prisma);
+  const sync = new PolicySync({
+    config,
+    store: policies,
+    activations,
+    digest: policyDigest(policies.current.policy.dir),
+    log: (level, msg, detail) => log(`${msg} ${JSON.stringify(detail)}`),
+    onActivated: (version, digest) => reloader.remember(version, digest),
+  });
+  try {
+    const initial = policies.current.policy;
+    await activations.recordInitial({ version: initial.version, digest: policyDigest(initial.dir), activatedBy: `gerbang serve on ${hostname()} (first start)`, reason: "policy.version, or the newest version" });
+    await sync.check();
   } catch (error) {
     await db.close();
     throw error;
@@ -122,13 +149,16 @@ export async function startGateway(config: GerbangConfig, options: { log?: (msg:
   const bus = new InvalidationBus(redis, subscriber, config.redis.keyPrefix, log);
   const rateLimitCounters = new RateLimitCounters({ redis, keyPrefix: `${config.redis.keyPrefix}rl:`, log });
   bus.onInvalidate((message) => {
-    if (message.kind === "key") keyStore.invalidateKey(message.id);
+    if (message.kind === "policy") void sync.check();
+    else if (message.kind === "key") keyStore.invalidateKey(message.id);
     else if (message.kind === "user") {
       keyStore.invalidateOwner(message.id);
       sessions.forgetUser(message.id);
     } else {
       keyStore.invalidateAll();
       sessions.forgetAll();
+      // "all" also follows a reconnect, when an activation message may have been missed.
+      void sync.check();
     }
   });
   bus.start();
@@ -182,6 +212,13 @@ export async function startGateway(config: GerbangConfig, options: { log?: (msg:
           ]),
       { name: "policy", check: async () => void policies.current.policy.version, describe: () => ({ version: policies.current.policy.version }) },
       {
+        name: "policyActivation",
+        check: async () => {
+          if (sync.problem !== null) throw new Error(sync.problem);
+        },
+        describe: () => (sync.problem === null ? { state: "serving" } : { state: "refused", problem: sync.problem }),
+      },
+      {
         name: "policyReload",
         critical: false,
         check: async () => {
@@ -197,22 +234,35 @@ export async function startGateway(config: GerbangConfig, options: { log?: (msg:
   const url = `http://${config.server.host.includes(":") ? `[${config.server.host}]` : config.server.host}:${boundPort}`;
   app.log.info({ url, policy: policies.current.policy.version, database: db.kind === "postgres" && config.database.url ? redactUrl(config.database.url) : "embedded", upstreams: upstreams.map((u) => `${u.name}=${u.prefix}`) }, "gerbang listening");
 
+  sync.start();
+
   // Demo users have published passwords: only the demo (no config file) creates them unless asked.
   const seedUsers = config.demo.seedUsers ?? config.demo.upstream;
   if (seedUsers) await seedDemo(auth, db, demo);
 
-  const reloadPolicy = (): ReloadOutcome => {
-    const result = reloader.reload();
+  // A reload activates the configured (or newest) version here and records it, so the others follow.
+  const reloadPolicy = (): Promise<ReloadOutcome> =>
+    sync.exclusive(async () => {
+      const result = reloader.reload();
+      if (result.outcome === "activated") {
+        const digest = policyDigest(policies.current.policy.dir);
+        await activations.record({ version: result.version, digest, activatedBy: `reload on ${hostname()} (pid ${process.pid})`, reason: "SIGHUP or gerbang policy reload" });
+        sync.activatedHere(result.version, digest);
+        await bus.publish({ kind: "policy" });
+      }
+      return result;
+    }).then((result) => {
     if (result.outcome === "activated") app.log.info({ version: result.version, previous: result.previous }, "policy reloaded");
     else if (result.outcome === "unchanged") app.log.info({ version: result.version }, "policy reload: unchanged");
     else app.log.error({ version: result.version, problems: result.problems.slice(0, 20), active: policies.current.policy.version }, "policy reload refused; the active version keeps serving");
     return result;
-  };
+  });
 
   let closing: Promise<void> | null = null;
   const close = (): Promise<void> => {
     closing ??= (async () => {
       await app.close();
+      await sync.close();
       bus.close();
       // Queued mail gets a moment to go out; a dead SMTP server must not hold the shutdown.
       await Promise.race([mail.flush(), new Promise((r) => setTimeout(r, 5000).unref())]);
@@ -227,6 +277,6 @@ export async function startGateway(config: GerbangConfig, options: { log?: (msg:
     })();
     return closing;
   };
-  const operator: OperatorServices = { config, prisma: db.prisma, auth, keys: keyService, reloadPolicy };
+  const operator: OperatorServices = { config, prisma: db.prisma, auth: async () => auth, keys: keyService, activations, bus, reloadPolicy };
   return { app, url, db, auth, demo, reloadPolicy, operator, close };
 }

@@ -93,6 +93,10 @@ t.test("users list/show, keys list and policy commands answer from the running g
   const ready = (await (await fetch(`${url}/readyz`)).json()) as { details: { policy: { version: string } } };
   t.match(reload.stdout, ready.details.policy.version, "/readyz names the active version");
 
+  const status = await cli("policy", "status", "--json");
+  t.equal(status.code, 0, status.stderr);
+  t.match(JSON.parse(status.stdout), { active: { version: ready.details.policy.version }, instances: [{ pid: gateway.child.pid, state: "serving" }] }, "policy status from the gateway");
+
   const validate = await cli("policy", "validate", ready.details.policy.version);
   t.equal(validate.code, 0, `a version name is looked up under policy.dir: ${validate.stderr}`);
   t.match(validate.stdout, `${ready.details.policy.version}: valid`);
@@ -114,9 +118,10 @@ t.test("what the gateway cannot do for the CLI is refused with exit 1, and nothi
   t.match(loose.stderr, /must be 600/);
   chmodSync(join(dataDir, "admin.json"), 0o600);
 
-  // A gateway that publishes no endpoint (an older version, or a failed start of it): refused, not written twice.
+  // A gateway that publishes no endpoint (an older version, or a failed start of it): after waiting
+  // for it (GERBANG_GATEWAY_WAIT_MS, 30 s by default) refused, not written twice.
   renameSync(join(dataDir, "admin.json"), join(cwd, "admin.json.aside"));
-  const blind = await cli("users", "create", "--email", "lost@acme.example", "--password", "lost-user-password", "--role", "user");
+  const blind = await runGerbang(["users", "create", "--email", "lost@acme.example", "--password", "lost-user-password", "--role", "user"], { ...env, GERBANG_GATEWAY_WAIT_MS: "1500" }, { cwd });
   t.equal(blind.code, 1);
   t.match(blind.stderr, /in use by process \d+/);
   t.match(blind.stderr, /nothing was changed/);
@@ -136,7 +141,13 @@ t.test("after a stop the CLI opens the database itself; a restart sees everythin
   t.equal(offline.code, 0, offline.stderr);
   t.match(offline.stdout, new RegExp(`^${keyId}\\trevoked`, "m"));
 
-  gateway = await startDemo();
+  // A command run while the gateway starts: whichever takes the lock first, the other waits for it.
+  const starting = startDemo();
+  await new Promise((r) => setTimeout(r, 300));
+  const meanwhile = await cli("users", "list");
+  gateway = await starting;
+  t.equal(meanwhile.code, 0, `a command during the start waits rather than failing: ${meanwhile.stderr}`);
+  t.match(meanwhile.stdout, /ops@acme\.example/);
   t.equal((await signIn("ops@acme.example", "acme-partner-password")).status, 200);
   t.equal((await withKey(key)).status, 401, "still revoked");
   const keys = await cli("keys", "list", "--json");
@@ -152,4 +163,13 @@ t.test("a lock left by a killed gateway is stale: the next opener takes it over"
   t.equal(users.code, 0, users.stderr);
   t.match(users.stdout, /ops@acme\.example/);
   t.notOk(existsSync(join(dataDir, "pglite.lock")), "released again after the command");
+});
+
+t.test("a command in a folder without the database refuses instead of creating an empty one", async (t) => {
+  const elsewhere = mkdtempSync(join(tmpdir(), "gerbang-cli-elsewhere-"));
+  t.teardown(() => rmSync(elsewhere, { recursive: true, force: true }));
+  const run = await runGerbang(["users", "create", "--email", "x@acme.example", "--password", "x-long-password", "--role", "user"], env, { cwd: elsewhere });
+  t.equal(run.code, 1);
+  t.match(run.stderr, /no embedded database at .*pglite: run this where gerbang serve runs/);
+  t.notOk(existsSync(join(elsewhere, ".gerbang", "pglite")), "nothing created");
 });

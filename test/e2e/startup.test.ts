@@ -60,7 +60,7 @@ t.test("readiness reports Redis when it is configured", { skip: redisSkip }, asy
   });
   t.teardown(() => up.stop());
   const ready = (await (await fetch(`http://127.0.0.1:${port}/readyz`)).json()) as { checks: Record<string, string> };
-  t.same(ready.checks, { database: "ok", redis: "ok", rateLimit: "ok", policy: "ok", policyReload: "ok", upstreams: "ok" });
+  t.same(ready.checks, { database: "ok", redis: "ok", rateLimit: "ok", policy: "ok", policyActivation: "ok", policyReload: "ok", upstreams: "ok" });
   t.equal(await up.stop(), 0);
 
   const deadRedis = await freePort();

@@ -63,6 +63,7 @@ t.test("session cookie: the exact cookie name, once", async (t) => {
   t.equal(findSessionCookie(`${cookie}; ${cookie}`), "!", "twice: ambiguous");
   t.equal(findSessionCookie(`${cookie}; __Secure-${cookie}`), "!", "both spellings: ambiguous");
   t.equal(findSessionCookie("better-auth.session_token"), null, "a name without a value is no cookie");
+  t.equal(findSessionCookie("lang=en; better-auth.session_token ; theme=dark"), null, "nor is a name without a value among other cookies");
   t.equal(findSessionCookie(`Better-Auth.Session_Token=${cookie.split("=")[1] ?? ""}`), null, "another case is another cookie (Better Auth reads the exact name)");
   t.match(await byCookie.authenticate(cookie), { kind: "authenticated", principal: { userId } });
   t.match(await byCookie.authenticate("!"), { kind: "rejected", reason: "more than one session cookie" });

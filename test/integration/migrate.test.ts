@@ -19,11 +19,12 @@ type TapTest = Parameters<Parameters<typeof t.test>[0]>[0];
 
 const INIT = "20261126000000_init";
 const API_KEYS = "20261127000000_api_keys";
-const ALL = [INIT, API_KEYS];
+const POLICY_ACTIVATION = "20261202000000_policy_activation";
+const ALL = [INIT, API_KEYS, POLICY_ACTIVATION];
 const initSql = await readFile(path.join(migrationsDir, INIT, "migration.sql"), "utf8");
 const initChecksum = createHash("sha256").update(initSql).digest("hex");
 
-const EXPECTED_TABLES = ["_prisma_migrations", "account", "apikey", "audit_decision", "mail_outbox", "session", "user", "verification"];
+const EXPECTED_TABLES = ["_prisma_migrations", "account", "apikey", "audit_decision", "gateway_instance", "mail_outbox", "policy_activation", "session", "user", "verification"];
 const EXPECTED_INDEXES = [
   "account_pkey",
   "account_userId_idx",
@@ -33,8 +34,11 @@ const EXPECTED_INDEXES = [
   "apikey_referenceId_idx",
   "audit_decision_at_idx",
   "audit_decision_pkey",
+  "gateway_instance_pkey",
+  "gateway_instance_seen_at_idx",
   "mail_outbox_pkey",
   "mail_outbox_to_idx",
+  "policy_activation_pkey",
   "session_pkey",
   "session_token_key",
   "session_userId_idx",
@@ -164,12 +168,12 @@ async function migrationSuite(t: TapTest, emptyDatabase: (t: TapTest) => Promise
     // What `prisma migrate resolve --rolled-back` does, then a fixed file.
     await executor.query(`UPDATE "_prisma_migrations" SET "rolled_back_at" = now() WHERE "migration_name" = $1`, [broken]);
     await writeFile(path.join(dir, broken, "migration.sql"), `CREATE TABLE "scratch" ("note" TEXT DEFAULT 'a;b');\n`);
-    t.same((await migrate(executor, { migrationsDir: dir })).applied, [broken, later]);
+    t.same((await migrate(executor, { migrationsDir: dir })).applied, [broken, later, POLICY_ACTIVATION]);
     const [def] = await executor.query<{ d: string }>(
       `SELECT column_default AS d FROM information_schema.columns WHERE table_name = 'scratch' AND column_name = 'note'`,
     );
     t.equal(def?.d, "'a;b'::text");
-    t.equal((await history(executor)).length, 5, "the rolled-back attempt keeps its row");
+    t.equal((await history(executor)).length, ALL.length + 3, "the rolled-back attempt keeps its row");
   });
 
   t.test("concurrent runs both succeed and apply once", async (t) => {
