@@ -64,7 +64,11 @@ export class PolicySync {
       } catch {
         return; // the database is away: keep serving what we have; the next check tries again
       }
-      if (record !== null) this.apply(record);
+      if (record === null) return;
+      const before = `${this.options.store.current.policy.version} ${this.refusal?.recordId ?? ""}`;
+      this.apply(record);
+      // A change is reported at once, not at the next heartbeat: `policy status` must not show the old state.
+      if (`${this.options.store.current.policy.version} ${this.refusal?.recordId ?? ""}` !== before) await this.beat();
     });
   }
 
@@ -73,6 +77,7 @@ export class PolicySync {
     this.digest = digest;
     this.refusal = null;
     this.options.onActivated?.(version, digest);
+    void this.beat();
   }
 
   private apply(record: ActivationRecord): void {
@@ -97,27 +102,35 @@ export class PolicySync {
     log("info", "policy activated", { version: record.version, previous: current.version, activatedBy: record.activatedBy });
   }
 
+  private started = false;
+
+  /** Reports this instance (never throws: with the database away, the next beat tries again). */
+  private async beat(): Promise<void> {
+    if (!this.started) return;
+    await this.options.activations
+      .heartbeat({
+        id: this.instanceId,
+        host: hostname(),
+        pid: process.pid,
+        version: this.options.store.current.policy.version,
+        digest: this.digest,
+        state: this.refusal === null ? "serving" : "refused",
+        problem: this.refusal?.problem ?? null,
+        startedAt: this.startedAt,
+      })
+      .catch(() => undefined);
+  }
+
   /** Starts the periodic check and the heartbeat. */
   start(): void {
-    const beat = (): void =>
-      void this.options.activations
-        .heartbeat({
-          id: this.instanceId,
-          host: hostname(),
-          pid: process.pid,
-          version: this.options.store.current.policy.version,
-          digest: this.digest,
-          state: this.refusal === null ? "serving" : "refused",
-          problem: this.refusal?.problem ?? null,
-          startedAt: this.startedAt,
-        })
-        .catch(() => undefined);
-    beat();
-    this.timers = [setInterval(() => void this.check().then(beat), this.options.config.policy.activationCheckMs), setInterval(beat, HEARTBEAT_MS)];
+    this.started = true;
+    void this.beat();
+    this.timers = [setInterval(() => void this.check(), this.options.config.policy.activationCheckMs), setInterval(() => void this.beat(), HEARTBEAT_MS)];
     for (const timer of this.timers) timer.unref();
   }
 
   async close(): Promise<void> {
+    this.started = false;
     for (const timer of this.timers) clearInterval(timer);
     this.timers = [];
     await this.options.activations.forget(this.instanceId).catch(() => undefined);
