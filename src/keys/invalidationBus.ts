@@ -97,6 +97,7 @@ export class InvalidationBus {
     void sub.subscribe(this.channel).then(
       () => {
         this.subscribed = true;
+        this.subscribedAt = Date.now();
       },
       () => this.log("invalidation: subscribe failed"),
     );
@@ -129,8 +130,43 @@ export class InvalidationBus {
         this.unsent.shift();
       }
       await this.publisher.publish(this.channel, HEARTBEAT);
+      this.heartbeatsSent.push(Date.now());
+      if (this.heartbeatsSent.length > 8) this.heartbeatsSent.shift();
     } catch {
       // Redis is away: the subscriber stops hearing heartbeats, and the caches fall back to their TTLs.
+      return;
+    }
+    await this.healSubscription();
+  }
+
+  /** When our heartbeats were published but none came back (the instance's own included). */
+  private heartbeatsSent: number[] = [];
+  private subscribedAt = 0;
+  private healing = false;
+
+  /**
+   * Our own heartbeats go out but none come back although the subscriber says "ready": the
+   * subscription is not delivering (seen intermittently right after start). Subscribe again and
+   * start the caches over, as after a reconnect, instead of serving revoked credentials until a TTL.
+   */
+  private async healSubscription(): Promise<void> {
+    const sub = this.subscriber;
+    const now = Date.now();
+    const since = Math.max(this.lastHeard, this.subscribedAt);
+    const unheard = this.heartbeatsSent.filter((at) => at > since && now - at > HEARD_WITHIN_MS);
+    if (sub === null || !this.subscribed || this.healing || sub.status !== "ready" || unheard.length === 0) return;
+    this.healing = true;
+    try {
+      await sub.unsubscribe(this.channel).catch(() => undefined);
+      await sub.subscribe(this.channel);
+      this.subscribedAt = Date.now();
+      this.heartbeatsSent = [];
+      this.log("invalidation: our own heartbeats stopped arriving; subscribed again and cleared the caches");
+      this.apply({ kind: "all" });
+    } catch {
+      // the next heartbeat tries again
+    } finally {
+      this.healing = false;
     }
   }
 
