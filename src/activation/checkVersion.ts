@@ -1,4 +1,4 @@
-import { PolicyError, type PolicySet } from "../policy/policySet.ts";
+import { formatProblem, PolicyError, type PolicySet } from "../policy/policySet.ts";
 import { policyDigest } from "../policy/policyDigest.ts";
 import { runPolicyTests } from "../policy/runPolicyTests.ts";
 import type { GerbangConfig } from "../config/schema.ts";
@@ -19,7 +19,7 @@ export function readVersion(config: GerbangConfig, dir: string): CheckedVersion 
       return { ok: false, problems: [`version ${policy.version} changed while it was being read; write a version under a _name and rename it when complete`] };
     }
   } catch (error) {
-    const problems = error instanceof PolicyError ? error.problems.map((p) => `${p.file}${p.path ? ` ${p.path}` : ""}: ${p.reason}`) : [(error as Error).message];
+    const problems = error instanceof PolicyError ? error.problems.map(formatProblem) : [(error as Error).message];
     return { ok: false, problems };
   }
   return { ok: true, policy, digest };

@@ -1,7 +1,8 @@
-import { createHash, randomBytes } from "node:crypto";
-import { closeSync, constants, fstatSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, writeFileSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { closeSync, constants, fstatSync, mkdirSync, openSync, readFileSync, unlinkSync } from "node:fs";
 import { join } from "node:path";
 import { holderAlive, type LockHolder } from "../db/embeddedLock.ts";
+import { writePrivateFile } from "../runtime/privateFile.ts";
 
 /** What a running gateway publishes for the CLI in `<dataDir>/admin.json` (mode 0600). */
 export interface AdminEndpoint {
@@ -23,10 +24,7 @@ export function databaseIdentity(url: string | undefined, embeddedDir: string): 
 export function writeAdminEndpoint(dataDir: string, endpoint: AdminEndpoint): () => void {
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const file = adminEndpointFile(dataDir);
-  // A random name created exclusively: a file or link planted under a predictable name is never written through.
-  const temp = `${file}.${randomBytes(8).toString("hex")}.tmp`;
-  writeFileSync(temp, JSON.stringify(endpoint), { mode: 0o600, flag: "wx" });
-  renameSync(temp, file);
+  writePrivateFile(file, JSON.stringify(endpoint));
   return () => {
     try {
       if (readAdminEndpointUnchecked(file)?.token === endpoint.token) unlinkSync(file);

@@ -1,11 +1,11 @@
-import { randomBytes } from "node:crypto";
-import { mkdirSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, statSync, unlinkSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { loadConfig } from "../config/loadConfig.ts";
 import { startGateway } from "../runtime/startGateway.ts";
 import { startAdminServer, type AdminServer } from "../admin/adminServer.ts";
 import { databaseIdentity } from "../admin/adminEndpointFile.ts";
 import { DEMO_USERS } from "../demo/seedDemo.ts";
+import { writePrivateFile } from "../runtime/privateFile.ts";
 
 /** How often a gateway started by npm checks that npm still runs (npm does not pass every signal on). */
 const PARENT_CHECK_MS = 500;
@@ -25,10 +25,7 @@ export async function serveCommand(flags: { config?: string; exitWithParent?: bo
   const pidFile = join(dataDir, "gerbang.pid");
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   if ((statSync(dataDir).mode & 0o022) !== 0) gateway.app.log.warn({ dataDir }, "the data folder is writable by others; it holds the secret, the signing key and the admin endpoint: chmod 700 it");
-  // Under a random name, then renamed: a link planted as gerbang.pid is replaced, never written through.
-  const pidTemp = `${pidFile}.${randomBytes(8).toString("hex")}.tmp`;
-  writeFileSync(pidTemp, `${process.pid}\n`, { mode: 0o600, flag: "wx" });
-  renameSync(pidTemp, pidFile);
+  writePrivateFile(pidFile, `${process.pid}\n`);
   const removePidFile = (): void => {
     try {
       if (readFileSync(pidFile, "utf8").trim() === String(process.pid)) unlinkSync(pidFile);

@@ -31,11 +31,14 @@ export interface PolicyProblem {
   reason: string;
 }
 
+/** `file path: reason`, the line the CLI, the reload log and activation print for a problem. */
+export const formatProblem = (p: PolicyProblem): string => `${p.file}${p.path ? ` ${p.path}` : ""}: ${p.reason}`;
+
 export class PolicyError extends Error {
   readonly problems: PolicyProblem[];
 
   constructor(problems: PolicyProblem[]) {
-    super(`invalid policy set:\n${problems.map((p) => `  ${p.file}${p.path ? ` ${p.path}` : ""}: ${p.reason}`).join("\n")}`);
+    super(`invalid policy set:\n${problems.map((p) => `  ${formatProblem(p)}`).join("\n")}`);
     this.problems = problems;
     this.name = "PolicyError";
   }

@@ -3,7 +3,7 @@
 // over Redis while requests keep flowing to both; a version that fails its tests is never recorded;
 // an instance that cannot load the recorded version keeps serving its own and says why.
 import t from "tap";
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -11,6 +11,7 @@ import pg from "pg";
 import { Redis } from "ioredis";
 import { parse } from "yaml";
 import { startGatewayEnv } from "../helpers/gatewayEnv.ts";
+import { writeStricterVersion } from "../helpers/policyVersions.ts";
 import { runGerbang } from "../helpers/processes.ts";
 import { testRedisUrl } from "../helpers/services.ts";
 
@@ -22,16 +23,7 @@ const BROKEN = "2026-12-03";
 cpSync(fileURLToPath(new URL(`../../policies/${ACTIVE}`, import.meta.url)), join(root, ACTIVE), { recursive: true });
 
 /** A copy of the active version with anonymous product reads taken away (its test updated unless told otherwise). */
-function writeVersion(version: string, options: { updateTest: boolean }): void {
-  const dir = join(root, version);
-  cpSync(join(root, ACTIVE), dir, { recursive: true });
-  writeFileSync(join(dir, "manifest.yaml"), readFileSync(join(dir, "manifest.yaml"), "utf8").replace(`version: "${ACTIVE}"`, `version: "${version}"`).replace(/created: ".*"/, `created: "${version}T00:00:00Z"`));
-  writeFileSync(join(dir, "roles", "anonymous.yaml"), "role: anonymous\ndescription: Requests without credentials.\nrules: []\n");
-  if (options.updateTest) {
-    const tests = join(dir, "tests", "marketplace_test.yaml");
-    writeFileSync(tests, readFileSync(tests, "utf8").replace("  - name: anonymous reads products\n    principal: { roles: [anonymous] }\n    action: read\n    subject: Product\n    expect: allow", "  - name: anonymous no longer reads products\n    principal: { roles: [anonymous] }\n    action: read\n    subject: Product\n    expect: deny"));
-  }
-}
+const writeVersion = (version: string, options: { updateTest: boolean }): void => void writeStricterVersion(root, ACTIVE, version, options);
 
 const env = await startGatewayEnv({ postgres: true, instances: 2, config: { policy: { dir: root, activationCheckMs: 60_000 }, redis: { url: testRedisUrl() } } });
 t.teardown(() => env.close());

@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { serviceGate } from "../helpers/services.ts";
 import { startGatewayEnv } from "../helpers/gatewayEnv.ts";
+import { writeStricterVersion } from "../helpers/policyVersions.ts";
 
 const pgMissing = await serviceGate("postgres");
 const root = mkdtempSync(join(tmpdir(), "gerbang-policies-"));
@@ -22,19 +23,7 @@ const env = await startGatewayEnv({ postgres: pgMissing === false, config: { pol
 t.teardown(() => env.close());
 
 /** The next version: the active one with anonymous product reads taken away (and its test saying so unless told otherwise). */
-function writeNext(options: { updateTest: boolean }): string {
-  const dir = join(root, NEXT);
-  rmSync(dir, { recursive: true, force: true });
-  cpSync(join(root, ACTIVE), dir, { recursive: true });
-  const manifest = readFileSync(join(dir, "manifest.yaml"), "utf8").replace(`version: "${ACTIVE}"`, `version: "${NEXT}"`).replace(/created: ".*"/, `created: "${NEXT}T00:00:00Z"`);
-  writeFileSync(join(dir, "manifest.yaml"), manifest);
-  writeFileSync(join(dir, "roles", "anonymous.yaml"), "role: anonymous\ndescription: Requests without credentials.\nrules: []\n");
-  if (options.updateTest) {
-    const tests = join(dir, "tests", "marketplace_test.yaml");
-    writeFileSync(tests, readFileSync(tests, "utf8").replace("  - name: anonymous reads products\n    principal: { roles: [anonymous] }\n    action: read\n    subject: Product\n    expect: allow", "  - name: anonymous no longer reads products\n    principal: { roles: [anonymous] }\n    action: read\n    subject: Product\n    expect: deny"));
-  }
-  return dir;
-}
+const writeNext = (options: { updateTest: boolean }): string => writeStricterVersion(root, ACTIVE, NEXT, options);
 
 /** Sends SIGHUP and waits for the gateway to log the reload's outcome. */
 async function reload(): Promise<string> {
