@@ -64,9 +64,13 @@ Responses from \`/api/auth/*\` other than these are Better Auth's own. Responses
 
 ${GENERATED}
 
-Run the CLI as \`npm run gerbang -- <args>\`, \`node src/cli/gerbang.js <args>\`, or \`gerbang <args>\` when installed as a
+Run the CLI as \`npm run gerbang -- <args>\`, \`./src/cli/gerbang.js <args>\`, or \`gerbang <args>\` when installed as a
 package bin. On Node 22.18+ and 24 the TypeScript sources run natively (type stripping); on older runtimes through tsx. There is no
-build step. \`gerbang help\` and \`gerbang help <command>\` print the same flags as below, and \`source <(gerbang completion)\` adds
+build step; the install bundles typebox once (\`scripts/install/bundleTypebox.mjs\`: its 680 modules cost every process 250 ms).
+These three forms run Node with \`--liftoff-only\` (WebAssembly compiled by V8's baseline compiler only), which halves the time of
+a command that opens the embedded database itself; \`node src/cli/gerbang.js\` works too, only slower there. \`npm start\` serves
+without that flag, as a long-lived gateway should. \`npm run bench:cli\` measures: \`help\` about 80 ms, a database command
+0.2–0.8 s (targets 200 ms and 1 s). \`gerbang help\` and \`gerbang help <command>\` print the same flags as below, and \`source <(gerbang completion)\` adds
 bash completion. The exit code is \`0\` on success, \`1\` when the work could not be done, and \`2\` for a usage error. Errors are
 printed as one message, without a stack trace. The sections below come from \`src/cli/main.ts\`.
 

@@ -1,7 +1,7 @@
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import { selfHolder } from "../db/embeddedLock.ts";
 import Fastify, { type FastifyInstance } from "fastify";
-import Value from "typebox/value";
+import Value from "#typebox/value";
 import { isOperationName, OPERATIONS, runOperation, type OperatorServices } from "./operations.ts";
 import { OperationError } from "./operationError.ts";
 import { writeAdminEndpoint, type AdminEndpoint } from "./adminEndpointFile.ts";

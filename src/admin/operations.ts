@@ -1,4 +1,4 @@
-import Type, { type Static, type TSchema } from "typebox";
+import Type, { type Static, type TSchema } from "#typebox";
 import type { GerbangConfig } from "../config/schema.ts";
 import type { Auth } from "../auth/createAuth.ts";
 import type { PrismaClient } from "../generated/prisma/client.ts";

@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { parse as parseYaml } from "yaml";
-import Value from "typebox/value";
+import Value from "#typebox/value";
 import { ConfigSchema, TierLimit, type GerbangConfig } from "./schema.ts";
 
 export class ConfigError extends Error {

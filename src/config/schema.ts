@@ -1,4 +1,4 @@
-import Type from "typebox";
+import Type from "#typebox";
 
 /**
  * The whole configuration, one schema. Every field but `upstreams` has a default that runs the

@@ -1,6 +1,6 @@
 import type { Redis } from "ioredis";
-import Type from "typebox";
-import Value from "typebox/value";
+import Type from "#typebox";
+import Value from "#typebox/value";
 
 /** The channel is `<redis.keyPrefix>invalidate`, `gerbang:invalidate` by default. */
 const invalidationChannel = (keyPrefix: string): string => `${keyPrefix}invalidate`;

@@ -1,5 +1,5 @@
-import Type from "typebox";
-import Value from "typebox/value";
+import Type from "#typebox";
+import Value from "#typebox/value";
 
 /** What the gateway keeps in the plugin's `metadata` column. Only the gateway writes it. */
 export const KeyMetadataSchema = Type.Object({

@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { subject } from "@casl/ability";
-import Type, { type TSchema } from "typebox";
-import Value from "typebox/value";
+import Type, { type TSchema } from "#typebox";
+import Value from "#typebox/value";
 import { GerbangError } from "../errors/catalogue.ts";
 import { WWW_AUTHENTICATE } from "../pipeline/authenticate.ts";
 import type { Principal } from "../auth/principal.ts";

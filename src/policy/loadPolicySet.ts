@@ -1,8 +1,8 @@
 import { existsSync, readFileSync, readdirSync, statSync } from "node:fs";
 import { join, relative } from "node:path";
 import { parse as parseYaml } from "yaml";
-import Value from "typebox/value";
-import type { TSchema } from "typebox";
+import Value from "#typebox/value";
+import type { TSchema } from "#typebox";
 import {
   EndpointFileSchema, EndpointSchema, ManifestSchema, nearMiss, PolicyTestCaseSchema, PolicyTestSchema, RoleFileSchema, RuleSchema, schemaProblems, ScopeFileSchema, ScopeSchema,
   type EndpointSpec, type Manifest, type PolicyTestCase, type RuleSpec, type ScopeSpec,

@@ -1,6 +1,6 @@
-import Type, { type TSchema } from "typebox";
-import Value from "typebox/value";
-import { Settings } from "typebox/system";
+import Type, { type TSchema } from "#typebox";
+import Value from "#typebox/value";
+import { Settings } from "#typebox/system";
 
 /**
  * File formats of a policy version folder. The README's policy guide documents them.

@@ -5,7 +5,7 @@
 import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { freePort, GERBANG_BIN, startGerbang } from "../helpers/processes.ts";
 import { createTestDatabase } from "../helpers/testDatabase.ts";
 
@@ -14,7 +14,8 @@ const RUNS = Number(process.env.BENCH_CLI_RUNS ?? 5);
 async function timed(args: string[], env: NodeJS.ProcessEnv, cwd: string): Promise<number> {
   const started = performance.now();
   const code = await new Promise<number | null>((resolve) => {
-    const child = spawn(process.execPath, [GERBANG_BIN, ...args], { cwd, env: { ...process.env, ...env }, stdio: "ignore" });
+    // As an operator runs it: the file itself, so its #! line's flags apply (as in `npm run gerbang`).
+    const child = spawn(GERBANG_BIN, args, { cwd, env: { ...process.env, PATH: `${dirname(process.execPath)}:${process.env.PATH ?? ""}`, ...env }, stdio: "ignore" });
     child.once("exit", resolve);
   });
   if (code !== 0) throw new Error(`gerbang ${args.join(" ")} exited with ${code}`);

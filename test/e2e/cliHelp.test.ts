@@ -2,6 +2,8 @@
 // one line with exit 2, and the completion script knows the same commands.
 import t from "tap";
 import { spawnSync } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { dirname } from "node:path";
 import { GERBANG_BIN, runGerbang } from "../helpers/processes.ts";
 
 t.test("help lists every command with all its flags, --json and --config included", async (t) => {
@@ -32,6 +34,19 @@ t.test("where type stripping is off (Node 22 before 22.18), the sources run thro
   const run = spawnSync(process.execPath, ["--no-experimental-strip-types", GERBANG_BIN, "help"], { encoding: "utf8" });
   t.equal(run.status, 0, run.stderr);
   t.match(run.stdout, /Every command and its flags/);
+});
+
+t.test("run as a program (the bin, npm run gerbang), the CLI starts with --liftoff-only", async (t) => {
+  // The #! line passes a flag to node through env -S: an env without -S, or a node that rejected the
+  // flag ("bad option", exit 9), fails the first assertion.
+  const run = spawnSync(GERBANG_BIN, ["help"], { encoding: "utf8", env: { ...process.env, PATH: `${dirname(process.execPath)}:${process.env.PATH ?? ""}` } });
+  t.equal(run.status, 0, run.stderr);
+  t.match(run.stdout, /Every command and its flags/);
+  const shebang = readFileSync(GERBANG_BIN, "utf8").split("\n")[0] ?? "";
+  t.equal(shebang, "#!/usr/bin/env -S node --liftoff-only");
+  const script = (JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { scripts: Record<string, string> }).scripts;
+  t.equal(script.gerbang, "exec node --liftoff-only src/cli/gerbang.js");
+  t.notMatch(script.start ?? "", /liftoff/, "npm start serves with optimised WebAssembly");
 });
 
 t.test("a mistake is one line (with a suggestion) and exit 2, never the whole usage", async (t) => {

@@ -5,8 +5,8 @@ import t from "tap";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
-import Type from "typebox";
-import Value from "typebox/value";
+import Type from "#typebox";
+import Value from "#typebox/value";
 import { loadPolicySet } from "../../src/policy/loadPolicySet.ts";
 import { PolicyError, type PolicyProblem } from "../../src/policy/policySet.ts";
 
