@@ -39,6 +39,7 @@ const operator = (): string => {
 export async function activateVersion(ctx: ActivationContext, version: string, reason: string | null, expectDigest?: string): Promise<ActivationResult> {
   const root = policyRoot(ctx.config.policy.dir);
   const known = listPolicyVersions(root).map((v) => v.version);
+  if (version.startsWith("_")) throw new OperationError(`${version} is a draft: publish it first (gerbang policy publish ${version}), then activate ${version.slice(1)}`);
   if (!known.includes(version)) throw new OperationError(`no policy version ${version} in ${root} (there: ${known.join(", ") || "none"})`);
   const checked = checkVersion(ctx.config, join(root, version));
   if (!checked.ok) throw new OperationError(`version ${version} is not activated:\n${checked.problems.map((p) => `  ${p}`).join("\n")}`);

@@ -94,10 +94,28 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
 
   const policy = program.command("policy").description("policy versions");
   policy
-    .command("validate [dir]")
-    .description("validate a policy version (a name under policy.dir, a version folder, or a folder of versions) and run its tests")
+    .command("validate [target]")
+    .description("validate a policy version or draft (a name under policy.dir, a version folder, or a folder of versions): every problem with file, line and field path")
+    .addOption(json())
     .addOption(config())
-    .action(async (dir: string | undefined, o: { config?: string }) => done(await (await import("./policyCommand.ts")).policyValidate(dir, o)));
+    .action(async (dir: string | undefined, o: CommonFlags) => done(await (await import("./policyCommand.ts")).policyValidate(dir, o)));
+  policy
+    .command("test [target]")
+    .description("run the policy tests of a version or draft (or of every version in a folder): one line per case, a summary with endpoint × role coverage")
+    .addOption(json())
+    .addOption(config())
+    .action(async (dir: string | undefined, o: CommonFlags) => done(await (await import("./policyCommand.ts")).policyTest(dir, o)));
+  policy
+    .command("new <version>")
+    .description("copy a version (default: the newest) into the draft folder _<version> with version and created set")
+    .option("--from <version>", "the version to copy")
+    .addOption(config())
+    .action(async (version: string, o: { config?: string; from?: string }) => done(await (await import("./policyCommand.ts")).policyNew(version, o)));
+  policy
+    .command("publish <draft>")
+    .description("validate and test a draft, then rename _<version> into place (it is not activated)")
+    .addOption(config())
+    .action(async (draft: string, o: { config?: string }) => done(await (await import("./policyCommand.ts")).policyPublish(draft, o)));
   policy
     .command("activate <version>")
     .description("record a version as active: every instance serves it within a second (Redis) or policy.activationCheckMs")

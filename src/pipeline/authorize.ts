@@ -1,6 +1,8 @@
 import type { FastifyRequest } from "fastify";
 import { GerbangError } from "../errors/catalogue.ts";
-import { evaluateWithin, mayApply, type Decision } from "../policy/evaluate.ts";
+import type { Decision } from "../policy/evaluate.ts";
+import { decideEndpoint, deniedStatus, precheckEndpoint, type RequestPrincipal } from "../policy/decideRequest.ts";
+import type { Principal } from "../auth/principal.ts";
 import type { PolicyStore } from "../policy/policyStore.ts";
 import type { AttributeResolver } from "../resolvers/httpResolver.ts";
 import { WWW_AUTHENTICATE } from "./authenticate.ts";
@@ -42,13 +44,8 @@ export function createAuthorize(options: AuthorizeOptions): {
     const { principal, abilities, endpoint: match } = request.gerbang;
     if (principal === undefined || abilities === undefined) throw new GerbangError("INTERNAL_ERROR");
     if (match === undefined) return deny(request, { allowed: false, reason: "ENDPOINT_NOT_MAPPED", ruleId: null }, false);
-    const { spec } = match.endpoint;
-    if (!mayApply(abilities.get(principal.roles).ability, spec.action, spec.subject)) {
-      return deny(request, { allowed: false, reason: "NO_MATCHING_RULE", ruleId: null }, principal.authMethod === "anonymous");
-    }
-    if (principal.key !== undefined && !mayApply(abilities.forScopes(principal.key.scopes).ability, spec.action, spec.subject)) {
-      return deny(request, { allowed: false, reason: "OUTSIDE_KEY_SCOPE", ruleId: null }, false);
-    }
+    const refused = precheckEndpoint(abilities, asked(principal), match);
+    if (refused !== null) return deny(request, refused, principal.authMethod === "anonymous");
   };
 
   const decide = async (request: FastifyRequest): Promise<void> => {
@@ -56,7 +53,6 @@ export function createAuthorize(options: AuthorizeOptions): {
     const { principal, upstream, abilities, endpoint: match } = state;
     if (principal === undefined || upstream === undefined || abilities === undefined || match === undefined) throw new GerbangError("INTERNAL_ERROR");
     const { spec } = match.endpoint;
-    const compiled = abilities.get(principal.roles);
     const anonymous = principal.authMethod === "anonymous";
     if (formHasMethodOverride(request.headers["content-type"], request.body)) throw methodOverrideRefused();
 
@@ -74,8 +70,7 @@ export function createAuthorize(options: AuthorizeOptions): {
       resource = resolved.attributes;
     }
     const fields = spec.fields === "body" ? Object.keys(body ?? {}) : [];
-    const scope = principal.key === undefined ? null : abilities.forScopes(principal.key.scopes).ability;
-    const decision = evaluateWithin(compiled.ability, scope, { action: spec.action, subject: spec.subject, resource, fields, principal: principal.attributes });
+    const decision = decideEndpoint(abilities, asked(principal), spec, resource, fields);
     if (!decision.allowed) return deny(request, decision, anonymous);
     state.decision = decision;
   };
@@ -97,11 +92,16 @@ export function createInvalidateAfterWrite(resolver: AttributeResolver): (reques
 
 function deny(request: FastifyRequest, decision: Decision, anonymous: boolean): never {
   request.gerbang.decision = decision;
-  if (anonymous && decision.reason !== "ENDPOINT_NOT_MAPPED") {
+  if (deniedStatus(decision, anonymous) === 401) {
     throw new GerbangError("UNAUTHENTICATED", { reason: decision.reason, headers: { "www-authenticate": WWW_AUTHENTICATE } });
   }
   const message = decision.field === undefined ? undefined : `The policy does not allow writing the field "${decision.field}".`;
   throw new GerbangError("FORBIDDEN", { reason: decision.reason, ...(message === undefined ? {} : { message }) });
+}
+
+/** The principal as the policy sees it; the role and scope arrays keep their identity (the ability cache keys on it). */
+function asked(principal: Principal): RequestPrincipal {
+  return { roles: principal.roles, attributes: principal.attributes, scopes: principal.key?.scopes ?? null, anonymous: principal.authMethod === "anonymous" };
 }
 
 function decodeParams(params: Record<string, string>): Record<string, unknown> {

@@ -57,9 +57,16 @@ export function patternProblems(path: string): string[] {
 
 export class EndpointMatcher {
   private readonly endpoints: CompiledEndpoint[];
+  private readonly inOrder: readonly CompiledEndpoint[];
 
   constructor(endpoints: CompiledEndpoint[]) {
+    this.inOrder = endpoints;
     this.endpoints = [...endpoints].sort(bySpecificity);
+  }
+
+  /** Every endpoint's id, in the order of the version's files. */
+  endpointIds(): string[] {
+    return this.inOrder.map((e) => e.spec.id);
   }
 
   /** `path` is already canonical (see normalizeTarget); HEAD falls back to GET rules. */

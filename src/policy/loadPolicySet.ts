@@ -1,15 +1,16 @@
 import { existsSync, readFileSync, readdirSync, statSync } from "node:fs";
 import { join, relative } from "node:path";
-import { parse as parseYaml } from "yaml";
+import { LineCounter, parse as parseYaml, parseDocument, type Document } from "yaml";
 import Value from "#typebox/value";
 import type { TSchema } from "#typebox";
 import {
-  EndpointFileSchema, EndpointSchema, ManifestSchema, nearMiss, PolicyTestCaseSchema, PolicyTestSchema, RoleFileSchema, RuleSchema, schemaProblems, ScopeFileSchema, ScopeSchema,
-  type EndpointSpec, type Manifest, type PolicyTestCase, type RuleSpec, type ScopeSpec,
+  EndpointFileSchema, EndpointSchema, ManifestSchema, nearMiss, PolicyTestCaseSchema, PolicyTestSchema, RequestTestCaseSchema, RoleFileSchema, RuleSchema, schemaProblems,
+  ScopeFileSchema, ScopeSchema, TestPrincipalSchema,
+  type EndpointSpec, type Manifest, type PolicyTestCase, type RequestTestCase, type RuleSpec, type ScopeSpec, type TestPrincipal,
 } from "./schema.ts";
 import { compileEndpoint, EndpointMatcher, patternProblems, type CompiledEndpoint } from "./endpointMatcher.ts";
 import { hasPlaceholder, validateConditions } from "./conditions.ts";
-import { PolicyError, type PolicyProblem, type PolicySet, type RawPolicyRule } from "./policySet.ts";
+import { PolicyError, type PolicyProblem, type PolicySet, type RawPolicyRule, type RequestTest } from "./policySet.ts";
 
 export interface LoadPolicyOptions {
   caseInsensitivePaths?: boolean;
@@ -27,7 +28,7 @@ export function listPolicyVersions(root: string): Array<{ version: string; creat
   for (const name of names) {
     const dir = join(root, name);
     const manifestFile = join(dir, "manifest.yaml");
-    if (name.startsWith("_") || !statSync(dir).isDirectory()) continue;
+    if (isDraftFolder(name) || !statSync(dir).isDirectory()) continue;
     try {
       // Only regular files are read: a FIFO would block forever. The reload reports the folder as unreadable.
       if (!statSync(manifestFile).isFile()) continue;
@@ -57,6 +58,8 @@ export function loadPolicySet(dir: string, options: LoadPolicyOptions = {}): Pol
   const problems: PolicyProblem[] = [];
   const root = join(dir, "..");
   const rel = (file: string): string => relative(root, file) || file;
+  // Each parsed file's document, so every problem can say its line.
+  const documents = new Map<string, { doc: Document; lineCounter: LineCounter }>();
 
   const read = (file: string, schema: TSchema): ReadFile | null => {
     let data: unknown;
@@ -65,10 +68,17 @@ export function loadPolicySet(dir: string, options: LoadPolicyOptions = {}): Pol
         problems.push({ file: rel(file), path: "", reason: "not a regular file" });
         return null;
       }
-      data = parseYaml(readFileSync(file, "utf8"), { uniqueKeys: true });
+      const lineCounter = new LineCounter();
+      const doc = parseDocument(readFileSync(file, "utf8"), { uniqueKeys: true, lineCounter });
+      if (doc.errors[0] !== undefined) throw doc.errors[0];
+      documents.set(rel(file), { doc, lineCounter });
+      data = doc.toJS();
     } catch (error) {
-      const reason = (error as NodeJS.ErrnoException).code === "ENOENT" ? "file not found" : `not valid YAML: ${(error as Error).message.split("\n")[0]}`;
-      problems.push({ file: rel(file), path: "", reason });
+      const code = (error as NodeJS.ErrnoException).code;
+      const line = (error as { linePos?: Array<{ line: number }> }).linePos?.[0]?.line;
+      // Only a parse error is about YAML; a folder or file that cannot be read says so.
+      const reason = code === "ENOENT" ? "file not found" : typeof code === "string" && !code.startsWith("YAML") && code !== "DUPLICATE_KEY" && line === undefined ? `cannot be read (${code})` : `not valid YAML: ${(error as Error).message.split("\n")[0]?.replace(/ at line \d+, column \d+:?$/, "")}`;
+      problems.push({ file: rel(file), ...(line === undefined ? {} : { line }), path: "", reason });
       return null;
     }
     const found = schemaProblems(schema, data);
@@ -94,9 +104,11 @@ export function loadPolicySet(dir: string, options: LoadPolicyOptions = {}): Pol
   const manifestFile = read(join(dir, "manifest.yaml"), ManifestSchema);
   const manifest = manifestFile?.valid === true ? (manifestFile.data as Manifest) : null;
   const folder = dir.split(/[\\/]/).filter(Boolean).at(-1) ?? dir;
+  // A draft lives in _<version> until `gerbang policy publish` renames it into place.
+  const expected = isDraftFolder(folder) ? folder.slice(1) : folder;
   const version = field(manifestFile, "version");
-  if (Value.Check(ManifestSchema.properties.version, version) && version !== folder) {
-    problems.push({ file: rel(join(dir, "manifest.yaml")), path: "/version", reason: `must equal the folder name ${folder}` });
+  if (Value.Check(ManifestSchema.properties.version, version) && version !== expected) {
+    problems.push({ file: rel(join(dir, "manifest.yaml")), path: "/version", reason: `must equal the folder name ${expected}${expected === folder ? "" : ` (the draft ${folder})`}` });
   }
   // Unknown when the manifest's list is broken: placeholders are then not judged against it.
   const attributes = field(manifestFile, "principalAttributes");
@@ -106,8 +118,10 @@ export function loadPolicySet(dir: string, options: LoadPolicyOptions = {}): Pol
 
   const rulesByRole = new Map<string, RawPolicyRule[]>();
   const ruleIds = new Set<string>();
+  let everyRoleRead = true;
   for (const file of yamlFiles("roles")) {
     const roleFile = read(file, RoleFileSchema);
+    everyRoleRead &&= roleFile?.valid === true;
     const role = field(roleFile, "role");
     const named = Value.Check(RoleFileSchema.properties.role, role);
     if (named && rulesByRole.has(role)) problems.push({ file: rel(file), path: "/role", reason: `role ${role} is defined twice` });
@@ -174,21 +188,64 @@ export function loadPolicySet(dir: string, options: LoadPolicyOptions = {}): Pol
   if (compiled.length === 0 && everyEndpointRead) problems.push({ file: rel(join(dir, "endpoints")), path: "", reason: "no endpoints defined" });
 
   const tests: Array<PolicySet["tests"][number]> = [];
+  const requestTests: RequestTest[] = [];
   for (const file of yamlFiles("tests")) {
-    for (const [i, test] of entries<PolicyTestCase>(field(read(file, PolicyTestSchema), "tests"), PolicyTestCaseSchema)) {
-      // A scope name is judged only against a scopes.yaml that was read whole.
-      (test.principal.scopes ?? []).forEach((scope, j) => {
+    const testFile = read(file, PolicyTestSchema);
+    // A scope name is judged only against a scopes.yaml that was read whole.
+    const checkScopes = (principal: TestPrincipal, path: string, what: string): void =>
+      (principal.scopes ?? []).forEach((scope, j) => {
         if (scopeFile?.valid !== true || scopes.has(scope)) return;
         const near = nearMiss(scope, [...scopes.keys()]);
-        const reason = `test "${test.name}" names unknown scope ${scope}${near === undefined ? "" : `; did you mean ${near}?`}`;
-        problems.push({ file: rel(file), path: `/tests/${i}/principal/scopes/${j}`, reason });
+        problems.push({ file: rel(file), path: `${path}/scopes/${j}`, reason: `${what} names unknown scope ${scope}${near === undefined ? "" : `; did you mean ${near}?`}` });
       });
+    for (const [i, test] of entries<PolicyTestCase>(field(testFile, "tests"), PolicyTestCaseSchema)) {
+      checkScopes(test.principal, `/tests/${i}/principal`, `test "${test.name}"`);
       tests.push({ ...test, file: rel(file) });
+    }
+    const principals = new Map<string, TestPrincipal>();
+    const listed = field(testFile, "principals");
+    if (typeof listed === "object" && listed !== null) {
+      for (const [name, principal] of Object.entries(listed)) {
+        if (!Value.Check(TestPrincipalSchema, principal)) continue;
+        checkScopes(principal, `/principals/${name}`, `principal ${name}`);
+        principals.set(name, principal);
+      }
+    }
+    for (const [i, test] of entries<RequestTestCase>(field(testFile, "requests"), RequestTestCaseSchema)) {
+      const cells: Array<RequestTest["cells"][number]> = [];
+      for (const [name, expected] of Object.entries(test.expect)) {
+        // A role's name alone asks as that role with no attributes.
+        const as = principals.get(name) ?? (rulesByRole.has(name) ? { roles: [name] } : undefined);
+        if (as === undefined) {
+          // Judged only when every role file was read: a broken admin.yaml must not also be "unknown principal admin".
+          if (!everyRoleRead) continue;
+          const near = nearMiss(name, [...principals.keys(), ...rulesByRole.keys()]);
+          problems.push({ file: rel(file), path: `/requests/${i}/expect/${name}`, reason: `unknown principal ${name}: name one under principals: or a role${near === undefined ? "" : `; did you mean ${near}?`}` });
+          continue;
+        }
+        cells.push({ principal: name, as, expect: typeof expected === "number" ? { status: expected } : expected });
+      }
+      requestTests.push({ file: rel(file), name: test.name, request: test.request, ...(test.resource === undefined ? {} : { resource: test.resource }), cells });
     }
   }
 
-  if (problems.length > 0 || manifest === null) throw new PolicyError(problems);
-  return { version: manifest.version, manifest, dir, rulesByRole, scopes, matcher: new EndpointMatcher(compiled), tests };
+  if (problems.length > 0 || manifest === null) throw new PolicyError(problems.map((p) => withLine(p, documents.get(p.file))));
+  return { version: manifest.version, manifest, dir, rulesByRole, scopes, matcher: new EndpointMatcher(compiled), tests, requestTests };
+}
+
+/** A draft folder: `_<version>`, never listed, loaded or activated as a version until published. */
+export const isDraftFolder = (name: string): boolean => name.startsWith("_");
+
+/** The problem with the line of the node its path points at (or of the nearest parent that exists). */
+function withLine(problem: PolicyProblem, parsed: { doc: Document; lineCounter: LineCounter } | undefined): PolicyProblem {
+  if (parsed === undefined) return problem;
+  const segments = problem.path.split("/").slice(1).filter((s) => s !== "").map((s) => (/^\d+$/.test(s) ? Number(s) : s));
+  for (let n = segments.length; n >= 0; n--) {
+    const node = n === 0 ? parsed.doc.contents : parsed.doc.getIn(segments.slice(0, n), true);
+    const offset = (node as { range?: [number, number, number] } | null | undefined)?.range?.[0];
+    if (offset !== undefined) return { ...problem, line: parsed.lineCounter.linePos(offset).line };
+  }
+  return problem;
 }
 
 /** A top-level key of a read file's data. */

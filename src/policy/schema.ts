@@ -102,18 +102,21 @@ export const EndpointSchema = Type.Object(
 
 export const EndpointFileSchema = Type.Object({ endpoints: Type.Array(EndpointSchema) }, { additionalProperties: false });
 
+/** Who a policy test asks as: a role set, the attributes conditions read, and (an API key) its scopes. */
+export const TestPrincipalSchema = Type.Object(
+  {
+    roles: Type.Array(Name),
+    attributes: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
+    // Present: the principal is an API key limited to these scopes.
+    scopes: Type.Optional(Type.Array(ScopeId)),
+  },
+  { additionalProperties: false },
+);
+
 export const PolicyTestCaseSchema = Type.Object(
   {
     name: Type.String({ minLength: 1 }),
-    principal: Type.Object(
-      {
-        roles: Type.Array(Name),
-        attributes: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
-        // Present: the principal is an API key limited to these scopes.
-        scopes: Type.Optional(Type.Array(ScopeId)),
-      },
-      { additionalProperties: false },
-    ),
+    principal: TestPrincipalSchema,
     action: Name,
     subject: Name,
     resource: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
@@ -124,7 +127,61 @@ export const PolicyTestCaseSchema = Type.Object(
   { additionalProperties: false },
 );
 
-export const PolicyTestSchema = Type.Object({ tests: Type.Array(PolicyTestCaseSchema) }, { additionalProperties: false });
+const Status = Type.Union([Type.Literal(200), Type.Literal(401), Type.Literal(403), Type.Literal(404)], {
+  description: "a status: 200 (forwarded to the upstream), 401, 403 or 404",
+});
+
+/** What one principal should get: a status, optionally the reason and the deciding rule's id. */
+export const ExpectedAnswerSchema = Type.Union(
+  [
+    Status,
+    Type.Object(
+      {
+        status: Status,
+        reason: Type.Optional(Type.String({ minLength: 1 })),
+        rule: Type.Optional(Id),
+      },
+      { additionalProperties: false },
+    ),
+  ],
+  { description: "a status (200, 401, 403, 404) or a mapping { status, reason, rule }" },
+);
+
+/**
+ * A policy test written as a request, decided exactly as the gateway decides it: the endpoint table,
+ * the resource's attributes (from the path, the body, or `resource` for what the upstream's resolver
+ * would answer) and field rules. `expect` names principals (from `principals`, or a role name alone)
+ * and what each gets, so one case is one row of the endpoint × role table.
+ */
+export const RequestTestCaseSchema = Type.Object(
+  {
+    name: Type.String({ minLength: 1 }),
+    request: Type.Object(
+      {
+        method: Type.Union([
+          Type.Literal("GET"), Type.Literal("HEAD"), Type.Literal("POST"), Type.Literal("PUT"),
+          Type.Literal("PATCH"), Type.Literal("DELETE"), Type.Literal("OPTIONS"),
+        ]),
+        path: Type.String({ pattern: "^/[^?#]*$", description: "a canonical path starting with / (no query)" }),
+        body: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
+      },
+      { additionalProperties: false },
+    ),
+    resource: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
+    expect: Type.Record(Type.String(), ExpectedAnswerSchema, { minProperties: 1 }),
+  },
+  { additionalProperties: false },
+);
+
+export const PolicyTestSchema = Type.Object(
+  {
+    /** Named principals the request cases of this file use. */
+    principals: Type.Optional(Type.Record(Type.String(), TestPrincipalSchema)),
+    tests: Type.Array(PolicyTestCaseSchema, { default: [] }),
+    requests: Type.Array(RequestTestCaseSchema, { default: [] }),
+  },
+  { additionalProperties: false },
+);
 
 export type Manifest = Type.Static<typeof ManifestSchema>;
 export type RuleSpec = Type.Static<typeof RuleSchema>;
@@ -134,6 +191,9 @@ export type ScopeSpec = Type.Static<typeof ScopeSchema>;
 export type EndpointSpec = Type.Static<typeof EndpointSchema>;
 export type PolicyTestFile = Type.Static<typeof PolicyTestSchema>;
 export type PolicyTestCase = Type.Static<typeof PolicyTestCaseSchema>;
+export type TestPrincipal = Type.Static<typeof TestPrincipalSchema>;
+export type RequestTestCase = Type.Static<typeof RequestTestCaseSchema>;
+export type ExpectedAnswer = Type.Static<typeof ExpectedAnswerSchema>;
 
 export interface SchemaProblem {
   /** JSON pointer into the file ("/" for the whole file). */
@@ -194,6 +254,7 @@ export function schemaProblems(schema: TSchema, data: unknown): SchemaProblem[] 
       // Every list and text length limit in these formats is 1.
       case "minItems":
       case "minLength":
+      case "minProperties":
         say("must not be empty");
         break;
       case "minimum":

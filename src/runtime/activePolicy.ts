@@ -1,8 +1,8 @@
 import { existsSync } from "node:fs";
-import { resolve } from "node:path";
+import { join, resolve } from "node:path";
 import type { GerbangConfig } from "../config/schema.ts";
 import { listPolicyVersions, loadPolicySet } from "../policy/loadPolicySet.ts";
-import type { PolicySet } from "../policy/policySet.ts";
+import { PolicyError, type PolicySet } from "../policy/policySet.ts";
 import { PACKAGE_ROOT } from "./migrationsDir.ts";
 
 /** The policy folder relative to the working directory; the default falls back to the package's own. */
@@ -14,7 +14,12 @@ export function policyRoot(dir: string): string {
 /** The folder of the configured version, or of the newest by manifest.created. */
 export function activeVersionDir(config: GerbangConfig): string {
   const root = policyRoot(config.policy.dir);
-  const version = config.policy.version ?? listPolicyVersions(root)[0]?.version;
+  const [newest, next] = config.policy.version === undefined ? listPolicyVersions(root) : [];
+  // The newest by created must be one version, never whichever the folder listing happened to put first.
+  if (newest !== undefined && next !== undefined && newest.created === next.created) {
+    throw new PolicyError([{ file: join(next.version, "manifest.yaml"), path: "/created", reason: `same created as ${newest.version}: which version is newest is a tie; give each its own created, or set policy.version` }]);
+  }
+  const version = config.policy.version ?? newest?.version;
   if (version === undefined) throw new Error(`no policy version found in ${root}`);
   return resolve(root, version);
 }

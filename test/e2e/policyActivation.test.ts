@@ -100,6 +100,9 @@ t.test("a version that fails its own tests is never recorded", async (t) => {
   const missing = await cli("policy", "activate", "1999-01-01");
   t.equal(missing.code, 1);
   t.match(missing.stderr, /no policy version 1999-01-01/);
+  const draft = await cli("policy", "activate", `_${NEXT}`);
+  t.equal(draft.code, 1);
+  t.match(draft.stderr, new RegExp(`_${NEXT} is a draft: publish it first`));
   const status = JSON.parse((await cli("policy", "status", "--json")).stdout) as { active: { version: string } };
   t.equal(status.active.version, NEXT);
   t.same((await Promise.all(env.urls.map(served))).map((s) => s.version), [NEXT, NEXT]);

@@ -48,7 +48,7 @@ t.test("policy validate", async (t) => {
   writeFileSync(join(broken, "roles", "user.yaml"), "role: user\nrules:\n  - id: r\n    action: read\n    subject: X\n    conditions: { ownerId: '${principal.nope}' }\n");
   const bad = await runGerbang(["policy", "validate", broken], clean);
   t.equal(bad.code, 1);
-  t.match(bad.stdout, /roles\/user\.yaml \/rules\/0\/conditions\/ownerId: unknown principal attribute nope/);
+  t.match(bad.stdout, /roles\/user\.yaml:6 \/rules\/0\/conditions\/ownerId: unknown principal attribute nope/);
 });
 
 const redisSkip = await serviceGate("redis");

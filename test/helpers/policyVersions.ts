@@ -13,6 +13,15 @@ export function writeStricterVersion(root: string, from: string, version: string
   writeFileSync(join(dir, "manifest.yaml"), manifest);
   writeFileSync(join(dir, "roles", "anonymous.yaml"), "role: anonymous\ndescription: Requests without credentials.\nrules: []\n");
   if (options.updateTest) {
+    const requests = join(dir, "tests", "endpoints_test.yaml");
+    // Anonymous product reads become 401s in the endpoint table, as the role now says.
+    writeFileSync(
+      requests,
+      readFileSync(requests, "utf8")
+        .replace("      anonymous: { status: 200, rule: anonymous.products.read }", "      anonymous: { status: 401, reason: NO_MATCHING_RULE }")
+        .replace("    expect: { anonymous: 200 }", "    expect: { anonymous: 401 }")
+        .replace("    expect: { anonymous: 200, user: 200,", "    expect: { anonymous: 401, user: 200,"),
+    );
     const tests = join(dir, "tests", "marketplace_test.yaml");
     writeFileSync(tests, readFileSync(tests, "utf8").replace("  - name: anonymous reads products\n    principal: { roles: [anonymous] }\n    action: read\n    subject: Product\n    expect: allow", "  - name: anonymous no longer reads products\n    principal: { roles: [anonymous] }\n    action: read\n    subject: Product\n    expect: deny"));
   }

@@ -19,11 +19,12 @@ function variant(t: { teardown(fn: () => void): void }, edit: (dir: string) => v
   return dir;
 }
 
+/** The problems without their line numbers (test/unit/policyProblems.test.ts checks those). */
 function problemsOf(dir: string): PolicyError["problems"] {
   try {
     loadPolicySet(dir);
   } catch (error) {
-    if (error instanceof PolicyError) return error.problems;
+    if (error instanceof PolicyError) return error.problems.map(({ line: _line, ...p }) => p);
     throw error;
   }
   return [];
@@ -102,7 +103,7 @@ t.test("a folder named like a policy file is refused as not a regular file", asy
 
 t.test("a YAML syntax error is shown on one line", async (t) => {
   const [problem] = problemsOf(variant(t, (d) => writeFileSync(join(d, "roles/user.yaml"), "role: user\nrules: [\n")));
-  t.match(problem, { file: "2026-11-26/roles/user.yaml", path: "", reason: /^not valid YAML: [^\n]+ at line 3, column 1:$/ });
+  t.match(problem, { file: "2026-11-26/roles/user.yaml", path: "", reason: /^not valid YAML: [^\n]+\]$/ });
 });
 
 t.test("a role defined in two files is refused in the later file", async (t) => {
@@ -228,7 +229,7 @@ t.test("a version whose endpoint files list none is told it has no endpoints", a
 });
 
 t.test("an endpoint file that cannot be parsed is not also reported as no endpoints", async (t) => {
-  t.same(problemsOf(variant(t, (d) => writeFileSync(join(d, "endpoints/marketplace.yaml"), "endpoints: [\n"))).map((p) => p.reason), ["not valid YAML: Flow sequence in block collection must be sufficiently indented and end with a ] at line 2, column 1:"]);
+  t.same(problemsOf(variant(t, (d) => writeFileSync(join(d, "endpoints/marketplace.yaml"), "endpoints: [\n"))).map((p) => p.reason), ["not valid YAML: Flow sequence in block collection must be sufficiently indented and end with a ]"]);
 });
 
 t.test("with a scopes.yaml that cannot be parsed, the scopes named by tests are not judged", async (t) => {

@@ -42,7 +42,8 @@ function refusal(dir: string): PolicyError {
   throw new Error("the version loaded");
 }
 
-const problemsOf = (dir: string): PolicyProblem[] => refusal(dir).problems;
+/** Problems without their line (the line tests below check lines). */
+const problemsOf = (dir: string): PolicyProblem[] => refusal(dir).problems.map(({ line: _line, ...p }) => p);
 
 const rule = (lines: string): string => `role: user\nrules:\n  - id: user.read\n${lines.replace(/^/gm, "    ")}\n`;
 const endpoint = (lines: string): string => `endpoints:\n  - id: products.list\n${lines.replace(/^/gm, "    ")}\n`;
@@ -107,9 +108,22 @@ t.test("a version folder whose name is not a version is refused, in words", asyn
   t.same(problemsOf(version(t, {}, "-v1")), [{ file: "-v1/manifest.yaml", path: "/version", reason: "must be a version: a letter or digit, then up to 63 letters, digits, . _ or -" }]);
 });
 
-t.test("the CLI prints each problem as `file path: reason`", async (t) => {
+t.test("the CLI prints each problem as `file:line path: reason`", async (t) => {
   const error = refusal(version(t, { "roles/user.yaml": rule("action: read\nsubjct: Product") }));
-  t.equal(error.message, 'invalid policy set:\n  v1/roles/user.yaml /rules/0: unknown property "subjct"; did you mean "subject"?');
+  t.equal(error.message, 'invalid policy set:\n  v1/roles/user.yaml:3 /rules/0: unknown property "subjct"; did you mean "subject"?');
+});
+
+t.test("each problem names the line of the value it is about (or of the nearest enclosing one)", async (t) => {
+  const lines = (files: Record<string, string>): Array<[string, number | undefined]> => refusal(version(t, files)).problems.map((p) => [p.path, p.line]);
+  // The wrong method is on line 4, inside the list that starts there.
+  t.same(lines({ "endpoints/api.yaml": "endpoints:\n  - id: products.list\n    path: /api/products\n    methods: [GET, FETCH]\n    action: read\n    subject: Product\n" }), [["/endpoints/0/methods/1", 4]]);
+  t.same(lines({ "roles/user.yaml": "role: user\nrules:\n  - id: a\n    action: read\n    subject: Product\n  - id: a\n    action: read\n    subject: Product\n" }), [["/rules/1/id", 6]]);
+  // A condition on an unknown attribute: the line of the condition.
+  t.same(lines({ "roles/user.yaml": "role: user\nrules:\n  - id: a\n    action: read\n    subject: Product\n    conditions:\n      tenant: ${principal.tenant}\n" }), [["/rules/0/conditions/tenant", 7]]);
+  // A YAML syntax error has no path, only its line.
+  t.same(lines({ "roles/user.yaml": "role: user\nrules:\n  - id: a\n    action: [read\n" }), [["", 5]]);
+  // A missing file has neither.
+  t.same(refusal(version(t, { "manifest.yaml": null })).problems.map((p) => p.line), [undefined]);
 });
 
 t.test("every optional key of every file is accepted", async (t) => {
