@@ -206,7 +206,7 @@ export async function buildApp(ctx: GatewayContext): Promise<FastifyInstance> {
   await app.register(authRoutes, { auth: ctx.auth, sessions: ctx.sessions, publicUrl: ctx.publicUrl, trustedOrigins, limiter, rateLimit: config.rateLimit, countCaller, uniformResponseMs: config.auth.uniformResponseMs, ...(ctx.onUserChanged === undefined ? {} : { onUserChanged: ctx.onUserChanged }) });
 
   if (ctx.keys !== null) await app.register(keyRoutes, { ...ctx.keys, authenticate });
-  const authorize = createAuthorize({ policies: ctx.policies, resolver: ctx.resolver });
+  const authorize = createAuthorize({ policies: ctx.policies, resolver: ctx.resolver, denialDetailsFor: config.policy.denialDetailsFor });
   const forward = createForward({
     signer: ctx.signer,
     proto: ctx.publicUrl.startsWith("https:") ? "https" : "http",

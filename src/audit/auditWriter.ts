@@ -14,6 +14,11 @@ export interface AuditRecord {
   policyVersion: string;
   upstream: string | null;
   status: number;
+  endpointId: string | null;
+  /** Comma-separated; set on a field denial. */
+  blockedFields: string | null;
+  /** JSON text of what the decision read (see recordDecision), or null when there was no decision. */
+  decisionInput: string | null;
 }
 
 /**
@@ -85,17 +90,18 @@ export class AuditWriter {
   }
 
   /**
-   * One statement of 13 array parameters, whatever the batch size: Prisma's createMany compiles a
+   * One statement of 16 array parameters, whatever the batch size: Prisma's createMany compiles a
    * query with a parameter per cell, which costs more CPU than the requests being audited.
    */
   private async insert(batch: AuditRecord[]): Promise<void> {
     const column = <K extends keyof AuditRecord>(key: K): Array<AuditRecord[K]> => batch.map((row) => row[key]);
     await this.prisma.$executeRaw`INSERT INTO "audit_decision"
-      ("at", "request_id", "method", "path", "principal_id", "auth_method", "roles", "allowed", "reason", "rule_id", "policy_version", "upstream", "status")
+      ("at", "request_id", "method", "path", "principal_id", "auth_method", "roles", "allowed", "reason", "rule_id", "policy_version", "upstream", "status", "endpoint_id", "blocked_fields", "decision_input")
       SELECT * FROM unnest(
         ${column("at").map((d) => d.toISOString())}::timestamptz[], ${column("requestId")}::text[], ${column("method")}::text[], ${column("path")}::text[],
         ${column("principalId")}::text[], ${column("authMethod")}::text[], ${column("roles")}::text[], ${column("allowed")}::boolean[],
-        ${column("reason")}::text[], ${column("ruleId")}::text[], ${column("policyVersion")}::text[], ${column("upstream")}::text[], ${column("status")}::int[])`;
+        ${column("reason")}::text[], ${column("ruleId")}::text[], ${column("policyVersion")}::text[], ${column("upstream")}::text[], ${column("status")}::int[],
+        ${column("endpointId")}::text[], ${column("blockedFields")}::text[], ${column("decisionInput")}::jsonb[])`;
   }
 
   async close(): Promise<void> {

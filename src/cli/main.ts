@@ -1,5 +1,6 @@
 import { Command, CommanderError, Option } from "commander";
 import { CliError } from "./cliError.ts";
+import type { ExplainFlags } from "./explainCommand.ts";
 
 /**
  * The `gerbang` command, defined once: help, flag checks and shell completion all come from this
@@ -105,6 +106,19 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
     .addOption(json())
     .addOption(config())
     .action(async (dir: string | undefined, o: CommonFlags) => done(await (await import("./policyCommand.ts")).policyTest(dir, o)));
+  policy
+    .command("explain <method> <path>")
+    .description("why a request is allowed or denied: the endpoint matched, each rule weighed with the values used, the deciding rule, blocked fields")
+    .option("--role <roles>", "ask as these roles (comma-separated; anonymous for no credentials)")
+    .option("--attr <key=value>", "a principal attribute, e.g. region=eu (repeatable)", (v: string, all: string[] = []) => [...all, v])
+    .option("--user <email>", "ask as this user (roles and attributes from the database)")
+    .option("--scopes <a,b>", "ask as an API key limited to these scopes")
+    .option("--version <version>", "the version or draft to ask (default: the one this configuration starts with)")
+    .option("--body <json>", "the JSON request body")
+    .option("--resource <json>", "the resource's attributes, as the upstream's resolver would answer")
+    .addOption(json())
+    .addOption(config())
+    .action(async (method: string, path: string, o: ExplainFlags) => done(await (await import("./explainCommand.ts")).policyExplain(method, path, o)));
   policy
     .command("new <version>")
     .description("copy a version (default: the newest) into the draft folder _<version> with version and created set")

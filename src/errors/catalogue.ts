@@ -40,23 +40,27 @@ export class GerbangError extends Error {
   /** A stable reason id (403s name the policy reason), safe to show to the client. */
   readonly reason: string | undefined;
   readonly headers: Record<string, string>;
+  /** Shown only where a caller may see it: policy debugging details for the roles in policy.denialDetailsFor. */
+  readonly details: Readonly<Record<string, unknown>> | undefined;
 
-  constructor(code: ErrorCode, options: { reason?: string; message?: string; headers?: Record<string, string> } = {}) {
+  constructor(code: ErrorCode, options: { reason?: string; message?: string; headers?: Record<string, string>; details?: Record<string, unknown> } = {}) {
     super(options.message ?? ERRORS[code].message);
     this.name = "GerbangError";
     this.code = code;
     this.status = ERRORS[code].status;
     this.reason = options.reason;
     this.headers = options.headers ?? {};
+    this.details = options.details;
   }
 }
 
 export interface ErrorBody {
-  error: { code: ErrorCode; message: string; requestId: string; reason?: string };
+  error: { code: ErrorCode; message: string; requestId: string; reason?: string; details?: Readonly<Record<string, unknown>> };
 }
 
 export function errorBody(error: GerbangError, requestId: string): ErrorBody {
   const body: ErrorBody = { error: { code: error.code, message: error.message, requestId } };
   if (error.reason !== undefined) body.error.reason = error.reason;
+  if (error.details !== undefined) body.error.details = error.details;
   return body;
 }

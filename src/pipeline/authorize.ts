@@ -1,7 +1,7 @@
 import type { FastifyRequest } from "fastify";
 import { GerbangError } from "../errors/catalogue.ts";
 import type { Decision } from "../policy/evaluate.ts";
-import { decideEndpoint, deniedStatus, precheckEndpoint, type RequestPrincipal } from "../policy/decideRequest.ts";
+import { blockedFields, decideEndpoint, deniedStatus, precheckEndpoint, type RequestPrincipal } from "../policy/decideRequest.ts";
 import type { Principal } from "../auth/principal.ts";
 import type { PolicyStore } from "../policy/policyStore.ts";
 import type { AttributeResolver } from "../resolvers/httpResolver.ts";
@@ -11,6 +11,8 @@ import { formHasMethodOverride, methodOverrideRefused } from "./methodOverride.t
 export interface AuthorizeOptions {
   policies: PolicyStore;
   resolver: AttributeResolver;
+  /** Roles whose 403s carry the decision's details (policy.denialDetailsFor). */
+  denialDetailsFor?: readonly string[];
 }
 
 const SAFE = new Set(["GET", "HEAD", "OPTIONS"]);
@@ -71,8 +73,22 @@ export function createAuthorize(options: AuthorizeOptions): {
     }
     const fields = spec.fields === "body" ? Object.keys(body ?? {}) : [];
     const decision = decideEndpoint(abilities, asked(principal), spec, resource, fields);
-    if (!decision.allowed) return deny(request, decision, anonymous);
+    state.decisionInput = { resource, fields };
+    if (!decision.allowed) {
+      if (decision.field !== undefined) state.blockedFields = blockedFields(abilities, asked(principal), spec, resource, fields);
+      return deny(request, decision, anonymous);
+    }
     state.decision = decision;
+  };
+  const detailsFor = new Set(options.denialDetailsFor ?? []);
+  /** The policy's reasons for a 403, for the roles that may see them; everyone else gets the reason id only. */
+  const deny = (request: FastifyRequest, decision: Decision, anonymous: boolean): never => {
+    const state = request.gerbang;
+    const shown = detailsFor.size > 0 && (state.principal?.roles ?? []).some((r) => detailsFor.has(r));
+    const details = shown
+      ? { version: state.policy?.version ?? null, endpoint: state.endpoint?.endpoint.spec.id ?? null, rule: decision.ruleId, blockedFields: state.blockedFields ?? (decision.field === undefined ? [] : [decision.field]) }
+      : undefined;
+    return refuse(request, decision, anonymous, details);
   };
   return { select, precheck, decide };
 }
@@ -90,13 +106,13 @@ export function createInvalidateAfterWrite(resolver: AttributeResolver): (reques
   };
 }
 
-function deny(request: FastifyRequest, decision: Decision, anonymous: boolean): never {
+function refuse(request: FastifyRequest, decision: Decision, anonymous: boolean, details: Record<string, unknown> | undefined): never {
   request.gerbang.decision = decision;
   if (deniedStatus(decision, anonymous) === 401) {
     throw new GerbangError("UNAUTHENTICATED", { reason: decision.reason, headers: { "www-authenticate": WWW_AUTHENTICATE } });
   }
   const message = decision.field === undefined ? undefined : `The policy does not allow writing the field "${decision.field}".`;
-  throw new GerbangError("FORBIDDEN", { reason: decision.reason, ...(message === undefined ? {} : { message }) });
+  throw new GerbangError("FORBIDDEN", { reason: decision.reason, ...(message === undefined ? {} : { message }), ...(details === undefined ? {} : { details }) });
 }
 
 /** The principal as the policy sees it; the role and scope arrays keep their identity (the ability cache keys on it). */

@@ -24,6 +24,10 @@ export interface GatewayState {
   abilities?: AbilityCache;
   endpoint?: EndpointMatch;
   decision?: Decision;
+  /** authorize: what the decision was made on (audit rows keep it, bounded, so a diff can replay it). */
+  decisionInput?: { resource: Record<string, unknown>; fields: readonly string[] };
+  /** authorize, on a denial: every field no rule allows (the 403 names the first). */
+  blockedFields?: readonly string[];
   /** The catalogue code when the gateway answered with an error. */
   errorCode?: string;
   startedAt: bigint;

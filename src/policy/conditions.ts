@@ -140,6 +140,34 @@ function readPath(object: Record<PropertyKey, unknown>, path: string): unknown {
   return current;
 }
 
+/** One operator of a condition as explain shows it: what was expected (placeholders resolved) and what the resource has. */
+export interface ConditionCheck {
+  attribute: string;
+  operator: string;
+  /** As written, e.g. `${principal.region}`. */
+  written: unknown;
+  /** With placeholders resolved for this principal (undefined: the attribute is missing, so it never matches). */
+  expected: unknown;
+  actual: unknown;
+  met: boolean;
+}
+
+/** Each operator of `conditions` judged on its own, by the same tests the compiled rule uses. */
+export function explainConditions(conditions: Conditions, resource: Record<string, unknown>, principal: PrincipalAttributes): ConditionCheck[] {
+  return Object.entries(conditions).flatMap(([path, spec]) => {
+    const actual = readPath(resource, path);
+    const operators: Array<[string, unknown]> = typeof spec !== "object" || spec === null ? [["$eq", spec]] : Object.entries(spec);
+    return operators.map(([operator, written]) => ({
+      attribute: path,
+      operator,
+      written,
+      expected: Array.isArray(written) ? written.map((w) => operand(w)(principal)) : operand(written)(principal),
+      actual,
+      met: fieldTest({ [operator]: written })(actual, principal),
+    }));
+  });
+}
+
 /** CASL conditionsMatcher: compiled once per rule by CASL, evaluated per check. */
 export function compileConditions(conditions: Conditions): (object: Record<PropertyKey, unknown>) => boolean {
   const fields = Object.entries(conditions).map(([path, spec]) => [path, fieldTest(spec)] as const);

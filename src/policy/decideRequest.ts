@@ -39,6 +39,14 @@ export function decideEndpoint(
   return evaluateWithin(abilities.get(principal.roles).ability, scope, { action: spec.action, subject: spec.subject, resource, fields, principal: principal.attributes });
 }
 
+/**
+ * Every requested field the principal may not write (the decision names only the first). Computed for
+ * denials only: the explanation in audit rows, explain and admins' 403 details.
+ */
+export function blockedFields(abilities: AbilityCache, principal: RequestPrincipal, spec: EndpointSpec, resource: Record<string, unknown>, fields: readonly string[]): string[] {
+  return fields.filter((field) => !decideEndpoint(abilities, principal, spec, resource, [field]).allowed);
+}
+
 /** The status a denial gets: anonymous callers are asked to sign in, except where no endpoint exists at all. */
 export function deniedStatus(decision: Decision, anonymous: boolean): 401 | 403 {
   return anonymous && decision.reason !== "ENDPOINT_NOT_MAPPED" ? 401 : 403;

@@ -11,6 +11,7 @@ export interface RawPolicyRule {
   fields?: string[];
   conditions?: Conditions;
   inverted?: boolean;
+  description?: string;
 }
 
 /** One validated, immutable policy version. */

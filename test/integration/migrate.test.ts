@@ -20,7 +20,8 @@ type TapTest = Parameters<Parameters<typeof t.test>[0]>[0];
 const INIT = "20261126000000_init";
 const API_KEYS = "20261127000000_api_keys";
 const POLICY_ACTIVATION = "20261202000000_policy_activation";
-const ALL = [INIT, API_KEYS, POLICY_ACTIVATION];
+const AUDIT_EXPLANATION = "20261202100000_audit_explanation";
+const ALL = [INIT, API_KEYS, POLICY_ACTIVATION, AUDIT_EXPLANATION];
 const initSql = await readFile(path.join(migrationsDir, INIT, "migration.sql"), "utf8");
 const initChecksum = createHash("sha256").update(initSql).digest("hex");
 
@@ -168,7 +169,7 @@ async function migrationSuite(t: TapTest, emptyDatabase: (t: TapTest) => Promise
     // What `prisma migrate resolve --rolled-back` does, then a fixed file.
     await executor.query(`UPDATE "_prisma_migrations" SET "rolled_back_at" = now() WHERE "migration_name" = $1`, [broken]);
     await writeFile(path.join(dir, broken, "migration.sql"), `CREATE TABLE "scratch" ("note" TEXT DEFAULT 'a;b');\n`);
-    t.same((await migrate(executor, { migrationsDir: dir })).applied, [broken, later, POLICY_ACTIVATION]);
+    t.same((await migrate(executor, { migrationsDir: dir })).applied, [broken, later, POLICY_ACTIVATION, AUDIT_EXPLANATION]);
     const [def] = await executor.query<{ d: string }>(
       `SELECT column_default AS d FROM information_schema.columns WHERE table_name = 'scratch' AND column_name = 'note'`,
     );
