@@ -32,18 +32,18 @@ export function recordDecision(audit: AuditWriter, request: FastifyRequest, stat
 export const DECISION_INPUT_MAX_BYTES = 2048;
 
 /**
- * What the decision read, for replaying it under another version: the principal's attributes and key
- * scopes, the resource's attributes and the body's field names (never the body's values unless the
- * endpoint takes its resource from the body).
+ * What the decision read that the row does not already say, for replaying it under another version:
+ * the resource's attributes, the body's field names (never its values, unless the endpoint takes its
+ * resource from the body) and an API key's scopes. Null when there is none of these (most reads):
+ * the principal's attributes are read again at replay time from its id. Kept small because it is
+ * written for every request.
  */
 function decisionInput(state: FastifyRequest["gerbang"]): string | null {
-  if (state.decision === undefined || state.principal === undefined) return null;
-  const input = {
-    attributes: state.principal.attributes,
-    scopes: state.principal.key?.scopes ?? null,
-    resource: state.decisionInput?.resource ?? null,
-    fields: state.decisionInput?.fields ?? [],
-  };
-  const text = JSON.stringify(input);
-  return Buffer.byteLength(text) <= DECISION_INPUT_MAX_BYTES ? text : JSON.stringify({ truncated: true, bytes: Buffer.byteLength(text) });
+  const input = state.decisionInput;
+  const scopes = state.principal?.key?.scopes;
+  const resource = input === undefined || Object.keys(input.resource).length === 0 ? undefined : input.resource;
+  const fields = input === undefined || input.fields.length === 0 ? undefined : input.fields;
+  if (resource === undefined && fields === undefined && scopes === undefined) return null;
+  const text = JSON.stringify({ resource, fields, scopes });
+  return text.length <= DECISION_INPUT_MAX_BYTES / 4 || Buffer.byteLength(text) <= DECISION_INPUT_MAX_BYTES ? text : `{"truncated":true,"bytes":${Buffer.byteLength(text)}}`;
 }

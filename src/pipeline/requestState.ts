@@ -24,7 +24,7 @@ export interface GatewayState {
   abilities?: AbilityCache;
   endpoint?: EndpointMatch;
   decision?: Decision;
-  /** authorize: what the decision was made on (audit rows keep it, bounded, so a diff can replay it). */
+  /** authorize: the resource and fields the decision read (audit rows keep them, bounded, so a diff can replay it). */
   decisionInput?: { resource: Record<string, unknown>; fields: readonly string[] };
   /** authorize, on a denial: every field no rule allows (the 403 names the first). */
   blockedFields?: readonly string[];

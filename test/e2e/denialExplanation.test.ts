@@ -37,7 +37,7 @@ t.test("denial details and the audit row's explanation", { skip: pgMissing }, as
   t.equal(salesDenied.json.error?.reason, "NO_MATCHING_RULE");
   t.equal(salesDenied.json.error?.details, undefined, "any other role gets the reason id only");
 
-  type Row = { endpoint_id: string | null; rule_id: string | null; blocked_fields: string | null; decision_input: { attributes: Record<string, unknown>; resource: Record<string, unknown> | null; fields: string[]; scopes: null } | null; reason: string };
+  type Row = { endpoint_id: string | null; rule_id: string | null; blocked_fields: string | null; decision_input: { resource?: Record<string, unknown>; fields?: string[]; scopes?: string[] } | null; reason: string };
   const rowOf = async (requestId: string): Promise<Row | undefined> => {
     for (let i = 0; i < 50; i++) {
       const { rows } = await db.query<Row>("SELECT endpoint_id, rule_id, blocked_fields, decision_input, reason FROM audit_decision WHERE request_id = $1", [requestId]);
@@ -50,8 +50,21 @@ t.test("denial details and the audit row's explanation", { skip: pgMissing }, as
   t.match(row, { endpoint_id: "shops.update", rule_id: "user.shops.owner-immutable", blocked_fields: "ownerId", reason: "FIELD_NOT_PERMITTED" });
   t.same(row?.decision_input?.fields, ["name", "ownerId", "region"], "the body's field names");
   t.match(row?.decision_input?.resource, { id: shopId, ownerId: owner.userId }, "the resource's attributes as the resolver gave them");
-  t.match(row?.decision_input?.attributes, { id: owner.userId, email: "user@demo.gerbang.dev" });
+  t.equal(row?.decision_input?.scopes, undefined, "a session has no scopes");
   t.notOk(JSON.stringify(row?.decision_input).includes("Kebun Baru"), "body values are not kept");
   const salesRow = await rowOf(salesDenied.json.error?.requestId ?? "");
   t.match(salesRow, { endpoint_id: "shops.update", rule_id: null, blocked_fields: null, reason: "NO_MATCHING_RULE" }, "audit rows always explain, whoever asked");
+  t.equal(salesRow?.decision_input, null, "refused before the resource was read: nothing more to keep");
+
+  // A body with hundreds of keys: the row keeps its size, not its field names.
+  const wide = await call(owner.token, "PATCH", `/api/shops/${shopId}`, Object.fromEntries(Array.from({ length: 300 }, (_, i) => [`field_${i}`, i])));
+  t.equal(wide.status, 200);
+  let kept: { truncated?: boolean; bytes?: number } | undefined;
+  for (let i = 0; i < 50 && kept === undefined; i++) {
+    const { rows } = await db.query<{ decision_input: { truncated?: boolean; bytes?: number } }>("SELECT decision_input FROM audit_decision WHERE path = $1 AND allowed AND method = 'PATCH'", [`/api/shops/${shopId}`]);
+    kept = rows[0]?.decision_input;
+    if (kept === undefined) await new Promise((r) => setTimeout(r, 100));
+  }
+  t.equal(kept?.truncated, true);
+  t.ok((kept?.bytes ?? 0) > 2048, "and says how large it was");
 });
