@@ -34,6 +34,8 @@ import { UpstreamCircuits } from "./forward/upstreamCircuits.ts";
 import { createRateLimiter } from "./ratelimit/rateLimiter.ts";
 import type { RateLimitCounters } from "./ratelimit/rateLimitCounters.ts";
 import "./pipeline/requestState.ts";
+import { adminRoutes } from "./admin/adminRoutes.ts";
+import type { OperatorServices } from "./admin/operations.ts";
 
 /** Everything buildApp needs, built by server.ts (or a test) from real services. */
 export interface GatewayContext {
@@ -51,6 +53,8 @@ export interface GatewayContext {
   keys: { service: ApiKeyService; selfServiceTier: string } | null;
   /** An admin changed a user through /api/auth/admin/*: caches everywhere must forget them. */
   onUserChanged?: (userId: string | null) => void;
+  /** The operations the admin API carries out; null until the gateway has started. */
+  adminServices?: () => OperatorServices | null;
   /** Shared rate-limit counters (Redis, counted locally between round trips). */
   rateLimitCounters: RateLimitCounters;
   readiness: readonly ReadinessCheck[];
@@ -207,6 +211,7 @@ export async function buildApp(ctx: GatewayContext): Promise<FastifyInstance> {
 
   if (ctx.keys !== null) await app.register(keyRoutes, { ...ctx.keys, authenticate });
   const authorize = createAuthorize({ policies: ctx.policies, resolver: ctx.resolver, denialDetailsFor: config.policy.denialDetailsFor });
+  await app.register(adminRoutes, { gatewayPrefix: config.admin.prefix, services: ctx.adminServices ?? (() => null), policies: ctx.policies, authenticate, authorize });
   const forward = createForward({
     signer: ctx.signer,
     proto: ctx.publicUrl.startsWith("https:") ? "https" : "http",

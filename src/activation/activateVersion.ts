@@ -10,6 +10,7 @@ import { checkVersion } from "./checkVersion.ts";
 import { HEARTBEAT_MS } from "./policySync.ts";
 
 interface ActivationContext {
+  actor?: string;
   config: GerbangConfig;
   activations: ActivationStore;
   bus: InvalidationBus;
@@ -48,7 +49,7 @@ export async function activateVersion(ctx: ActivationContext, version: string, r
   }
   const active = await ctx.activations.active();
   if (active !== null && active.version === version && active.digest === checked.digest) return { outcome: "unchanged", record: active, previous: null };
-  const record = await ctx.activations.record({ version, digest: checked.digest, activatedBy: operator(), reason });
+  const record = await ctx.activations.record({ version, digest: checked.digest, activatedBy: ctx.actor ?? operator(), reason });
   await ctx.bus.publish({ kind: "policy" });
   return { outcome: "activated", record, previous: active?.version ?? null };
 }

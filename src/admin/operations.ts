@@ -12,6 +12,8 @@ import { activateVersion, policyStatus, rollbackVersion } from "../activation/ac
 
 /** What an operation runs against: the CLI's own connections, or those of the running gateway. */
 export interface OperatorServices {
+  /** Who the activation history names; absent: the OS user and host of this process. */
+  actor?: string;
   config: GerbangConfig;
   prisma: PrismaClient;
   /** Better Auth, loaded on first use (the CLI's read-only commands never need it). */

@@ -1,10 +1,10 @@
 import type { FastifyRequest } from "fastify";
 import type { AuditWriter } from "./auditWriter.ts";
 
-/** One audit row per proxied request that reached a decision or was refused on its way there. */
+/** One audit row per proxied (or admin API) request that reached a decision or was refused on its way there. */
 export function recordDecision(audit: AuditWriter, request: FastifyRequest, status: number): void {
   const state = request.gerbang;
-  if (state.upstream === undefined) return;
+  if (state.upstream === undefined && state.gatewayRoute === undefined) return;
   const principal = state.principal;
   const decision = state.decision;
   audit.record({
@@ -20,7 +20,7 @@ export function recordDecision(audit: AuditWriter, request: FastifyRequest, stat
     reason: decision?.reason ?? state.errorCode ?? "UNKNOWN",
     ruleId: decision?.ruleId ?? null,
     policyVersion: state.policy?.version ?? "",
-    upstream: state.upstream.name,
+    upstream: state.upstream?.name ?? null,
     status,
     endpointId: state.endpoint?.endpoint.spec.id ?? null,
     blockedFields: state.blockedFields === undefined || state.blockedFields.length === 0 ? null : state.blockedFields.join(","),

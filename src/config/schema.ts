@@ -154,6 +154,12 @@ export const ConfigSchema = Type.Object(
       },
       { additionalProperties: false, default: {} },
     ),
+    admin: Type.Object(
+      {
+        prefix: Type.String({ pattern: "^/[A-Za-z0-9._~-]+(/[A-Za-z0-9._~-]+)*$", default: "/admin", description: "The gateway's own prefix: the admin API (`<prefix>/api/policy/…`) and the playground (`<prefix>/playground`). Requests under it are answered by the gateway, never forwarded (an upstream owning `/` does not get them). Each route is an endpoint the active policy version must map and allow: the shipped versions map `/admin/**` to the subject `GatewayPolicy` for admins only.", typeText: "path" }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
     identity: Type.Object(
       {
         algorithm: Type.Union([Type.Literal("EdDSA"), Type.Literal("ES256")], { default: "EdDSA", description: "Signature algorithm of `x-gerbang-assertion`." }),

@@ -15,6 +15,7 @@ export const ERRORS = {
   ROUTE_NOT_FOUND: { status: 404, message: "No upstream serves this path." , doc: "No upstream serves this path (also Better Auth's own `/api/auth/api-key/*` routes: keys are managed at `/api/keys`)." },
   KEY_NOT_FOUND: { status: 404, message: "No such API key, or not one of yours." , doc: "`/api/keys/<id>`: no such key, or not one the caller may manage." },
   RESOURCE_NOT_FOUND: { status: 404, message: "The resource does not exist." , doc: "The resolver answered `404` for the resource." },
+  OPERATION_REFUSED: { status: 422, message: "The operation was refused." , doc: "The admin API refused an operation with a message that says why: a policy version that is not valid or fails its tests, a draft, nothing to roll back to, an unknown user." },
   METHOD_NOT_ALLOWED: { status: 405, message: "The gateway does not accept this method here." , doc: "A method the gateway never forwards (e.g. `TRACE`, `PROPFIND`, `CONNECT`), or anything but GET/POST on `/api/auth/*`." },
   REQUEST_TIMEOUT: { status: 408, message: "The request was not received in time." , doc: "The client did not send its header block within `server.headersTimeoutMs`, or its whole request within `server.requestTimeoutMs` (slow clients); the connection is closed." },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, message: "The content type is not supported here." , doc: "The policy needed a JSON body and got another content type, or an auth `POST` was not `application/json`." },

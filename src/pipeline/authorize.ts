@@ -53,7 +53,7 @@ export function createAuthorize(options: AuthorizeOptions): {
   const decide = async (request: FastifyRequest): Promise<void> => {
     const state = request.gerbang;
     const { principal, upstream, abilities, endpoint: match } = state;
-    if (principal === undefined || upstream === undefined || abilities === undefined || match === undefined) throw new GerbangError("INTERNAL_ERROR");
+    if (principal === undefined || abilities === undefined || match === undefined) throw new GerbangError("INTERNAL_ERROR");
     const { spec } = match.endpoint;
     const anonymous = principal.authMethod === "anonymous";
     if (formHasMethodOverride(request.headers["content-type"], request.body)) throw methodOverrideRefused();
@@ -66,7 +66,8 @@ export function createAuthorize(options: AuthorizeOptions): {
     else if (from === "body") resource = body ?? {};
     else if (from === "resolver") {
       const id = match.params[spec.resource?.id ?? ""];
-      if (id === undefined) throw new GerbangError("INTERNAL_ERROR");
+      // The gateway's own routes have no upstream to ask: a policy that maps one to a resolver fails closed.
+      if (id === undefined || upstream === undefined) throw new GerbangError("INTERNAL_ERROR");
       const resolved = await options.resolver.resolve(upstream, spec.subject, id, { fresh: !SAFE.has(request.method) });
       if (!resolved.found) throw new GerbangError("RESOURCE_NOT_FOUND");
       resource = resolved.attributes;

@@ -28,6 +28,8 @@ export interface GatewayState {
   decisionInput?: { resource: Record<string, unknown>; fields: readonly string[] };
   /** authorize, on a denial: every field no rule allows (the 403 names the first). */
   blockedFields?: readonly string[];
+  /** Set on the gateway's own routes that the policy authorizes (the admin API): audited like proxied requests. */
+  gatewayRoute?: "admin";
   /** The catalogue code when the gateway answered with an error. */
   errorCode?: string;
   startedAt: bigint;

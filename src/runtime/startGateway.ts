@@ -169,7 +169,10 @@ export async function startGateway(config: GerbangConfig, options: { log?: (msg:
     bus,
   });
 
+  // The admin API needs the activation services, which exist once the gateway has started.
+  let operatorServices: OperatorServices | null = null;
   const app = await buildApp({
+    adminServices: () => operatorServices,
     config,
     publicUrl,
     upstreams,
@@ -278,5 +281,6 @@ export async function startGateway(config: GerbangConfig, options: { log?: (msg:
     return closing;
   };
   const operator: OperatorServices = { config, prisma: db.prisma, auth: async () => auth, keys: keyService, activations, bus, reloadPolicy };
+  operatorServices = operator;
   return { app, url, db, auth, demo, reloadPolicy, operator, close };
 }

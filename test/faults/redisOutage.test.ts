@@ -42,13 +42,17 @@ t.test("Redis stopped and restarted under load", { skip }, async (t) => {
   const doomed = await cli("keys", "create", "--json", "--owner", "ops@acme.example", "--name", "doomed", "--tier", "partner-pro", "--scopes", "catalog:read");
   const doomedKey = doomed.stdout.trim().split("\n").at(-1) ?? "";
   const doomedId = (JSON.parse(doomed.stdout.trim().split("\n")[0] ?? "{}") as { id: string }).id;
+  // The doomed key's probes reach the upstream too while an instance still accepts it: counted apart.
+  let doomedAdmitted = 0;
   const doomedStatus = async (base: string): Promise<number> => {
     const response = await fetch(`${base}/api/products`, { headers: { "x-api-key": doomedKey } });
     await response.arrayBuffer();
+    if (response.status === 200) doomedAdmitted += 1;
     return response.status;
   };
   t.same([await doomedStatus(a), await doomedStatus(b)], [200, 200], "the key to revoke works (and is cached) on both instances");
   await env.clearReceived();
+  doomedAdmitted = 0;
   // Windows are aligned to the clock: the load (about 30 s) must stay inside one; setup above may have been slow.
   const left = HOUR - (Date.now() % HOUR);
   if (left < 90_000) await sleep(left + 200);
@@ -137,7 +141,7 @@ t.test("Redis stopped and restarted under load", { skip }, async (t) => {
   const admitted = of("before:200") + of("outage:200") + of("recovery:200") + of("after:200");
   t.ok(of("outage:200") > 0, `requests went on being served during the outage (${of("outage:200")})`);
   t.ok(admitted <= 2 * LIMIT, `admitted in all ${admitted} ≤ 2 instances × ${LIMIT} (the documented local-mode bound)`);
-  t.equal((await env.received()).length, admitted, "the upstream saw exactly the admitted requests");
+  t.equal((await env.received()).length, admitted + doomedAdmitted, "the upstream saw exactly the admitted requests (and the doomed key's probes it admitted)");
   t.ok(of("outage:200") + of("before:200") >= LIMIT - 20, `instance A used the window up alone (${of("outage:200")} during the outage)`);
   // B may still spend the slots it had leased before the outage (5 % of what was left, here ≤ 9).
   t.ok(of("after:200") <= 0.05 * LIMIT, `after recovery instance B admits at most its old lease (${of("after:200")}) and then refuses (${of("after:429")}): what A admitted alone was added back`);

@@ -1,0 +1,108 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import Type, { type Static, type TSchema } from "#typebox";
+import Value from "#typebox/value";
+import { GerbangError } from "../errors/catalogue.ts";
+import type { PolicyStore } from "../policy/policyStore.ts";
+import { AbilityCache } from "../policy/abilityCache.ts";
+import { explainRequest, type Explanation } from "../policy/explainDecision.ts";
+import type { RequestPrincipal } from "../policy/decideRequest.ts";
+import { OperationError } from "./operationError.ts";
+import { runOperation, type OperationName, type OperatorServices } from "./operations.ts";
+import { loadVersionForAsking } from "./versionForAsking.ts";
+
+export interface AdminRoutesOptions {
+  /** The gateway's own prefix (admin.prefix), e.g. /admin: the API is under <prefix>/api. Not `prefix`: Fastify would prefix every route with it. */
+  gatewayPrefix: string;
+  /** Null until the gateway has started (the activation services exist only then). */
+  services: () => OperatorServices | null;
+  policies: PolicyStore;
+  /** The proxy's stages, so the admin API is authenticated, rate limited and authorized like any request. */
+  authenticate: (request: FastifyRequest, reply: FastifyReply) => Promise<void>;
+  authorize: { select: (request: FastifyRequest) => void; precheck: (request: FastifyRequest) => void; decide: (request: FastifyRequest) => Promise<void> };
+}
+
+const Reason = Type.Optional(Type.String({ maxLength: 500 }));
+const ActivateBody = Type.Object({ version: Type.String({ minLength: 1, maxLength: 64 }), reason: Reason }, { additionalProperties: false });
+const RollbackBody = Type.Object({ reason: Reason }, { additionalProperties: false });
+const Attributes = Type.Record(Type.String({ maxLength: 64 }), Type.Union([Type.String({ maxLength: 256 }), Type.Number(), Type.Boolean()]));
+export const ExplainBody = Type.Object(
+  {
+    method: Type.Union(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"].map((m) => Type.Literal(m))),
+    path: Type.String({ pattern: "^/", maxLength: 2048 }),
+    principal: Type.Optional(Type.Object({ roles: Type.Array(Type.String({ maxLength: 64 }), { maxItems: 16 }), attributes: Type.Optional(Attributes), scopes: Type.Optional(Type.Array(Type.String({ maxLength: 128 }), { maxItems: 32 })) }, { additionalProperties: false })),
+    user: Type.Optional(Type.String({ maxLength: 320 })),
+    version: Type.Optional(Type.String({ minLength: 1, maxLength: 65 })),
+    body: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
+    resource: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
+  },
+  { additionalProperties: false },
+);
+export type ExplainInput = Static<typeof ExplainBody>;
+
+function checked<T extends TSchema>(schema: T, value: unknown): Static<T> {
+  const input = value ?? {};
+  const first = [...Value.Errors(schema, input)][0];
+  if (first !== undefined) throw new GerbangError("MALFORMED_REQUEST", { message: `body${first.instancePath || ""}: ${first.message}` });
+  return input as Static<T>;
+}
+
+/**
+ * The admin HTTP API under the gateway's own prefix. Nothing here decides who may call it: each route
+ * is an endpoint of the active policy version (subject GatewayPolicy), so the security team grants and
+ * tests it like any other, and a version that does not map it denies it (ENDPOINT_NOT_MAPPED).
+ */
+export async function adminRoutes(app: FastifyInstance, options: AdminRoutesOptions): Promise<void> {
+  app.addHook("onRequest", async (request, reply) => {
+    void reply.header("cache-control", "no-store");
+    request.gerbang.gatewayRoute = "admin";
+    await options.authenticate(request, reply);
+    options.authorize.select(request);
+    options.authorize.precheck(request);
+  });
+  app.addHook("preHandler", options.authorize.decide);
+
+  const services = (request: FastifyRequest): OperatorServices => {
+    const ready = options.services();
+    if (ready === null) throw new GerbangError("NOT_READY");
+    const principal = request.gerbang.principal;
+    // The activation history names who did it: the signed-in admin, not the gateway's OS user.
+    return { ...ready, actor: `${String(principal?.attributes.email ?? principal?.userId ?? "unknown")} (admin API)` };
+  };
+  const run = async <N extends OperationName>(request: FastifyRequest, name: N, input: never): Promise<unknown> => {
+    try {
+      return await runOperation(services(request), name, input);
+    } catch (error) {
+      if (error instanceof OperationError) throw new GerbangError("OPERATION_REFUSED", { message: error.message });
+      throw error;
+    }
+  };
+  const api = `${options.gatewayPrefix}/api/policy`;
+  app.get(`${api}/status`, async (request) => run(request, "policy.status", {} as never));
+  app.post(`${api}/activate`, async (request) => run(request, "policy.activate", checked(ActivateBody, request.body) as never));
+  app.post(`${api}/rollback`, async (request) => run(request, "policy.rollback", checked(RollbackBody, request.body) as never));
+  app.post(`${api}/explain`, async (request): Promise<Explanation> => {
+    const input = checked(ExplainBody, request.body);
+    const policy = input.version === undefined ? options.policies.current.policy : loadVersionForAsking(services(request).config, input.version);
+    const cache = input.version === undefined ? options.policies.current.abilities : new AbilityCache(policy);
+    return explainRequest(cache, await principalOf(services(request), input), {
+      method: input.method,
+      path: input.path,
+      ...(input.body === undefined ? {} : { body: input.body }),
+      ...(input.resource === undefined ? {} : { resource: input.resource }),
+    });
+  });
+}
+
+/** A stated principal, or a real user's roles and attributes (as a session would carry them). */
+async function principalOf(s: OperatorServices, input: ExplainInput): Promise<RequestPrincipal> {
+  if ((input.principal === undefined) === (input.user === undefined)) throw new GerbangError("MALFORMED_REQUEST", { message: "give principal or user" });
+  const scopes = input.principal?.scopes ?? null;
+  if (input.principal !== undefined) {
+    const roles = input.principal.roles;
+    return { roles, attributes: input.principal.attributes ?? {}, scopes, anonymous: roles.length === 1 && roles[0] === "anonymous" };
+  }
+  const user = await s.prisma.user.findUnique({ where: { email: (input.user ?? "").toLowerCase() }, select: { id: true, email: true, role: true, region: true } });
+  if (user === null) throw new GerbangError("OPERATION_REFUSED", { message: `no user with email ${input.user ?? ""}` });
+  const roles = (user.role ?? "").split(",").map((r) => r.trim()).filter((r) => r.length > 0 && r !== "anonymous");
+  return { roles, attributes: { id: user.id, email: user.email, ...(user.region === null ? {} : { region: user.region }) }, scopes: null, anonymous: false };
+}
