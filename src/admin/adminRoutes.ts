@@ -9,6 +9,8 @@ import type { RequestPrincipal } from "../policy/decideRequest.ts";
 import { OperationError } from "./operationError.ts";
 import { runOperation, type OperationName, type OperatorServices } from "./operations.ts";
 import { loadVersionForAsking } from "./versionForAsking.ts";
+import { diffVersions, type PermissionDiff } from "../policy/diffVersions.ts";
+import type { ReplaySummary } from "../audit/replayAudit.ts";
 
 export interface AdminRoutesOptions {
   /** The gateway's own prefix (admin.prefix), e.g. /admin: the API is under <prefix>/api. Not `prefix`: Fastify would prefix every route with it. */
@@ -38,6 +40,18 @@ export const ExplainBody = Type.Object(
   { additionalProperties: false },
 );
 export type ExplainInput = Static<typeof ExplainBody>;
+const VersionName = Type.String({ minLength: 1, maxLength: 65 });
+const DiffBody = Type.Object({ from: VersionName, to: VersionName, replayMs: Type.Optional(Type.Integer({ minimum: 1000, maximum: 90 * 86_400_000 })) }, { additionalProperties: false });
+
+/** An operation's refusal (OperationError) as the API's 422. */
+function refusable<T>(work: () => T): T {
+  try {
+    return work();
+  } catch (error) {
+    if (error instanceof OperationError) throw new GerbangError("OPERATION_REFUSED", { message: error.message });
+    throw error;
+  }
+}
 
 function checked<T extends TSchema>(schema: T, value: unknown): Static<T> {
   const input = value ?? {};
@@ -77,12 +91,19 @@ export async function adminRoutes(app: FastifyInstance, options: AdminRoutesOpti
     }
   };
   const api = `${options.gatewayPrefix}/api/policy`;
+  app.post(`${api}/diff`, async (request): Promise<{ diff: PermissionDiff; replay: ReplaySummary | null }> => {
+    const input = checked(DiffBody, request.body);
+    const config = services(request).config;
+    const [from, to] = refusable(() => [loadVersionForAsking(config, input.from), loadVersionForAsking(config, input.to)]);
+    const replay = input.replayMs === undefined ? null : ((await run(request, "policy.replay", { to: input.to, sinceMs: input.replayMs } as never)) as ReplaySummary);
+    return { diff: diffVersions(from, to), replay };
+  });
   app.get(`${api}/status`, async (request) => run(request, "policy.status", {} as never));
   app.post(`${api}/activate`, async (request) => run(request, "policy.activate", checked(ActivateBody, request.body) as never));
   app.post(`${api}/rollback`, async (request) => run(request, "policy.rollback", checked(RollbackBody, request.body) as never));
   app.post(`${api}/explain`, async (request): Promise<Explanation> => {
     const input = checked(ExplainBody, request.body);
-    const policy = input.version === undefined ? options.policies.current.policy : loadVersionForAsking(services(request).config, input.version);
+    const policy = input.version === undefined ? options.policies.current.policy : refusable(() => loadVersionForAsking(services(request).config, input.version ?? ""));
     const cache = input.version === undefined ? options.policies.current.abilities : new AbilityCache(policy);
     return explainRequest(cache, await principalOf(services(request), input), {
       method: input.method,

@@ -8,6 +8,7 @@ import type { ReloadOutcome } from "../runtime/policyReloader.ts";
 import { OperationError } from "./operationError.ts";
 import type { ActivationStore } from "../activation/activationStore.ts";
 import type { InvalidationBus } from "../keys/invalidationBus.ts";
+import type { ReplaySummary } from "../audit/replayAudit.ts";
 import { activateVersion, policyStatus, rollbackVersion } from "../activation/activateVersion.ts";
 
 /** What an operation runs against: the CLI's own connections, or those of the running gateway. */
@@ -127,6 +128,13 @@ export const OPERATIONS = {
     activateVersion(s, input.version, input.reason ?? null),
   ),
   "policy.rollback": op(Type.Object({ reason: Type.Optional(Type.String({ maxLength: 500 })) }, { additionalProperties: false }), async (s, input) => rollbackVersion(s, input.reason ?? null)),
+  "policy.replay": op(
+    Type.Object({ to: Type.String({ minLength: 1, maxLength: 65 }), sinceMs: Type.Integer({ minimum: 1000, maximum: 90 * 86_400_000 }), limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000 })) }, { additionalProperties: false }),
+    async (s, input): Promise<ReplaySummary> => {
+      const [{ replayAudit }, { loadVersionForAsking }] = await Promise.all([import("../audit/replayAudit.ts"), import("./versionForAsking.ts")]);
+      return replayAudit(s.prisma, loadVersionForAsking(s.config, input.to), input.sinceMs, input.limit ?? 100_000);
+    },
+  ),
   "policy.status": op(Type.Object({}, { additionalProperties: false }), async (s) => policyStatus(s)),
   "policy.reload": op(Type.Object({}, { additionalProperties: false }), async (s): Promise<ReloadOutcome> => {
     if (s.reloadPolicy === undefined) throw new OperationError("policy reload needs a running gateway");

@@ -1,7 +1,7 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import type { GerbangConfig } from "../config/schema.ts";
-import { GerbangError } from "../errors/catalogue.ts";
+import { OperationError } from "./operationError.ts";
 import { formatProblem, PolicyError, type PolicySet } from "../policy/policySet.ts";
 import { loadActivePolicy, policyRoot } from "../runtime/activePolicy.ts";
 
@@ -12,12 +12,12 @@ const FOLDER_NAME = /^_?[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 export function loadVersionForAsking(config: GerbangConfig, name: string): PolicySet {
   const dir = join(policyRoot(config.policy.dir), name);
   if (!FOLDER_NAME.test(name) || name.includes("..") || !existsSync(join(dir, "manifest.yaml"))) {
-    throw new GerbangError("OPERATION_REFUSED", { message: `no policy version or draft ${name} in policy.dir` });
+    throw new OperationError(`no policy version or draft ${name} in policy.dir`);
   }
   try {
     return loadActivePolicy(config, dir);
   } catch (error) {
     if (!(error instanceof PolicyError)) throw error;
-    throw new GerbangError("OPERATION_REFUSED", { message: `${name} is not valid: ${error.problems.slice(0, 10).map(formatProblem).join("; ")}` });
+    throw new OperationError(`${name} is not valid: ${error.problems.slice(0, 10).map(formatProblem).join("; ")}`);
   }
 }

@@ -120,6 +120,13 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
     .addOption(config())
     .action(async (method: string, path: string, o: ExplainFlags) => done(await (await import("./explainCommand.ts")).policyExplain(method, path, o)));
   policy
+    .command("diff <from> <to>")
+    .description("what changes from one version (or draft) to another: every role × endpoint × method cell and every rule; --replay decides the audited traffic again")
+    .option("--replay <duration>", "re-decide the audit log's decisions of this window (e.g. 24h) under <to> and count the flips")
+    .addOption(json())
+    .addOption(config())
+    .action(async (from: string, to: string, o: { config?: string; json?: boolean; replay?: string }) => done(await (await import("./diffCommand.ts")).policyDiff(from, to, o)));
+  policy
     .command("new <version>")
     .description("copy a version (default: the newest) into the draft folder _<version> with version and created set")
     .option("--from <version>", "the version to copy")

@@ -64,6 +64,11 @@ export class EndpointMatcher {
     this.endpoints = [...endpoints].sort(bySpecificity);
   }
 
+  /** The endpoint with this id, if the version has one. */
+  spec(id: string): EndpointSpec | undefined {
+    return this.inOrder.find((e) => e.spec.id === id)?.spec;
+  }
+
   /** Every endpoint's id, in the order of the version's files. */
   endpointIds(): string[] {
     return this.inOrder.map((e) => e.spec.id);

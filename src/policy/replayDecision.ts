@@ -1,0 +1,47 @@
+import type { AbilityCache } from "./abilityCache.ts";
+import { decideEndpoint, precheckEndpoint, type RequestPrincipal } from "./decideRequest.ts";
+import type { Decision } from "./evaluate.ts";
+
+/** A decision as an audit row recorded it, with what the decision read. */
+export interface RecordedDecision {
+  requestId: string;
+  method: string;
+  path: string;
+  principal: RequestPrincipal;
+  allowed: boolean;
+  /** The recorded resource attributes and field names (decision_input), where the decision got that far. */
+  resource: Record<string, unknown> | null;
+  fields: readonly string[];
+}
+
+export type Replayed = { decided: true; decision: Decision; endpointId: string | null } | { decided: false; why: string; endpointId: string | null };
+
+/**
+ * Decides a recorded request again under another version, with the attributes recorded with it. A
+ * request the new version would decide on attributes that were never read (it was refused before they
+ * were) cannot be replayed, and says so rather than guessing.
+ */
+export function replayDecision(abilities: AbilityCache, recorded: RecordedDecision): Replayed {
+  const match = abilities.policy.matcher.match(recorded.method, recorded.path);
+  const endpointId = match?.endpoint.spec.id ?? null;
+  const early = precheckEndpoint(abilities, recorded.principal, match);
+  if (early !== null || match === null) return { decided: true, decision: early ?? { allowed: false, reason: "ENDPOINT_NOT_MAPPED", ruleId: null }, endpointId };
+  const { spec } = match.endpoint;
+  const from = spec.resource?.from ?? "none";
+  let resource: Record<string, unknown> = {};
+  if (from === "params") resource = Object.fromEntries(Object.entries(match.params).map(([k, v]) => [k, decodeOr(v)]));
+  else if (from === "body" || from === "resolver") {
+    if (recorded.resource === null) return { decided: false, why: "needs the resource's attributes, which were not read (the request was refused before)", endpointId };
+    resource = recorded.resource;
+  }
+  const fields = spec.fields === "body" ? recorded.fields : [];
+  return { decided: true, decision: decideEndpoint(abilities, recorded.principal, spec, resource, fields), endpointId };
+}
+
+function decodeOr(value: string): string {
+  try {
+    return decodeURIComponent(value);
+  } catch {
+    return value;
+  }
+}
