@@ -8,7 +8,8 @@ import { explainRequest, type Explanation } from "../policy/explainDecision.ts";
 import type { RequestPrincipal } from "../policy/decideRequest.ts";
 import { OperationError } from "./operationError.ts";
 import { runOperation, type OperationName, type OperatorServices } from "./operations.ts";
-import { loadVersionForAsking } from "./versionForAsking.ts";
+import { listVersions, loadVersionForAsking } from "./versionForAsking.ts";
+import { playgroundRoutes } from "./playgroundRoutes.ts";
 import { diffVersions, type PermissionDiff } from "../policy/diffVersions.ts";
 import type { ReplaySummary } from "../audit/replayAudit.ts";
 
@@ -98,6 +99,8 @@ export async function adminRoutes(app: FastifyInstance, options: AdminRoutesOpti
     const replay = input.replayMs === undefined ? null : ((await run(request, "policy.replay", { to: input.to, sinceMs: input.replayMs } as never)) as ReplaySummary);
     return { diff: diffVersions(from, to), replay };
   });
+  app.get(`${api}/versions`, async (request) => ({ versions: listVersions(services(request).config, options.policies.current.policy.version) }));
+  playgroundRoutes(app, options.gatewayPrefix);
   app.get(`${api}/status`, async (request) => run(request, "policy.status", {} as never));
   app.post(`${api}/activate`, async (request) => run(request, "policy.activate", checked(ActivateBody, request.body) as never));
   app.post(`${api}/rollback`, async (request) => run(request, "policy.rollback", checked(RollbackBody, request.body) as never));

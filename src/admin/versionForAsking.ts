@@ -4,6 +4,7 @@ import type { GerbangConfig } from "../config/schema.ts";
 import { OperationError } from "./operationError.ts";
 import { formatProblem, PolicyError, type PolicySet } from "../policy/policySet.ts";
 import { loadActivePolicy, policyRoot } from "../runtime/activePolicy.ts";
+import { surveyPolicyFolder } from "../policy/policyFolder.ts";
 
 /** A folder name under policy.dir: a version or a `_draft`, never a path (the admin API takes names only). */
 const FOLDER_NAME = /^_?[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
@@ -20,4 +21,26 @@ export function loadVersionForAsking(config: GerbangConfig, name: string): Polic
     if (!(error instanceof PolicyError)) throw error;
     throw new OperationError(`${name} is not valid: ${error.problems.slice(0, 10).map(formatProblem).join("; ")}`);
   }
+}
+
+export interface VersionEntry {
+  name: string;
+  draft: boolean;
+  created: string | null;
+  /** This instance serves it. */
+  active: boolean;
+  valid: boolean;
+}
+
+/** The versions and drafts under policy.dir, for the playground's pickers; validity read afresh. */
+export function listVersions(config: GerbangConfig, serving: string): VersionEntry[] {
+  return surveyPolicyFolder(policyRoot(config.policy.dir)).folders.map((f) => {
+    let valid = true;
+    try {
+      loadActivePolicy(config, f.dir);
+    } catch {
+      valid = false;
+    }
+    return { name: f.name, draft: f.draft, created: f.created, active: !f.draft && f.name === serving, valid };
+  });
 }

@@ -225,7 +225,11 @@ t.test("two scopes may not share a rule id", async (t) => {
 });
 
 t.test("a version whose endpoint files list none is told it has no endpoints", async (t) => {
-  t.same(problemsOf(variant(t, (d) => writeFileSync(join(d, "endpoints/marketplace.yaml"), "endpoints: []\n"))), [{ file: "2026-11-26/endpoints", path: "", reason: "no endpoints defined" }]);
+  const none = (d: string): void => {
+    writeFileSync(join(d, "endpoints/marketplace.yaml"), "endpoints: []\n");
+    writeFileSync(join(d, "endpoints/gateway.yaml"), "endpoints: []\n");
+  };
+  t.same(problemsOf(variant(t, none)), [{ file: "2026-11-26/endpoints", path: "", reason: "no endpoints defined" }]);
 });
 
 t.test("an endpoint file that cannot be parsed is not also reported as no endpoints", async (t) => {

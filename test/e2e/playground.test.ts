@@ -1,0 +1,126 @@
+// The policy playground in headless Chromium (Debian's chromium, driven by playwright-core): an admin
+// signs in, explains a denied request and sees the rule, diffs two versions, activates and rolls back;
+// markup typed into a request is shown as text and never runs; the page's headers forbid inline script
+// and framing; a non-admin gets 403.
+import t from "tap";
+import { cpSync, existsSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium, type Browser, type BrowserContext } from "playwright-core";
+import { startGatewayEnv } from "../helpers/gatewayEnv.ts";
+import { writeStricterVersion } from "../helpers/policyVersions.ts";
+
+const CHROMIUM = "/usr/bin/chromium";
+/** The page's globals, typed as little as these tests read (this file is not compiled against the DOM's types; functions run in the page, so no closure). */
+type PageGlobals = { document: { querySelector(selector: string): { textContent: string | null } | null }; __pwned?: number };
+t.test("the playground", { skip: existsSync(CHROMIUM) ? false : `${CHROMIUM} is not installed (.ci/run installs it)` }, async (t) => {
+  const root = mkdtempSync(join(tmpdir(), "gerbang-playground-"));
+  t.teardown(() => rmSync(root, { recursive: true, force: true }));
+  cpSync(fileURLToPath(new URL("../../policies/2026-12-01", import.meta.url)), join(root, "2026-12-01"), { recursive: true });
+  writeStricterVersion(root, "2026-12-01", "2026-12-02", { updateTest: true });
+  const env = await startGatewayEnv({ postgres: false, config: { policy: { dir: root, version: "2026-12-01" } } });
+  t.teardown(() => env.close());
+
+  const browser: Browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic", "--no-first-run", "--disable-component-update", "--disable-sync"],
+  });
+  t.teardown(() => browser.close());
+  const signedIn = async (email: string, password: string): Promise<BrowserContext> => {
+    const context = await browser.newContext({ baseURL: env.url });
+    const response = await context.request.post("/api/auth/sign-in/email", { data: { email, password }, headers: { origin: env.url } });
+    t.equal(response.status(), 200, `${email} signed in`);
+    return context;
+  };
+
+  const admin = await signedIn("admin@demo.gerbang.dev", "demo-admin-password");
+  const page = await admin.newPage();
+  // Functions, not strings: the page's CSP forbids evaluating strings (Playwright's string predicates use eval).
+  const textIn = async (selector: string, text: string): Promise<void> =>
+    void (await page.waitForFunction(([s, x]) => ((globalThis as unknown as PageGlobals).document.querySelector(s)?.textContent ?? "").includes(x), [selector, text] as const));
+  const violations: string[] = [];
+  page.on("console", (message) => {
+    if (/Content Security Policy/i.test(message.text())) violations.push(message.text());
+  });
+  const response = await page.goto("/admin/playground");
+  t.equal(response?.status(), 200);
+  const headers = response?.headers() ?? {};
+  t.match(headers["content-security-policy"], /default-src 'none'; script-src 'self';.*frame-ancestors 'none'/);
+  t.notMatch(headers["content-security-policy"], /unsafe-inline|unsafe-eval/);
+  t.equal(headers["x-frame-options"], "DENY");
+  await page.waitForSelector("body[data-ready=true]");
+  t.match(await page.textContent("#status"), /Active: 2026-12-01 \(digest [0-9a-f]{12}\)/);
+
+  await t.test("explain a denied request and see the rule that would have allowed it", async (t) => {
+    await page.selectOption("#explain-version", "2026-12-01");
+    await page.fill("#explain-roles", "sales");
+    await page.fill("#explain-attributes", '{"region":"us"}');
+    await page.selectOption("#explain-method", "GET");
+    await page.fill("#explain-path", "/api/orders/ord_1");
+    await page.fill("#explain-resource", '{"id":"ord_1","region":"eu"}');
+    await page.click("#explain-submit");
+    await page.waitForSelector("#explain-result p.deny");
+    const text = (await page.textContent("#explain-result")) ?? "";
+    t.match(text, /Denied: 403 CONDITIONS_NOT_MET/);
+    t.match(text, /sales\.orders\.read-region \[sales\] allow: conditions not met/);
+    t.match(text, /FAIL region \$eq "\$\{principal\.region\}" = "us"; resource has "eu"/);
+  });
+
+  await t.test("markup in a request is shown as text and never runs", async (t) => {
+    const markup = '<img src=x onerror="window.__pwned=1">';
+    await page.fill("#explain-path", `/api/orders/${markup}`);
+    await page.fill("#explain-attributes", JSON.stringify({ region: "<script>window.__pwned=2</script>" }));
+    await page.fill("#explain-resource", JSON.stringify({ region: "</li><b>bold</b>" }));
+    await page.click("#explain-submit");
+    await textIn("#explain-result", "onerror");
+    const text = (await page.textContent("#explain-result")) ?? "";
+    t.ok(text.includes(`GET /api/orders/${markup}`), "the path appears as typed");
+    t.ok(text.includes("<script>window.__pwned=2</script>") && text.includes("</li><b>bold</b>"), "attribute values appear as typed");
+    t.equal(await page.locator("#explain-result img, #explain-result script, #explain-result b").count(), 0, "no element was made from them");
+    t.equal(await page.evaluate(() => (globalThis as unknown as PageGlobals).__pwned), undefined, "nothing ran");
+  });
+
+  await t.test("diff two versions", async (t) => {
+    await page.selectOption("#diff-from", "2026-12-01");
+    await page.selectOption("#diff-to", "2026-12-02");
+    await page.click("#diff-submit");
+    await page.waitForSelector("#diff-result ul.cells");
+    const text = (await page.textContent("#diff-result")) ?? "";
+    t.match(text, /2026-12-01 → 2026-12-02: 2 of 95 role × endpoint × method cells changed/);
+    t.match(text, /allow→deny anonymous GET products\.list/);
+    t.match(text, /removed anonymous\.products\.read \[anonymous\]/);
+  });
+
+  await t.test("activate and roll back from the page", async (t) => {
+    await page.selectOption("#activate-version", "2026-12-02");
+    await page.fill("#activate-reason", "from the playground");
+    await page.click("#activate-submit");
+    await textIn("#activate-result", "Activated");
+    t.match(await page.textContent("#activate-result"), /Activated 2026-12-02 \(was 2026-12-01\)/);
+    // This instance follows at once (it applied the activation itself), so anonymous reads go now.
+    let status = (await fetch(`${env.url}/api/products`)).status;
+    for (let i = 0; i < 30 && status !== 401; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      status = (await fetch(`${env.url}/api/products`)).status;
+    }
+    t.equal(status, 401, "2026-12-02 serves");
+    await page.click("#rollback-submit");
+    await textIn("#activate-result", "was 2026-12-02");
+    t.match(await page.textContent("#activate-result"), /Activated 2026-12-01 \(was 2026-12-02\)/);
+    await textIn("#status", "Active: 2026-12-01");
+    t.match(await page.textContent("#status"), /Active: 2026-12-01 .* by admin@demo\.gerbang\.dev \(admin API\)/);
+  });
+
+  t.same(violations, [], "the page needs nothing its CSP forbids");
+
+  await t.test("a non-admin gets 403, the page and its script alike", async (t) => {
+    const user = await signedIn("user@demo.gerbang.dev", "demo-user-password");
+    const other = await user.newPage();
+    t.equal((await other.goto("/admin/playground"))?.status(), 403);
+    t.equal((await other.goto("/admin/playground/playground.js"))?.status(), 403);
+    const anonymous = await browser.newContext({ baseURL: env.url });
+    t.equal((await (await anonymous.newPage()).goto("/admin/playground"))?.status(), 401);
+  });
+});
