@@ -25,6 +25,7 @@ interface VersionReport {
   draft: boolean;
   valid: boolean;
   problems: PolicyProblem[];
+  warnings: readonly PolicyProblem[];
   tests: PolicyTestResult[];
   coverage: Coverage | null;
 }
@@ -43,10 +44,10 @@ function checkTarget(target: string | undefined, flags: { config?: string }): { 
     const base = { version: name.replace(/^_/, ""), dir: versionDir, draft: isDraftFolder(name) };
     try {
       const policy = loadPolicySet(versionDir, { caseInsensitivePaths: config.policy.caseInsensitivePaths });
-      return { ...base, valid: true, problems: [], tests: runPolicyTests(policy), coverage: endpointCoverage(policy) };
+      return { ...base, valid: true, problems: [], warnings: policy.warnings, tests: runPolicyTests(policy), coverage: endpointCoverage(policy) };
     } catch (error) {
       if (!(error instanceof PolicyError)) throw error;
-      return { ...base, valid: false, problems: error.problems, tests: [], coverage: null };
+      return { ...base, valid: false, problems: error.problems, warnings: [], tests: [], coverage: null };
     }
   });
   return { reports, problems: survey.problems, dir };
@@ -60,7 +61,7 @@ export async function policyValidate(target: string | undefined, flags: { config
   const { reports, problems } = checkTarget(target, flags);
   const ok = problems.length === 0 && reports.every((r) => r.valid && failedTests(r).length === 0);
   if (flags.json === true) {
-    const versions = reports.map((r) => ({ version: r.version, dir: r.dir, draft: r.draft, valid: r.valid, problems: r.problems, tests: { passed: r.tests.length - failedTests(r).length, failed: failedTests(r) } }));
+    const versions = reports.map((r) => ({ version: r.version, dir: r.dir, draft: r.draft, valid: r.valid, problems: r.problems, warnings: r.warnings, tests: { passed: r.tests.length - failedTests(r).length, failed: failedTests(r) } }));
     process.stdout.write(`${JSON.stringify({ ok, problems, versions })}\n`);
     return ok ? 0 : 1;
   }
@@ -71,7 +72,8 @@ export async function policyValidate(target: string | undefined, flags: { config
       continue;
     }
     const bad = failedTests(r);
-    process.stdout.write(`${label(r)}: valid, ${r.tests.length - bad.length}/${r.tests.length} policy tests pass\n`);
+    process.stdout.write(`${label(r)}: valid, ${r.tests.length - bad.length}/${r.tests.length} policy tests pass${r.warnings.length === 0 ? "" : `, ${r.warnings.length} warning${r.warnings.length === 1 ? "" : "s"}`}\n`);
+    for (const w of r.warnings) process.stdout.write(`  warning: ${formatProblem(w)}\n`);
     for (const t of bad) process.stdout.write(`  FAIL ${t.file}: ${t.name}: expected ${t.expected}, got ${t.actual}\n`);
   }
   return ok ? 0 : 1;

@@ -5,11 +5,12 @@ import Value from "#typebox/value";
 import type { TSchema } from "#typebox";
 import {
   EndpointFileSchema, EndpointSchema, ManifestSchema, nearMiss, PolicyTestCaseSchema, PolicyTestSchema, RequestTestCaseSchema, RoleFileSchema, RuleSchema, schemaProblems,
-  ScopeFileSchema, ScopeSchema, TestPrincipalSchema,
+  ScopeFileSchema, ScopeSchema, SubjectFileSchema, TestPrincipalSchema, type SubjectSpec,
   type EndpointSpec, type Manifest, type PolicyTestCase, type RequestTestCase, type RuleSpec, type ScopeSpec, type TestPrincipal,
 } from "./schema.ts";
 import { compileEndpoint, EndpointMatcher, patternProblems, type CompiledEndpoint } from "./endpointMatcher.ts";
 import { hasPlaceholder, validateConditions } from "./conditions.ts";
+import { endpointSubjectProblems, ruleSubjectProblems, ruleWarnings, subjectProblems, type Subjects } from "./subjectSchema.ts";
 import { PolicyError, type PolicyProblem, type PolicySet, type RawPolicyRule, type RequestTest } from "./policySet.ts";
 
 export interface LoadPolicyOptions {
@@ -116,6 +117,9 @@ export function loadPolicySet(dir: string, options: LoadPolicyOptions = {}): Pol
   const conditionProblems = (conditions: Record<string, unknown>, path: string): Array<[string, string]> =>
     validateConditions(conditions, principalAttributes ?? [], path).filter(([, reason]) => principalAttributes !== null || !reason.startsWith("unknown principal attribute"));
 
+  const subjects = readSubjectsWith(read, join(dir, "subjects.yaml"), problems, rel);
+  // Where each rule is written, for the warnings about it.
+  const ruleAt = new Map<string, { file: string; path: string }>();
   const rulesByRole = new Map<string, RawPolicyRule[]>();
   const ruleIds = new Set<string>();
   let everyRoleRead = true;
@@ -137,7 +141,10 @@ export function loadPolicySet(dir: string, options: LoadPolicyOptions = {}): Pol
           problems.push({ file: rel(file), path: `${path}/conditions`, reason: "inverted rules may not use principal placeholders" });
         }
       }
-      rules.push({ ...rule, role: String(role) });
+      const raw = { ...rule, role: String(role) };
+      for (const [p, reason] of ruleSubjectProblems(subjects, raw, path)) problems.push({ file: rel(file), path: p, reason });
+      ruleAt.set(rule.id, { file: rel(file), path });
+      rules.push(raw);
     }
     if (named) rulesByRole.set(role, rules);
   }
@@ -157,7 +164,10 @@ export function loadPolicySet(dir: string, options: LoadPolicyOptions = {}): Pol
       }
       // A scope only narrows: a deny inside it would read as a grant elsewhere, so scopes hold allow rules only.
       if (rule.inverted === true) problems.push({ file: rel(scopePath), path: `${path}/rules/${j}/inverted`, reason: "scopes hold allow rules only" });
-      return { ...rule, role: `scope:${scope.id}` };
+      const raw = { ...rule, role: `scope:${scope.id}` };
+      for (const [p, reason] of ruleSubjectProblems(subjects, raw, `${path}/rules/${j}`)) problems.push({ file: rel(scopePath), path: p, reason });
+      ruleAt.set(rule.id, { file: rel(scopePath), path: `${path}/rules/${j}` });
+      return raw;
     });
     scopes.set(scope.id, { ...(scope.description === undefined ? {} : { description: scope.description }), rules });
   }
@@ -174,6 +184,7 @@ export function loadPolicySet(dir: string, options: LoadPolicyOptions = {}): Pol
       if (endpointIds.has(spec.id)) add("/id", `duplicate endpoint id ${spec.id}`);
       endpointIds.add(spec.id);
       for (const reason of patternProblems(spec.path)) add("/path", reason);
+      for (const [p, reason] of endpointSubjectProblems(subjects, spec, "")) add(p, reason);
       const endpoint = compileEndpoint(spec, options.caseInsensitivePaths === true);
       if (spec.resource?.from === "resolver" && spec.resource.id === undefined) add("/resource/id", "a resolver needs the path parameter holding the id");
       if (spec.resource?.id !== undefined && !endpoint.paramNames.includes(spec.resource.id)) {
@@ -198,8 +209,17 @@ export function loadPolicySet(dir: string, options: LoadPolicyOptions = {}): Pol
         const near = nearMiss(scope, [...scopes.keys()]);
         problems.push({ file: rel(file), path: `${path}/scopes/${j}`, reason: `${what} names unknown scope ${scope}${near === undefined ? "" : `; did you mean ${near}?`}` });
       });
+    // A role name is judged only when every role file was read (a broken admin.yaml is not also "unknown role admin").
+    const checkRoles = (principal: TestPrincipal, path: string, what: string): void =>
+      principal.roles.forEach((role, j) => {
+        if (!everyRoleRead || rulesByRole.has(role)) return;
+        const near = nearMiss(role, [...rulesByRole.keys()]);
+        problems.push({ file: rel(file), path: `${path}/roles/${j}`, reason: `${what} names unknown role ${role}${near === undefined ? "" : `; did you mean ${near}?`}` });
+      });
     for (const [i, test] of entries<PolicyTestCase>(field(testFile, "tests"), PolicyTestCaseSchema)) {
       checkScopes(test.principal, `/tests/${i}/principal`, `test "${test.name}"`);
+      checkRoles(test.principal, `/tests/${i}/principal`, `test "${test.name}"`);
+      for (const [p, reason] of subjectProblems(subjects, test.subject, test.action, { subject: `/tests/${i}/subject`, action: `/tests/${i}/action` })) problems.push({ file: rel(file), path: p, reason });
       tests.push({ ...test, file: rel(file) });
     }
     const principals = new Map<string, TestPrincipal>();
@@ -208,6 +228,7 @@ export function loadPolicySet(dir: string, options: LoadPolicyOptions = {}): Pol
       for (const [name, principal] of Object.entries(listed)) {
         if (!Value.Check(TestPrincipalSchema, principal)) continue;
         checkScopes(principal, `/principals/${name}`, `principal ${name}`);
+        checkRoles(principal, `/principals/${name}`, `principal ${name}`);
         principals.set(name, principal);
       }
     }
@@ -230,7 +251,23 @@ export function loadPolicySet(dir: string, options: LoadPolicyOptions = {}): Pol
   }
 
   if (problems.length > 0 || manifest === null) throw new PolicyError(problems.map((p) => withLine(p, documents.get(p.file))));
-  return { version: manifest.version, manifest, dir, rulesByRole, scopes, matcher: new EndpointMatcher(compiled), tests, requestTests };
+  const everyRule = [...rulesByRole.values(), ...[...scopes.values()].map((s) => s.rules)].flat();
+  const warnings = ruleWarnings(everyRule, compiled.map((e) => e.spec)).map(({ rule, reason }): PolicyProblem => {
+    const at = ruleAt.get(rule.id) ?? { file: rel(dir), path: "" };
+    return withLine({ file: at.file, path: at.path, reason }, documents.get(at.file));
+  });
+  return { version: manifest.version, manifest, dir, rulesByRole, scopes, matcher: new EndpointMatcher(compiled), tests, requestTests, warnings };
+}
+
+/** subjects.yaml when the version has one (read through `read`, so its problems are reported like any file's). */
+function readSubjectsWith(read: (file: string, schema: TSchema) => ReadFile | null, file: string, problems: PolicyProblem[], rel: (f: string) => string): Subjects {
+  if (!existsSync(file)) return null;
+  const subjects = new Map<string, SubjectSpec>();
+  for (const [i, spec] of entries<SubjectSpec>(field(read(file, SubjectFileSchema), "subjects"), SubjectFileSchema.properties.subjects.items)) {
+    if (subjects.has(spec.name)) problems.push({ file: rel(file), path: `/subjects/${i}/name`, reason: `subject ${spec.name} is declared twice` });
+    subjects.set(spec.name, spec);
+  }
+  return subjects;
 }
 
 /** A draft folder: `_<version>`, never listed, loaded or activated as a version until published. */

@@ -24,6 +24,8 @@ export interface PolicySet {
   scopes: ReadonlyMap<string, { description?: string; rules: readonly RawPolicyRule[] }>;
   matcher: EndpointMatcher;
   tests: ReadonlyArray<PolicyTestCase & { file: string }>;
+  /** Rules that can never have an effect (validate prints them; they do not make the version invalid). */
+  warnings: readonly PolicyProblem[];
   /** Tests written as requests, each principal named in `expect` resolved. */
   requestTests: readonly RequestTest[];
 }

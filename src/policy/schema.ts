@@ -68,6 +68,33 @@ export const ScopeFileSchema = Type.Object(
   { additionalProperties: false },
 );
 
+const AttributeType = Type.Union([Type.Literal("string"), Type.Literal("number"), Type.Literal("boolean"), Type.Literal("list")], {
+  description: 'an attribute type: "string", "number", "boolean" or "list"',
+});
+
+/**
+ * subjects.yaml (optional): what each subject is. With it, validate checks every rule, endpoint and
+ * test against it: subjects and actions that exist, fields and condition attributes the subject has,
+ * condition values of the attribute's type.
+ */
+export const SubjectFileSchema = Type.Object(
+  {
+    subjects: Type.Array(
+      Type.Object(
+        {
+          name: Name,
+          description: Type.Optional(Type.String()),
+          actions: Type.Array(Name, { minItems: 1 }),
+          attributes: Type.Record(Type.String(), AttributeType),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+  },
+  { additionalProperties: false },
+);
+export type SubjectSpec = Type.Static<typeof SubjectFileSchema>["subjects"][number];
+
 export const EndpointSchema = Type.Object(
   {
     id: Id,

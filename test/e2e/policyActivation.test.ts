@@ -21,11 +21,24 @@ const ACTIVE = "2026-12-01";
 const NEXT = "2026-12-02";
 const BROKEN = "2026-12-03";
 cpSync(fileURLToPath(new URL(`../../policies/${ACTIVE}`, import.meta.url)), join(root, ACTIVE), { recursive: true });
+// The second instance reads its own copy of the folder, as a fleet member on another machine would.
+const secondRoot = mkdtempSync(join(tmpdir(), "gerbang-activation-b-"));
+t.teardown(() => rmSync(secondRoot, { recursive: true, force: true }));
+cpSync(join(root, ACTIVE), join(secondRoot, ACTIVE), { recursive: true });
+const LONELY = "2026-12-04";
 
 /** A copy of the active version with anonymous product reads taken away (its test updated unless told otherwise). */
-const writeVersion = (version: string, options: { updateTest: boolean }): void => void writeStricterVersion(root, ACTIVE, version, options);
+const writeVersion = (version: string, options: { updateTest: boolean }, everywhere = true): void => {
+  writeStricterVersion(root, ACTIVE, version, options);
+  if (everywhere) writeStricterVersion(secondRoot, ACTIVE, version, options);
+};
 
-const env = await startGatewayEnv({ postgres: true, instances: 2, config: { policy: { dir: root, activationCheckMs: 60_000 }, redis: { url: testRedisUrl() } } });
+const env = await startGatewayEnv({
+  postgres: true,
+  instances: 2,
+  config: { policy: { dir: root, activationCheckMs: 60_000 }, redis: { url: testRedisUrl() } },
+  instanceConfig: (i) => (i === 1 ? { policy: { dir: secondRoot, activationCheckMs: 60_000 } } : {}),
+});
 t.teardown(() => env.close());
 const cli = (...args: string[]): ReturnType<typeof runGerbang> => runGerbang([...args, "--config", env.configFile], { DATABASE_URL: "", REDIS_URL: "", GERBANG_SECRET: "" });
 const served = async (url: string): Promise<{ version: string; activation: { state: string; problem?: string } }> => {
@@ -149,6 +162,32 @@ t.test("an instance that cannot load the recorded version keeps serving its own,
   t.ok((await reached(ACTIVE, 5000)) <= 1000);
   for (let i = 0; i < 40 && (await fetch(`${env.urls[0]}/readyz`)).status !== 200; i++) await new Promise((r) => setTimeout(r, 50));
   t.equal((await fetch(`${env.urls[0]}/readyz`)).status, 200);
+});
+
+t.test("activated while one instance's folder lacks the version: that one keeps serving its own and says why", async (t) => {
+  writeVersion(LONELY, { updateTest: true }, false);
+  const run = await cli("policy", "activate", LONELY, "--reason", "only the first instance has it");
+  t.equal(run.code, 0, run.stderr);
+  let states: Array<Awaited<ReturnType<typeof served>>> = [];
+  const started = Date.now();
+  for (let i = 0; i < 100; i++) {
+    states = await Promise.all(env.urls.map(served));
+    if (states[0]?.version === LONELY && states[1]?.activation.state === "refused") break;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  t.ok(Date.now() - started <= 1000, `both settled within a second (${Date.now() - started} ms)`);
+  t.match(states[0], { version: LONELY, activation: { state: "serving" } }, "the instance with the folder serves it");
+  t.match(states[1], { version: ACTIVE, activation: { state: "refused" } }, "the other keeps serving what it had");
+  t.match(states[1]?.activation.problem, new RegExp(LONELY));
+  t.equal((await fetch(`${env.urls[1]}/readyz`)).status, 503);
+  const status = await cli("policy", "status", "--json");
+  const parsed = JSON.parse(status.stdout) as { instances: Array<{ version: string; state: string; problem: string | null }> };
+  t.same(parsed.instances.map((i) => [i.version, i.state]).sort(), [[ACTIVE, "refused"], [LONELY, "serving"]], "status names both");
+  t.equal(status.code, 1);
+  t.equal((await cli("policy", "activate", ACTIVE)).code, 0);
+  t.ok((await reached(ACTIVE, 5000)) <= 1000, "a version both have brings both back");
+  for (let i = 0; i < 40 && (await fetch(`${env.urls[1]}/readyz`)).status !== 200; i++) await new Promise((r) => setTimeout(r, 50));
+  t.equal((await fetch(`${env.urls[1]}/readyz`)).status, 200);
 });
 
 t.test("no request failed while versions changed", async (t) => {

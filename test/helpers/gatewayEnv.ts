@@ -45,6 +45,8 @@ export interface GatewayEnvOptions {
   serverConfig?: Record<string, unknown>;
   /** Gateway processes in front of the same upstream, database and Redis (default 1). */
   instances?: number;
+  /** Merged into one instance's config over `config` (e.g. its own policy folder). */
+  instanceConfig?: (index: number) => Record<string, unknown>;
 }
 
 const generous = (): { max: number; windowMs: number } => ({ max: 1_000_000, windowMs: 60000 });
@@ -104,7 +106,7 @@ export async function startGatewayEnv(options: GatewayEnvOptions): Promise<Gatew
     let configFile = "";
     for (const [i, port] of [gatewayPort, ...extraPorts].entries()) {
       const file = join(dir, `gerbang-${i}.yaml`);
-      writeFileSync(file, stringify(configFor(port, i === 0)));
+      writeFileSync(file, stringify({ ...configFor(port, i === 0), ...options.instanceConfig?.(i) }));
       if (i === 0) configFile = file;
       const instanceUrl = `http://127.0.0.1:${port}`;
       const gateway = await startGerbang(["serve", "--config", file], { env, readyUrl: `${instanceUrl}/readyz` });

@@ -53,6 +53,7 @@ t.test("a changed condition, a new grant and a remapped endpoint are each named"
   edit("roles/user.yaml", "rules:\n", "rules:\n  - id: user.inventory.read\n    action: read\n    subject: Inventory\n");
   // The inventory endpoint now means another action.
   edit("endpoints/marketplace.yaml", "    path: /api/inventory\n    action: read", "    path: /api/inventory\n    action: list");
+  edit("subjects.yaml", "  - name: Inventory\n    actions: [read]", "  - name: Inventory\n    actions: [read, list]");
   const diff = diffVersions(loadPolicySet(join(root, "2026-12-01")), loadPolicySet(next));
   const changes = diff.cells.map((c) => `${c.change} ${c.role} ${c.method} ${c.endpoint}`);
   t.ok(changes.includes("conditions changed sales GET orders.get"), "the same rule id with another condition");

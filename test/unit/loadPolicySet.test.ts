@@ -15,6 +15,8 @@ function variant(t: { teardown(fn: () => void): void }, edit: (dir: string) => v
   t.teardown(() => rmSync(root, { recursive: true, force: true }));
   const dir = join(root, "2026-11-26");
   cpSync(example, dir, { recursive: true });
+  // These cases are about files, ids and patterns; subjects.yaml's checks are test/unit/policyProblems.test.ts's.
+  rmSync(join(dir, "subjects.yaml"));
   edit(dir);
   return dir;
 }

@@ -260,3 +260,47 @@ t.test("of several scopes close to a mistyped one, the closest is suggested, the
   t.equal(suggestion(["catalog:reads", "catalog:read"], "catalog:reada"), "catalog:reads", "equally close: the first listed");
   t.equal(suggestion(["catalog:read"], "orders:write"), undefined, "nothing close");
 });
+
+// subjects.yaml: what a subject is. A version with one is checked against it everywhere.
+const SUBJECTS = "subjects:\n  - name: Product\n    actions: [read, update]\n    attributes: { id: string, ownerId: string, price: number }\n";
+const withSubjects = (files: Record<string, string>): Record<string, string> => ({ "subjects.yaml": SUBJECTS, ...files });
+
+const subjectMistakes: Array<[string, string, string, string, string]> = [
+  ["named a subject the schema does not declare", "roles/user.yaml", rule("action: read\nsubject: Prodcut"), "/rules/0/subject", "unknown subject Prodcut; did you mean Product?"],
+  ["gave a subject an action it does not have", "roles/user.yaml", rule("action: delete\nsubject: Product"), "/rules/0/action", "Product has no action delete (declared: read, update)"],
+  ["conditioned on an attribute the subject does not have", "roles/user.yaml", rule("action: read\nsubject: Product\nconditions: { ownrId: '${principal.id}' }"), "/rules/0/conditions/ownrId", "a condition on Product.ownrId, which Product does not declare; did you mean ownerId?"],
+  ["limited a rule to a field the subject does not have", "roles/user.yaml", rule("action: update\nsubject: Product\nfields: [colour]"), "/rules/0/fields/0", "a field rule on Product.colour, which Product does not declare (declared: id, ownerId, price)"],
+  ["compared a number attribute with text", "roles/user.yaml", rule("action: read\nsubject: Product\nconditions: { price: { $lt: cheap } }"), "/rules/0/conditions/price", 'Product.price is a number; "cheap" can never be equal to one'],
+  ["mapped an endpoint to an undeclared action", "endpoints/api.yaml", endpoint("methods: [GET]\npath: /api/products\naction: list\nsubject: Product"), "/endpoints/0/action", "Product has no action list (declared: read, update)"],
+  ["wrote a test of an undeclared subject", "tests/t_test.yaml", "tests:\n  - { name: x, principal: { roles: [user] }, action: read, subject: Shop, expect: deny }\n", "/tests/0/subject", "unknown subject Shop (declared: Product)"],
+];
+for (const [what, file, content, path, reason] of subjectMistakes) {
+  t.test(`with a subject schema, an editor who ${what} is told so`, async (t) => {
+    t.same(problemsOf(version(t, withSubjects({ [file]: content }))), [{ file: `v1/${file}`, path, reason }]);
+  });
+}
+
+t.test("without subjects.yaml nothing is checked against subjects; `all` and `manage` are always allowed", async (t) => {
+  t.doesNotThrow(() => loadPolicySet(version(t, { "roles/user.yaml": rule("action: delete\nsubject: Anything") })));
+  t.doesNotThrow(() => loadPolicySet(version(t, withSubjects({ "roles/user.yaml": rule("action: manage\nsubject: all") }))));
+});
+
+t.test("a test that names a role the version does not define is a problem, with a suggestion", async (t) => {
+  const problems = problemsOf(version(t, { "tests/t_test.yaml": "tests:\n  - { name: x, principal: { roles: [usr] }, action: read, subject: Product, expect: allow }\n" }));
+  t.same(problems, [{ file: "v1/tests/t_test.yaml", path: "/tests/0/principal/roles/0", reason: 'test "x" names unknown role usr; did you mean user?' }]);
+});
+
+t.test("rules that can never have an effect are warnings, with their place, and the version still loads", async (t) => {
+  const policy = loadPolicySet(
+    version(t, {
+      "roles/user.yaml": "role: user\nrules:\n  - id: user.read\n    action: read\n    subject: Product\n  - id: user.no-reads\n    action: read\n    subject: Product\n    inverted: true\n  - id: user.orders\n    action: read\n    subject: Order\n",
+    }),
+  );
+  t.same(
+    policy.warnings.map((w) => [w.file, w.line, w.path, w.reason]),
+    [
+      ["v1/roles/user.yaml", 3, "/rules/0", "never allows anything: the deny rule user.no-reads (no conditions, no fields) covers it"],
+      ["v1/roles/user.yaml", 10, "/rules/2", "no endpoint asks for read Order: the rule reaches upstreams only through the packed rules"],
+    ],
+  );
+});
