@@ -5,7 +5,7 @@ import { formatProblem, PolicyError, type PolicyProblem } from "../policy/policy
 import { endpointCoverage, runPolicyTests, type Coverage, type PolicyTestResult } from "../policy/runPolicyTests.ts";
 import { surveyPolicyFolder } from "../policy/policyFolder.ts";
 import { newDraft, publishDraft } from "../policy/draftVersion.ts";
-import { policyRoot } from "../runtime/activePolicy.ts";
+import { policyRoot, policyLoadOptions } from "../runtime/activePolicy.ts";
 import type { CommonFlags } from "./main.ts";
 import { operate, operatorConfig } from "./operate.ts";
 import type { ActivationResult } from "../activation/activateVersion.ts";
@@ -43,7 +43,7 @@ function checkTarget(target: string | undefined, flags: { config?: string }): { 
   const reports = survey.folders.map(({ name, dir: versionDir }): VersionReport => {
     const base = { version: name.replace(/^_/, ""), dir: versionDir, draft: isDraftFolder(name) };
     try {
-      const policy = loadPolicySet(versionDir, { caseInsensitivePaths: config.policy.caseInsensitivePaths });
+      const policy = loadPolicySet(versionDir, policyLoadOptions(config));
       return { ...base, valid: true, problems: [], warnings: policy.warnings, tests: runPolicyTests(policy), coverage: endpointCoverage(policy) };
     } catch (error) {
       if (!(error instanceof PolicyError)) throw error;
@@ -113,7 +113,7 @@ export async function policyNew(version: string, flags: { config?: string; from?
 /** `policy publish <draft>`: validated, tested, renamed into place; not activated. */
 export async function policyPublish(draft: string, flags: { config?: string }): Promise<number> {
   const config = operatorConfig(flags.config);
-  const published = publishDraft(policyRoot(config.policy.dir), draft, { caseInsensitivePaths: config.policy.caseInsensitivePaths });
+  const published = publishDraft(policyRoot(config.policy.dir), draft, policyLoadOptions(config));
   process.stdout.write(`published ${published.version} (${published.dir}); not active yet: gerbang policy activate ${published.version}\n`);
   return 0;
 }

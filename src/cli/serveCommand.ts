@@ -4,7 +4,7 @@ import { loadConfig } from "../config/loadConfig.ts";
 import { startGateway } from "../runtime/startGateway.ts";
 import { startAdminServer, type AdminServer } from "../admin/adminServer.ts";
 import { databaseIdentity } from "../admin/adminEndpointFile.ts";
-import { DEMO_USERS } from "../demo/seedDemo.ts";
+import { DEMO_USERS } from "../demo/demoUsers.ts";
 import { writePrivateFile } from "../runtime/privateFile.ts";
 
 /** How often a gateway started by npm checks that npm still runs (npm does not pass every signal on). */

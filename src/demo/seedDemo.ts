@@ -2,14 +2,10 @@ import type { Auth } from "../auth/createAuth.ts";
 import type { Database } from "../db/openDatabase.ts";
 import { createVerifiedUser } from "../auth/createUser.ts";
 import type { DemoUpstream } from "./upstream.ts";
+import { DEMO_USERS } from "./demoUsers.ts";
 
-/** Demo accounts with published passwords: created only in demo mode unless demo.seedUsers says so. */
-export const DEMO_USERS = [
-  { email: "admin@demo.gerbang.dev", password: "demo-admin-password", role: "admin", name: "Ada Admin" },
-  { email: "user@demo.gerbang.dev", password: "demo-user-password", role: "user", name: "Umar User" },
-  { email: "buyer@demo.gerbang.dev", password: "demo-buyer-password", role: "user", name: "Bima Buyer" },
-  { email: "sales@demo.gerbang.dev", password: "demo-sales-password", role: "sales", name: "Sari Sales", attributes: { region: "eu" } },
-] as const;
+export { DEMO_USERS };
+
 
 export async function seedDemo(auth: Auth, db: Database, upstream: DemoUpstream | null): Promise<Record<string, string>> {
   const ids: Record<string, string> = {};

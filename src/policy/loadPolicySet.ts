@@ -15,6 +15,8 @@ import { PolicyError, type PolicyProblem, type PolicySet, type RawPolicyRule, ty
 
 export interface LoadPolicyOptions {
   caseInsensitivePaths?: boolean;
+  /** Users a request case may name by email in `expect` (the demo's accounts), as their sessions carry them. */
+  knownUsers?: ReadonlyMap<string, TestPrincipal>;
 }
 
 /** Lists version folders (those holding a manifest.yaml), newest `created` first. */
@@ -236,12 +238,12 @@ export function loadPolicySet(dir: string, options: LoadPolicyOptions = {}): Pol
       const cells: Array<RequestTest["cells"][number]> = [];
       for (const [name, expected] of Object.entries(test.expect)) {
         // A role's name alone asks as that role with no attributes.
-        const as = principals.get(name) ?? (rulesByRole.has(name) ? { roles: [name] } : undefined);
+        const as = principals.get(name) ?? options.knownUsers?.get(name) ?? (rulesByRole.has(name) ? { roles: [name] } : undefined);
         if (as === undefined) {
           // Judged only when every role file was read: a broken admin.yaml must not also be "unknown principal admin".
           if (!everyRoleRead) continue;
-          const near = nearMiss(name, [...principals.keys(), ...rulesByRole.keys()]);
-          problems.push({ file: rel(file), path: `/requests/${i}/expect/${name}`, reason: `unknown principal ${name}: name one under principals: or a role${near === undefined ? "" : `; did you mean ${near}?`}` });
+          const near = nearMiss(name, [...principals.keys(), ...rulesByRole.keys(), ...(options.knownUsers?.keys() ?? [])]);
+          problems.push({ file: rel(file), path: `/requests/${i}/expect/${name}`, reason: `unknown principal ${name}: name one under principals:, a role or a demo user${near === undefined ? "" : `; did you mean ${near}?`}` });
           continue;
         }
         cells.push({ principal: name, as, expect: typeof expected === "number" ? { status: expected } : expected });

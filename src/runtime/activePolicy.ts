@@ -1,7 +1,8 @@
 import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { GerbangConfig } from "../config/schema.ts";
-import { listPolicyVersions, loadPolicySet } from "../policy/loadPolicySet.ts";
+import { listPolicyVersions, loadPolicySet, type LoadPolicyOptions } from "../policy/loadPolicySet.ts";
+import { DEMO_PRINCIPALS } from "../demo/demoUsers.ts";
 import { PolicyError, type PolicySet } from "../policy/policySet.ts";
 import { PACKAGE_ROOT } from "./migrationsDir.ts";
 
@@ -26,5 +27,10 @@ export function activeVersionDir(config: GerbangConfig): string {
 
 /** The configured version, or the newest by manifest.created; throws PolicyError when invalid. */
 export function loadActivePolicy(config: GerbangConfig, dir = activeVersionDir(config)): PolicySet {
-  return loadPolicySet(dir, { caseInsensitivePaths: config.policy.caseInsensitivePaths });
+  return loadPolicySet(dir, policyLoadOptions(config));
+}
+
+/** How this configuration loads a version: path matching, and the demo's accounts for request cases that name them. */
+export function policyLoadOptions(config: GerbangConfig): LoadPolicyOptions {
+  return { caseInsensitivePaths: config.policy.caseInsensitivePaths, knownUsers: DEMO_PRINCIPALS };
 }

@@ -66,6 +66,18 @@ t.test("mistakes are one line and exit 2", async (t) => {
   }
 });
 
+t.test("gerbang policy test knows the demo's accounts by email", async (t) => {
+  cpSync(join(root, "2026-12-01"), join(root, "_demo"), { recursive: true });
+  const manifest = join(root, "_demo", "manifest.yaml");
+  const { readFileSync } = await import("node:fs");
+  writeFileSync(manifest, readFileSync(manifest, "utf8").replace('version: "2026-12-01"', "version: demo").replace('created: "2026-12-01T00:00:00Z"', 'created: "2026-12-09T00:00:00Z"'));
+  writeFileSync(join(root, "_demo", "tests", "demo_test.yaml"), "requests:\n  - name: the demo's sales account reads eu orders\n    request: { method: GET, path: /api/orders/o1 }\n    resource: { region: eu }\n    expect: { \"sales@demo.gerbang.dev\": { status: 200, rule: sales.orders.read-region } }\n");
+  const run = await runGerbang(["policy", "test", "_demo", "--config", join(cwd, "gerbang.yaml")], {}, { cwd });
+  t.equal(run.code, 0, run.stdout);
+  t.match(run.stdout, /ok {4}_demo\/tests\/demo_test\.yaml: the demo's sales account reads eu orders as sales@demo\.gerbang\.dev/);
+  rmSync(join(root, "_demo"), { recursive: true });
+});
+
 const pgMissing = await serviceGate("postgres");
 t.test("--user reads the user's roles and attributes from the database", { skip: pgMissing }, async (t) => {
   const db = await createTestDatabase();

@@ -112,8 +112,8 @@ t.test("a principal name that is neither listed nor a role is a validation probl
   t.same(
     problems(t, dir),
     [
-      ["/requests/0/expect/ownr", "unknown principal ownr: name one under principals: or a role; did you mean owner?"],
-      ["/requests/0/expect/usr", "unknown principal usr: name one under principals: or a role; did you mean user?"],
+      ["/requests/0/expect/ownr", "unknown principal ownr: name one under principals:, a role or a demo user; did you mean owner?"],
+      ["/requests/0/expect/usr", "unknown principal usr: name one under principals:, a role or a demo user; did you mean user?"],
     ],
   );
 });
@@ -191,4 +191,14 @@ t.test("property: any request gets one of the gateway's answers, and only an unm
     { numRuns: 500 },
   );
   t.pass("500 requests");
+});
+
+t.test("a demo account may be named by its email where the loader knows it (the CLI and the gateway pass the demo's accounts)", async (t) => {
+  const dir = version(t, `requests:
+  - { name: own shop, request: { method: PATCH, path: /api/shops/s1, body: { name: x } }, resource: { ownerId: "demo:user" }, expect: { "user@demo.gerbang.dev": 200, "buyer@demo.gerbang.dev": 403 } }
+`);
+  const { DEMO_PRINCIPALS } = await import("../../src/demo/demoUsers.ts");
+  const results = runPolicyTests(loadPolicySet(dir, { knownUsers: DEMO_PRINCIPALS }));
+  t.same(results.map((r) => [r.name, r.passed]), [["own shop as user@demo.gerbang.dev", true], ["own shop as buyer@demo.gerbang.dev", true]]);
+  t.same(problems(t, dir).map(([, reason]) => reason.split(":")[0]), ["unknown principal user@demo.gerbang.dev", "unknown principal buyer@demo.gerbang.dev"], "the engine alone knows no users");
 });
