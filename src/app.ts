@@ -35,6 +35,8 @@ import { createRateLimiter } from "./ratelimit/rateLimiter.ts";
 import type { RateLimitCounters } from "./ratelimit/rateLimitCounters.ts";
 import "./pipeline/requestState.ts";
 import { adminRoutes } from "./admin/adminRoutes.ts";
+import { GatewayMetrics } from "./metrics/gatewayMetrics.ts";
+import { metricsRoutes } from "./metrics/metricsRoutes.ts";
 import type { OperatorServices } from "./admin/operations.ts";
 
 /** Everything buildApp needs, built by server.ts (or a test) from real services. */
@@ -63,9 +65,35 @@ export interface GatewayContext {
 
 const PROXY_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
 
+const metricsByApp = new WeakMap<FastifyInstance, GatewayMetrics | null>();
+/** The metrics of an app buildApp made (startGateway serves them on metrics.port too). */
+export const metricsOf = (app: FastifyInstance): GatewayMetrics | null => metricsByApp.get(app) ?? null;
+
+/** A readiness check's outcome for a scrape: passing within the deadline. */
+async function withDeadline(check: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([check.then(() => true, () => false), new Promise<boolean>((r) => (timer = setTimeout(() => r(false), ms)))]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** One request in the metrics; labels are bounded (endpoint ids or registered route patterns, never raw paths). */
+function observe(metrics: GatewayMetrics, request: FastifyRequest, status: number, seconds: number): void {
+  const state = request.gerbang;
+  const route = request.routeOptions.url;
+  const endpoint = state.endpoint?.endpoint.spec.id ?? (route === undefined ? "unmatched" : route === "/*" ? "unmapped" : route);
+  const decision = state.decision === undefined ? "none" : state.decision.allowed ? "allow" : "deny";
+  const reason = state.decision?.reason ?? state.errorReason ?? state.errorCode ?? "none";
+  const upstream = state.upstream !== undefined && state.upstreamSeconds !== undefined ? { name: state.upstream.name, seconds: state.upstreamSeconds } : null;
+  metrics.observe(endpoint, decision, reason, status, seconds, upstream);
+}
+
 /** The gateway as a Fastify instance, not listening: tests inject into it, server.ts listens. */
 export async function buildApp(ctx: GatewayContext): Promise<FastifyInstance> {
   const { config } = ctx;
+  let metrics: GatewayMetrics | null = null;
   const app = Fastify({
     logger: ctx.logger ?? {
       level: config.logLevel,
@@ -162,6 +190,7 @@ export async function buildApp(ctx: GatewayContext): Promise<FastifyInstance> {
     const ms = Number(process.hrtime.bigint() - state.startedAt) / 1e6;
     request.log.info({ method: request.method, path: state.path, status: reply.statusCode, ms: Math.round(ms * 10) / 10, user: state.principal?.userId ?? undefined, decision: state.decision?.reason ?? state.errorCode }, "request");
     if (ctx.audit !== null) recordDecision(ctx.audit, request, reply.statusCode);
+    if (metrics !== null) observe(metrics, request, reply.statusCode, ms / 1000);
     done();
   });
 
@@ -181,6 +210,16 @@ export async function buildApp(ctx: GatewayContext): Promise<FastifyInstance> {
     },
   };
   await app.register(systemRoutes, { signer: ctx.signer, checks: [...ctx.readiness, upstreamCheck] });
+  const readiness = [...ctx.readiness, upstreamCheck];
+  metrics = config.metrics.enabled
+    ? new GatewayMetrics({
+        ...(ctx.audit === null ? {} : { auditPending: () => ctx.audit?.pending ?? 0, auditDropped: () => ctx.audit?.dropped ?? 0, auditWritten: () => ctx.audit?.written ?? 0 }),
+        circuits: () => circuits.states,
+        policyVersion: () => ctx.policies.current.policy.version,
+        dependencies: () => Promise.all(readiness.map(async ({ name, check }) => ({ name, up: await withDeadline(check(), 1000) }))),
+      })
+    : null;
+  metricsByApp.set(app, metrics);
   const limiter = await createRateLimiter(app, ctx.rateLimitCounters);
   const rateLimit = createRateLimitStage({ limiter, config: config.rateLimit });
   const authenticateOnly = createAuthenticate({ authenticators: ctx.authenticators, trustedOrigins });
@@ -211,6 +250,7 @@ export async function buildApp(ctx: GatewayContext): Promise<FastifyInstance> {
 
   if (ctx.keys !== null) await app.register(keyRoutes, { ...ctx.keys, authenticate });
   const authorize = createAuthorize({ policies: ctx.policies, resolver: ctx.resolver, denialDetailsFor: config.policy.denialDetailsFor });
+  if (metrics !== null) await app.register(metricsRoutes, { metrics, authenticate, authorize });
   await app.register(adminRoutes, { gatewayPrefix: config.admin.prefix, services: ctx.adminServices ?? (() => null), policies: ctx.policies, authenticate, authorize });
   const forward = createForward({
     signer: ctx.signer,

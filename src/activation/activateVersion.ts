@@ -41,7 +41,8 @@ export async function activateVersion(ctx: ActivationContext, version: string, r
   const root = policyRoot(ctx.config.policy.dir);
   const known = listPolicyVersions(root).map((v) => v.version);
   if (version.startsWith("_")) throw new OperationError(`${version} is a draft: publish it first (gerbang policy publish ${version}), then activate ${version.slice(1)}`);
-  if (!known.includes(version)) throw new OperationError(`no policy version ${version} in ${root} (there: ${known.join(", ") || "none"})`);
+  // policy.dir is not named: this message may go out over the admin API.
+  if (!known.includes(version)) throw new OperationError(`no policy version ${version} in policy.dir (there: ${known.join(", ") || "none"})`);
   const checked = checkVersion(ctx.config, join(root, version));
   if (!checked.ok) throw new OperationError(`version ${version} is not activated:\n${checked.problems.map((p) => `  ${p}`).join("\n")}`);
   if (expectDigest !== undefined && checked.digest !== expectDigest) {

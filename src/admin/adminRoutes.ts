@@ -7,6 +7,7 @@ import { AbilityCache } from "../policy/abilityCache.ts";
 import { explainRequest, type Explanation } from "../policy/explainDecision.ts";
 import type { RequestPrincipal } from "../policy/decideRequest.ts";
 import { OperationError } from "./operationError.ts";
+import { normalizeTarget } from "../pipeline/normalizeTarget.ts";
 import { runOperation, type OperationName, type OperatorServices } from "./operations.ts";
 import { listVersions, loadVersionForAsking } from "./versionForAsking.ts";
 import { playgroundRoutes } from "./playgroundRoutes.ts";
@@ -24,7 +25,8 @@ export interface AdminRoutesOptions {
   authorize: { select: (request: FastifyRequest) => void; precheck: (request: FastifyRequest) => void; decide: (request: FastifyRequest) => Promise<void> };
 }
 
-const Reason = Type.Optional(Type.String({ maxLength: 500 }));
+// Printable text only: a reason is printed by `gerbang policy status` in an operator's terminal.
+const Reason = Type.Optional(Type.String({ maxLength: 500, pattern: "^[^\\u0000-\\u001f\\u007f-\\u009f]*$" }));
 const ActivateBody = Type.Object({ version: Type.String({ minLength: 1, maxLength: 64 }), reason: Reason }, { additionalProperties: false });
 const RollbackBody = Type.Object({ reason: Reason }, { additionalProperties: false });
 const Attributes = Type.Record(Type.String({ maxLength: 64 }), Type.Union([Type.String({ maxLength: 256 }), Type.Number(), Type.Boolean()]));
@@ -70,11 +72,26 @@ export async function adminRoutes(app: FastifyInstance, options: AdminRoutesOpti
   app.addHook("onRequest", async (request, reply) => {
     void reply.header("cache-control", "no-store");
     request.gerbang.gatewayRoute = "admin";
+    const expected = request.routeOptions.config.endpoint;
+    // Nothing under the prefix is ever forwarded: an unknown path or method is the gateway's 404/405.
+    if (expected === undefined) throw new GerbangError("ROUTE_NOT_FOUND");
     await options.authenticate(request, reply);
+    // The gateway is administered by people: a key (whatever its scopes) never reaches these routes.
+    if (request.gerbang.principal?.authMethod === "api-key") throw new GerbangError("FORBIDDEN", { reason: "KEYS_CANNOT_ADMINISTER", message: "The admin API is for signed-in users, not API keys." });
     options.authorize.select(request);
+    // Only the endpoint meant for this route may authorize it: a broad pattern (`/**`) in some version
+    // that happens to match must not open the admin API to whoever it allows.
+    const matched = request.gerbang.endpoint?.endpoint.spec.id;
+    if (matched !== expected) {
+      delete request.gerbang.endpoint;
+      request.gerbang.decision = { allowed: false, reason: "ENDPOINT_NOT_MAPPED", ruleId: null };
+      throw new GerbangError("FORBIDDEN", { reason: "ENDPOINT_NOT_MAPPED" });
+    }
     options.authorize.precheck(request);
   });
   app.addHook("preHandler", options.authorize.decide);
+  const bound = (endpoint: string): { config: { endpoint: string } } => ({ config: { endpoint } });
+  for (const url of [options.gatewayPrefix, `${options.gatewayPrefix}/*`]) app.all(url, async () => undefined);
 
   const services = (request: FastifyRequest): OperatorServices => {
     const ready = options.services();
@@ -92,25 +109,28 @@ export async function adminRoutes(app: FastifyInstance, options: AdminRoutesOpti
     }
   };
   const api = `${options.gatewayPrefix}/api/policy`;
-  app.post(`${api}/diff`, async (request): Promise<{ diff: PermissionDiff; replay: ReplaySummary | null }> => {
+  app.post(`${api}/diff`, bound("gateway.policy.diff"), async (request): Promise<{ diff: PermissionDiff; replay: ReplaySummary | null }> => {
     const input = checked(DiffBody, request.body);
     const config = services(request).config;
     const [from, to] = refusable(() => [loadVersionForAsking(config, input.from), loadVersionForAsking(config, input.to)]);
-    const replay = input.replayMs === undefined ? null : ((await run(request, "policy.replay", { to: input.to, sinceMs: input.replayMs } as never)) as ReplaySummary);
+    const replay = input.replayMs === undefined ? null : ((await run(request, "policy.replay", { from: from.version, to: input.to, sinceMs: input.replayMs } as never)) as ReplaySummary);
     return { diff: diffVersions(from, to), replay };
   });
-  app.get(`${api}/versions`, async (request) => ({ versions: listVersions(services(request).config, options.policies.current.policy.version) }));
-  playgroundRoutes(app, options.gatewayPrefix);
-  app.get(`${api}/status`, async (request) => run(request, "policy.status", {} as never));
-  app.post(`${api}/activate`, async (request) => run(request, "policy.activate", checked(ActivateBody, request.body) as never));
-  app.post(`${api}/rollback`, async (request) => run(request, "policy.rollback", checked(RollbackBody, request.body) as never));
-  app.post(`${api}/explain`, async (request): Promise<Explanation> => {
+  app.get(`${api}/versions`, bound("gateway.policy.versions"), async (request) => ({ versions: listVersions(services(request).config, options.policies.current.policy.version) }));
+  playgroundRoutes(app, options.gatewayPrefix, bound("gateway.playground"));
+  app.get(`${api}/status`, bound("gateway.policy.status"), async (request) => run(request, "policy.status", {} as never));
+  app.post(`${api}/activate`, bound("gateway.policy.activate"), async (request) => run(request, "policy.activate", checked(ActivateBody, request.body) as never));
+  app.post(`${api}/rollback`, bound("gateway.policy.rollback"), async (request) => run(request, "policy.rollback", checked(RollbackBody, request.body) as never));
+  app.post(`${api}/explain`, bound("gateway.policy.explain"), async (request): Promise<Explanation> => {
     const input = checked(ExplainBody, request.body);
     const policy = input.version === undefined ? options.policies.current.policy : refusable(() => loadVersionForAsking(services(request).config, input.version ?? ""));
     const cache = input.version === undefined ? options.policies.current.abilities : new AbilityCache(policy);
+    // The path as the gateway would see it (lower-cased under policy.caseInsensitivePaths); one it would refuse is said so.
+    const target = normalizeTarget(input.path, { caseInsensitive: services(request).config.policy.caseInsensitivePaths });
+    if (!target.ok) throw new GerbangError("BAD_REQUEST_TARGET", { reason: target.reason, message: `The gateway refuses this path before any policy is asked: ${target.detail}` });
     return explainRequest(cache, await principalOf(services(request), input), {
       method: input.method,
-      path: input.path,
+      path: target.path,
       ...(input.body === undefined ? {} : { body: input.body }),
       ...(input.resource === undefined ? {} : { resource: input.resource }),
     });

@@ -12,6 +12,9 @@ import type { ReplaySummary } from "../audit/replayAudit.ts";
 import { activateVersion, policyStatus, rollbackVersion } from "../activation/activateVersion.ts";
 
 /** What an operation runs against: the CLI's own connections, or those of the running gateway. */
+/** Printable text only (no terminal control sequences): reasons are printed in operators' terminals. */
+const PRINTABLE = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$";
+
 export interface OperatorServices {
   /** Who the activation history names; absent: the OS user and host of this process. */
   actor?: string;
@@ -124,15 +127,15 @@ export const OPERATIONS = {
   "keys.rotate": op(Type.Object({ id: Id, graceSec: Type.Integer({ minimum: 0 }) }, { additionalProperties: false }), async (s, input): Promise<{ key: string; view: KeyView; previous: KeyView }> =>
     refusalsAsMessages(s.keys.rotate(input.id, input.graceSec, {})),
   ),
-  "policy.activate": op(Type.Object({ version: Type.String({ minLength: 1, maxLength: 64 }), reason: Type.Optional(Type.String({ maxLength: 500 })) }, { additionalProperties: false }), async (s, input) =>
+  "policy.activate": op(Type.Object({ version: Type.String({ minLength: 1, maxLength: 64 }), reason: Type.Optional(Type.String({ maxLength: 500, pattern: PRINTABLE })) }, { additionalProperties: false }), async (s, input) =>
     activateVersion(s, input.version, input.reason ?? null),
   ),
-  "policy.rollback": op(Type.Object({ reason: Type.Optional(Type.String({ maxLength: 500 })) }, { additionalProperties: false }), async (s, input) => rollbackVersion(s, input.reason ?? null)),
+  "policy.rollback": op(Type.Object({ reason: Type.Optional(Type.String({ maxLength: 500, pattern: PRINTABLE })) }, { additionalProperties: false }), async (s, input) => rollbackVersion(s, input.reason ?? null)),
   "policy.replay": op(
-    Type.Object({ to: Type.String({ minLength: 1, maxLength: 65 }), sinceMs: Type.Integer({ minimum: 1000, maximum: 90 * 86_400_000 }), limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000 })) }, { additionalProperties: false }),
+    Type.Object({ from: Type.String({ minLength: 1, maxLength: 64 }), to: Type.String({ minLength: 1, maxLength: 65 }), sinceMs: Type.Integer({ minimum: 1000, maximum: 90 * 86_400_000 }), limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000 })) }, { additionalProperties: false }),
     async (s, input): Promise<ReplaySummary> => {
       const [{ replayAudit }, { loadVersionForAsking }] = await Promise.all([import("../audit/replayAudit.ts"), import("./versionForAsking.ts")]);
-      return replayAudit(s.prisma, loadVersionForAsking(s.config, input.to), input.sinceMs, input.limit ?? 100_000);
+      return replayAudit(s.prisma, input.from, loadVersionForAsking(s.config, input.to), input.sinceMs, input.limit ?? 100_000);
     },
   ),
   "policy.status": op(Type.Object({}, { additionalProperties: false }), async (s) => policyStatus(s)),

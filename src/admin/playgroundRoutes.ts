@@ -17,7 +17,7 @@ const PAGE_HEADERS = {
   "cross-origin-resource-policy": "same-origin",
 };
 
-export function playgroundRoutes(app: FastifyInstance, prefix: string): void {
+export function playgroundRoutes(app: FastifyInstance, prefix: string, route: { config: { endpoint: string } }): void {
   // Read once at startup: a page changes with a release, not at run time.
   const files = {
     html: asset("playground.html"),
@@ -25,7 +25,7 @@ export function playgroundRoutes(app: FastifyInstance, prefix: string): void {
     css: asset("playground.css"),
   };
   const send = (type: string, body: string) => async (_request: unknown, reply: FastifyReply) => reply.headers({ ...PAGE_HEADERS, "content-type": type }).send(body);
-  app.get(`${prefix}/playground`, send("text/html; charset=utf-8", files.html));
-  app.get(`${prefix}/playground/playground.js`, send("text/javascript; charset=utf-8", files.js));
-  app.get(`${prefix}/playground/playground.css`, send("text/css; charset=utf-8", files.css));
+  app.get(`${prefix}/playground`, route, send("text/html; charset=utf-8", files.html));
+  app.get(`${prefix}/playground/playground.js`, route, send("text/javascript; charset=utf-8", files.js));
+  app.get(`${prefix}/playground/playground.css`, route, send("text/css; charset=utf-8", files.css));
 }

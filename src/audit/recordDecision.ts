@@ -42,8 +42,10 @@ function decisionInput(state: FastifyRequest["gerbang"]): string | null {
   const input = state.decisionInput;
   const scopes = state.principal?.key?.scopes;
   const resource = input === undefined || Object.keys(input.resource).length === 0 ? undefined : input.resource;
-  const fields = input === undefined || input.fields.length === 0 ? undefined : input.fields;
+  // With where they came from: a replay under a version that reads them elsewhere must not reuse them.
+  const resourceFrom = resource === undefined ? undefined : input?.resourceFrom;
+  const fields = input?.fieldsRead === true ? input.fields : undefined;
   if (resource === undefined && fields === undefined && scopes === undefined) return null;
-  const text = JSON.stringify({ resource, fields, scopes });
+  const text = JSON.stringify({ resource, resourceFrom, fields, scopes });
   return text.length <= DECISION_INPUT_MAX_BYTES / 4 || Buffer.byteLength(text) <= DECISION_INPUT_MAX_BYTES ? text : `{"truncated":true,"bytes":${Buffer.byteLength(text)}}`;
 }

@@ -17,6 +17,7 @@ export interface ReplayCell {
 }
 
 export interface ReplaySummary {
+  from: string;
   to: string;
   since: string;
   /** Audit rows read in the window (newest first, at most `limit`). */
@@ -39,7 +40,7 @@ interface Row {
   roles: string;
   allowed: boolean;
   reason: string;
-  decision_input: { resource?: Record<string, unknown>; fields?: string[]; scopes?: string[]; truncated?: boolean } | null;
+  decision_input: { resource?: Record<string, unknown>; resourceFrom?: string; fields?: string[]; scopes?: string[]; truncated?: boolean } | null;
 }
 
 /**
@@ -47,10 +48,11 @@ interface Row {
  * endpoint and role set. Principals' attributes are read again from the user table (their id is in the
  * row); the resource's attributes, field names and key scopes come from the row itself.
  */
-export async function replayAudit(prisma: PrismaClient, to: PolicySet, sinceMs: number, limit: number): Promise<ReplaySummary> {
+export async function replayAudit(prisma: PrismaClient, from: string, to: PolicySet, sinceMs: number, limit: number): Promise<ReplaySummary> {
   const since = new Date(Date.now() - sinceMs);
+  // Only what <from> decided: a row decided by another version (or by <to> itself) says nothing about this change.
   const rows = await prisma.$queryRaw<Row[]>`SELECT request_id, method, path, principal_id, auth_method, roles, allowed, reason, decision_input
-    FROM audit_decision WHERE at >= ${since} ORDER BY id DESC LIMIT ${limit}`;
+    FROM audit_decision WHERE at >= ${since} AND policy_version = ${from} ORDER BY id DESC LIMIT ${limit}`;
   const ids = [...new Set(rows.flatMap((r) => (r.principal_id === null ? [] : [r.principal_id])))];
   const users = ids.length === 0 ? [] : await prisma.user.findMany({ where: { id: { in: ids } }, select: { id: true, email: true, region: true } });
   const attributesOf = new Map(users.map((u) => [u.id, { id: u.id, email: u.email, ...(u.region === null ? {} : { region: u.region }) }]));
@@ -82,7 +84,8 @@ export async function replayAudit(prisma: PrismaClient, to: PolicySet, sinceMs: 
       },
       allowed: row.allowed,
       resource: row.decision_input?.resource ?? null,
-      fields: row.decision_input?.fields ?? [],
+      resourceFrom: row.decision_input?.resourceFrom ?? null,
+      fields: row.decision_input?.fields ?? null,
     });
     if (!result.decided) {
       skip(result.why);
@@ -102,6 +105,7 @@ export async function replayAudit(prisma: PrismaClient, to: PolicySet, sinceMs: 
   }
   const flips = [...cells.values()].sort((a, b) => b.count - a.count);
   return {
+    from,
     to: to.version,
     since: since.toISOString(),
     rows: rows.length,
@@ -116,7 +120,7 @@ export async function replayAudit(prisma: PrismaClient, to: PolicySet, sinceMs: 
 
 export function formatReplay(r: ReplaySummary): string {
   const lines = [
-    `replay of ${r.rows} audited decisions since ${r.since} under ${r.to}: ${r.replayed} replayed, ${r.unchanged} unchanged, ${r.allowToDeny} allow->deny, ${r.denyToAllow} deny->allow`,
+    `replay of ${r.rows} decisions ${r.from} made since ${r.since}, under ${r.to}: ${r.replayed} replayed, ${r.unchanged} unchanged, ${r.allowToDeny} allow->deny, ${r.denyToAllow} deny->allow`,
   ];
   for (const c of r.cells) lines.push(`  ${c.change.padEnd(11)} ${String(c.count).padStart(6)}  ${c.endpoint ?? "(no endpoint)"} as ${c.roles || "(no role)"}  e.g. ${c.examples.join(", ")}`);
   for (const s of r.skipped) lines.push(`  not replayed: ${s.count} ${s.why}`);

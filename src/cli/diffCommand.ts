@@ -25,8 +25,9 @@ export async function policyDiff(fromName: string, toName: string, flags: DiffFl
   if (sinceSec === null) throw new CliError(`--replay takes a duration such as 90s, 15m, 24h or 7d, not ${flags.replay ?? ""}`);
   // The replay runs where the audit log is (the gateway, on the embedded database), so <to> is named as policy.dir has it.
   if (sinceSec !== undefined && !existsSync(join(root, toName, "manifest.yaml"))) throw new CliError(`--replay needs <to> as a version or draft name under ${root}`);
-  const diff = diffVersions(loadActivePolicy(config, dirOf(fromName)), loadActivePolicy(config, dirOf(toName)));
-  const replay = sinceSec === undefined ? null : await operate(config, "policy.replay", { to: toName, sinceMs: sinceSec * 1000 });
+  const from = loadActivePolicy(config, dirOf(fromName));
+  const diff = diffVersions(from, loadActivePolicy(config, dirOf(toName)));
+  const replay = sinceSec === undefined ? null : await operate(config, "policy.replay", { from: from.version, to: toName, sinceMs: sinceSec * 1000 });
   if (flags.json === true) process.stdout.write(`${JSON.stringify({ diff, replay })}\n`);
   else process.stdout.write(formatDiff(diff) + (replay === null ? "" : formatReplay(replay)));
   return 0;

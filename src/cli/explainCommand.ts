@@ -5,6 +5,7 @@ import { explainRequest, formatExplanation } from "../policy/explainDecision.ts"
 import type { RequestPrincipal } from "../policy/decideRequest.ts";
 import { activeVersionDir, loadActivePolicy, policyRoot } from "../runtime/activePolicy.ts";
 import { CliError } from "./cliError.ts";
+import { normalizeTarget } from "../pipeline/normalizeTarget.ts";
 import { operate, operatorConfig } from "./operate.ts";
 
 export interface ExplainFlags {
@@ -68,9 +69,11 @@ export async function policyExplain(method: string, path: string, flags: Explain
   }
   const body = jsonObject(flags.body, "--body");
   const resourceAttributes = jsonObject(flags.resource, "--resource");
+  const target = normalizeTarget(path, { caseInsensitive: config.policy.caseInsensitivePaths });
+  if (!target.ok) throw new CliError(`the gateway refuses this path before any policy is asked (${target.reason}): ${target.detail}`);
   const explanation = explainRequest(new AbilityCache(policy), principal, {
     method,
-    path,
+    path: target.path,
     ...(body === undefined ? {} : { body }),
     ...(resourceAttributes === undefined ? {} : { resource: resourceAttributes }),
   });

@@ -207,6 +207,14 @@ export const ConfigSchema = Type.Object(
       },
       { additionalProperties: false, default: {} },
     ),
+    metrics: Type.Object(
+      {
+        enabled: Type.Boolean({ default: true, description: "Serve Prometheus metrics at `GET /metrics`: to loopback callers without credentials, to anyone else only as the active policy allows (the shipped versions: admins; endpoint `gateway.metrics`)." }),
+        port: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535, description: "Also serve `/metrics` on this port of `metrics.host`, without credentials (for a scraper on a private network). Behind a reverse proxy on the same host, use this rather than the gateway port: proxied requests would look like loopback.", defaultText: "none" })),
+        host: Type.String({ default: "127.0.0.1", description: "Address of `metrics.port`." }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
     audit: Type.Object(
       {
         enabled: Type.Boolean({ default: true, description: "Write one `audit_decision` row per decision." }),

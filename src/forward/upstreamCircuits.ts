@@ -24,6 +24,11 @@ export class UpstreamCircuits {
     return breaker;
   }
 
+  /** Every upstream's circuit state, for the metrics. */
+  get states(): Array<{ upstream: string; state: CircuitState }> {
+    return [...this.breakers].map(([upstream, b]) => ({ upstream, state: b.status.state }));
+  }
+
   /** Names of upstreams whose circuit is not closed, for /readyz. */
   get failing(): string[] {
     return [...this.breakers].filter(([, b]) => b.status.state !== "closed").map(([name]) => name);

@@ -74,7 +74,7 @@ export function createAuthorize(options: AuthorizeOptions): {
     }
     const fields = spec.fields === "body" ? Object.keys(body ?? {}) : [];
     const decision = decideEndpoint(abilities, asked(principal), spec, resource, fields);
-    state.decisionInput = { resource, fields };
+    state.decisionInput = { resource, resourceFrom: from, fields, fieldsRead: spec.fields === "body" };
     if (!decision.allowed) {
       if (decision.field !== undefined) state.blockedFields = blockedFields(abilities, asked(principal), spec, resource, fields);
       return deny(request, decision, anonymous);

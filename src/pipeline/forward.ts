@@ -86,9 +86,12 @@ export function createForward(options: ForwardOptions): (request: FastifyRequest
       queryString: () => (query ?? "").slice(1),
       rewriteRequestHeaders: () => {
         dispatched = true;
+        request.gerbang.upstreamSentAt = process.hrtime.bigint();
         return headers as IncomingHttpHeaders;
       },
       rewriteHeaders: (h: IncomingHttpHeaders) => {
+        const sent = request.gerbang.upstreamSentAt;
+        if (sent !== undefined) request.gerbang.upstreamSeconds = Number(process.hrtime.bigint() - sent) / 1e9;
         try {
           passOn = sanitizeResponseHeaders(h, options.responseHeaders);
           // Here, not in onResponse: reply-from skips onResponse when the client has gone meanwhile.

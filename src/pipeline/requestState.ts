@@ -25,11 +25,16 @@ export interface GatewayState {
   endpoint?: EndpointMatch;
   decision?: Decision;
   /** authorize: the resource and fields the decision read (audit rows keep them, bounded, so a diff can replay it). */
-  decisionInput?: { resource: Record<string, unknown>; fields: readonly string[] };
+  decisionInput?: { resource: Record<string, unknown>; resourceFrom: string; fields: readonly string[]; fieldsRead: boolean };
   /** authorize, on a denial: every field no rule allows (the 403 names the first). */
   blockedFields?: readonly string[];
   /** Set on the gateway's own routes that the policy authorizes (the admin API): audited like proxied requests. */
   gatewayRoute?: "admin";
+  /** forward: when the request left for the upstream, and how long its response headers took (seconds). */
+  upstreamSentAt?: bigint;
+  upstreamSeconds?: number;
+  /** The catalogue code's reason when the gateway answered with an error (RATE_LIMITED's bucket, say). */
+  errorReason?: string;
   /** The catalogue code when the gateway answered with an error. */
   errorCode?: string;
   startedAt: bigint;
@@ -38,5 +43,9 @@ export interface GatewayState {
 declare module "fastify" {
   interface FastifyRequest {
     gerbang: GatewayState;
+  }
+  interface FastifyContextConfig {
+    /** The gateway's own routes: the id of the policy endpoint that must be the one to authorize them. */
+    endpoint?: string;
   }
 }

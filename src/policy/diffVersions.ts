@@ -8,8 +8,8 @@ export type Verdict = "allow" | "deny" | "conditional" | "unmapped";
 
 export interface CellState {
   verdict: Verdict;
-  /** The endpoint's action and subject in this version (null: not mapped). */
-  meaning: { action: string; subject: string } | null;
+  /** What the endpoint means in this version (null: not mapped): a change of any of these changes who gets what. */
+  meaning: { action: string; subject: string; path: string; resource: string; fields: string | null } | null;
   /** The rules that apply, in precedence order. */
   rules: string[];
 }
@@ -83,7 +83,8 @@ function cellState(cache: AbilityCache, roles: string[], endpointId: string, met
   if (spec === undefined || !(spec.methods as readonly string[]).includes(method)) return { verdict: "unmapped", meaning: null, rules: [] };
   const ability = cache.get(roles).ability;
   const applicable = ability.possibleRulesFor(spec.action, spec.subject);
-  return { verdict: verdictOf(applicable), meaning: { action: spec.action, subject: spec.subject }, rules: applicable.map((r) => ruleIdOf(r.origin) ?? "") };
+  const meaning = { action: spec.action, subject: spec.subject, path: spec.path, resource: `${spec.resource?.from ?? "none"}${spec.resource?.id === undefined ? "" : `:${spec.resource.id}`}`, fields: spec.fields ?? null };
+  return { verdict: verdictOf(applicable), meaning, rules: applicable.map((r) => ruleIdOf(r.origin) ?? "") };
 }
 
 function verdictOf(rules: ReturnType<PolicyAbility["possibleRulesFor"]>): Verdict {
@@ -108,9 +109,8 @@ function classify(a: CellState, b: CellState, signatureA: string, signatureB: st
   }
   if (a.verdict === "deny" && b.verdict !== "deny") return "deny→allow";
   if (a.verdict !== "deny" && b.verdict === "deny") return "allow→deny";
-  if (a.verdict === "conditional" && b.verdict === "allow") return "deny→allow";
-  if (a.verdict === "allow" && b.verdict === "conditional") return "allow→deny";
-  return signatureA === signatureB ? null : "conditions changed";
+  // Between allow and conditional some requests flip and others do not: the rules say which.
+  return signatureA === signatureB && a.verdict === b.verdict ? null : "conditions changed";
 }
 
 /** A rule without its id and role, for comparing what two versions say under one id. */

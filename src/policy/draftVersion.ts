@@ -1,4 +1,4 @@
-import { cpSync, existsSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 import { parseDocument } from "yaml";
@@ -15,6 +15,12 @@ export class DraftError extends Error {
 }
 
 const draftName = (version: string): string => `_${version}`;
+/** A folder name under the policy folder (a version or a draft), never a path. */
+const FOLDER_NAME = /^_?[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+const folderName = (name: string): string => {
+  if (!FOLDER_NAME.test(name) || name.includes("..")) throw new DraftError(`${name} is not a version or draft name`);
+  return name;
+};
 
 /**
  * `policy new`: copies a version (default: the newest published) into the draft folder `_<version>`
@@ -26,7 +32,7 @@ export function newDraft(root: string, version: string, from: string | undefined
   for (const taken of [version, draftName(version)]) {
     if (existsSync(join(root, taken))) throw new DraftError(`${join(root, taken)} exists already: choose another version name`);
   }
-  const source = from ?? listPolicyVersions(root)[0]?.version;
+  const source = from === undefined ? listPolicyVersions(root)[0]?.version : folderName(from);
   if (source === undefined) throw new DraftError(`no version in ${root} to copy: give --from <version>`);
   const sourceDir = join(root, source);
   if (!existsSync(join(sourceDir, "manifest.yaml"))) throw new DraftError(`no version ${source} in ${root}`);
@@ -52,23 +58,38 @@ export function newDraft(root: string, version: string, from: string | undefined
  * into place (one rename: the version appears whole or not at all). Publishing does not activate.
  */
 export function publishDraft(root: string, name: string, options: LoadPolicyOptions = {}): { version: string; dir: string; policy: PolicySet } {
-  const draft = name.startsWith("_") ? name : draftName(name);
+  const draft = folderName(name.startsWith("_") ? name : draftName(name));
   const version = draft.slice(1);
   const dir = join(root, draft);
   if (!existsSync(dir)) throw new DraftError(`no draft ${draft} in ${root}: create one with gerbang policy new ${version}`);
   const target = join(root, version);
   if (existsSync(target)) throw new DraftError(`${target} exists already: a published version is never replaced; choose another name`);
-  let policy: PolicySet;
+  // What is tested is what is published: a copy, out of the editor's reach, is checked and then renamed into place.
+  const staging = join(root, `.publish-${randomBytes(4).toString("hex")}`);
+  const copy = join(staging, version);
   try {
-    policy = loadPolicySet(dir, options);
-  } catch (error) {
-    if (!(error instanceof PolicyError)) throw error;
-    throw new DraftError(`${draft} is not published:\n${error.problems.map((p) => `  ${formatProblem(p)}`).join("\n")}`);
+    cpSync(dir, copy, { recursive: true, errorOnExist: true, force: false });
+    let policy: PolicySet;
+    try {
+      policy = loadPolicySet(copy, options);
+    } catch (error) {
+      if (!(error instanceof PolicyError)) throw error;
+      throw new DraftError(`${draft} is not published:\n${error.problems.map((p) => `  ${formatProblem(p).replace(`${version}/`, `${draft}/`)}`).join("\n")}`);
+    }
+    const failed = runPolicyTests(policy).filter((r) => !r.passed);
+    if (failed.length > 0) throw new DraftError(`${draft} is not published: ${failed.length} policy test(s) fail:\n${failed.map((r) => `  ${r.file.replace(`${version}/`, `${draft}/`)}: ${r.name}: expected ${r.expected}, got ${r.actual}`).join("\n")}`);
+    const twin = surveyPolicyFolder(root).folders.find((f) => !f.draft && f.created === policy.manifest.created);
+    if (twin !== undefined) throw new DraftError(`${draft} is not published: its created (${policy.manifest.created}) is also ${twin.name}'s; versions are ordered by created`);
+    // The target is claimed first (mkdir fails if it exists): of two publishers, one wins and the other is told.
+    try {
+      mkdirSync(target);
+    } catch {
+      throw new DraftError(`${target} exists already: a published version is never replaced; choose another name`);
+    }
+    renameSync(copy, target);
+    rmSync(dir, { recursive: true, force: true });
+    return { version, dir: target, policy: { ...policy, dir: target } };
+  } finally {
+    rmSync(staging, { recursive: true, force: true });
   }
-  const failed = runPolicyTests(policy).filter((r) => !r.passed);
-  if (failed.length > 0) throw new DraftError(`${draft} is not published: ${failed.length} policy test(s) fail:\n${failed.map((r) => `  ${r.file}: ${r.name}: expected ${r.expected}, got ${r.actual}`).join("\n")}`);
-  const twin = surveyPolicyFolder(root).folders.find((f) => !f.draft && f.created === policy.manifest.created);
-  if (twin !== undefined) throw new DraftError(`${draft} is not published: its created (${policy.manifest.created}) is also ${twin.name}'s; versions are ordered by created`);
-  renameSync(dir, target);
-  return { version, dir: target, policy };
 }

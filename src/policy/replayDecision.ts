@@ -9,9 +9,11 @@ export interface RecordedDecision {
   path: string;
   principal: RequestPrincipal;
   allowed: boolean;
-  /** The recorded resource attributes and field names (decision_input), where the decision got that far. */
+  /** The recorded resource attributes (decision_input) and where they came from, where the decision got that far. */
   resource: Record<string, unknown> | null;
-  fields: readonly string[];
+  resourceFrom: string | null;
+  /** The body's field names, when the decision read them (null: it never did). */
+  fields: readonly string[] | null;
 }
 
 export type Replayed = { decided: true; decision: Decision; endpointId: string | null } | { decided: false; why: string; endpointId: string | null };
@@ -32,9 +34,11 @@ export function replayDecision(abilities: AbilityCache, recorded: RecordedDecisi
   if (from === "params") resource = Object.fromEntries(Object.entries(match.params).map(([k, v]) => [k, decodeOr(v)]));
   else if (from === "body" || from === "resolver") {
     if (recorded.resource === null) return { decided: false, why: "needs the resource's attributes, which were not read (the request was refused before)", endpointId };
+    if (recorded.resourceFrom !== from) return { decided: false, why: `reads the resource from ${from}, where the recorded decision read it from ${recorded.resourceFrom ?? "nowhere"}`, endpointId };
     resource = recorded.resource;
   }
-  const fields = spec.fields === "body" ? recorded.fields : [];
+  if (spec.fields === "body" && recorded.fields === null) return { decided: false, why: "needs the body's field names, which the recorded decision did not read", endpointId };
+  const fields = spec.fields === "body" ? (recorded.fields ?? []) : [];
   return { decided: true, decision: decideEndpoint(abilities, recorded.principal, spec, resource, fields), endpointId };
 }
 

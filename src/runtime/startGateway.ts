@@ -23,7 +23,8 @@ import { loadSigningKey } from "../identity/signingKey.ts";
 import { AssertionSigner } from "../identity/assertionSigner.ts";
 import { AuditWriter } from "../audit/auditWriter.ts";
 import { ANONYMOUS } from "../auth/principal.ts";
-import { buildApp } from "../app.ts";
+import { buildApp, metricsOf } from "../app.ts";
+import { startMetricsListener } from "../metrics/metricsRoutes.ts";
 import { startDemoUpstream, type DemoUpstream } from "../demo/upstream.ts";
 import { seedDemo } from "../demo/seedDemo.ts";
 import { resolveSecret } from "./secret.ts";
@@ -232,6 +233,8 @@ export async function startGateway(config: GerbangConfig, options: { log?: (msg:
   });
 
   await app.listen({ host: config.server.host, port });
+  const metrics = metricsOf(app);
+  const metricsListener = metrics !== null && config.metrics.port !== undefined ? await startMetricsListener(metrics, config.metrics.host, config.metrics.port) : null;
   const address = app.server.address();
   const boundPort = typeof address === "object" && address !== null ? address.port : port;
   const url = `http://${config.server.host.includes(":") ? `[${config.server.host}]` : config.server.host}:${boundPort}`;
@@ -265,6 +268,7 @@ export async function startGateway(config: GerbangConfig, options: { log?: (msg:
   const close = (): Promise<void> => {
     closing ??= (async () => {
       await app.close();
+      await metricsListener?.close();
       await sync.close();
       bus.close();
       // Queued mail gets a moment to go out; a dead SMTP server must not hold the shutdown.

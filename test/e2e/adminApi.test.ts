@@ -23,8 +23,13 @@ t.test("the admin API", { skip: pgMissing }, async (t) => {
   const { readFileSync, writeFileSync } = await import("node:fs");
   const manifest = join(root, "2026-11-28", "manifest.yaml");
   writeFileSync(manifest, readFileSync(manifest, "utf8").replace('version: "2026-11-27"', 'version: "2026-11-28"').replace('created: "2026-11-27T00:00:00Z"', 'created: "2026-11-28T00:00:00Z"'));
+  // And a catch-all that lets users read the whole site: it must not open the admin API to them.
+  writeFileSync(join(root, "2026-11-28", "endpoints", "site.yaml"), "endpoints:\n  - { id: site.any, methods: ['*'], path: /**, action: read, subject: Site }\n");
+  writeFileSync(join(root, "2026-11-28", "roles", "user.yaml"), readFileSync(join(root, "2026-11-28", "roles", "user.yaml"), "utf8").replace("rules:\n", "rules:\n  - { id: user.site.read, action: read, subject: Site }\n"));
+  writeFileSync(join(root, "2026-11-28", "subjects.yaml"), readFileSync(join(root, "2026-11-28", "subjects.yaml"), "utf8") + "  - { name: Site, actions: [read], attributes: {} }\n");
 
-  const env = await startGatewayEnv({ postgres: true, config: { policy: { dir: root } } });
+  // No Redis here: each instance finds an activation by its periodic check, made short for the test.
+  const env = await startGatewayEnv({ postgres: true, config: { policy: { dir: root, activationCheckMs: 200 } } });
   t.teardown(() => env.close());
   const db = new pg.Client({ connectionString: env.databaseUrl ?? "" });
   await db.connect();
@@ -63,6 +68,27 @@ t.test("the admin API", { skip: pgMissing }, async (t) => {
     t.same([malformed.status, malformed.json.error?.code], [400, "MALFORMED_REQUEST"]);
   });
 
+  await t.test("nothing under the prefix is forwarded, and API keys never administer", async (t) => {
+    for (const [method, path] of [["GET", "/admin/playground/x"], ["GET", "/admin/api/policy/status/"], ["POST", "/admin/api/policy/status"], ["DELETE", "/admin/api/policy/activate"], ["GET", "/admin"]] as const) {
+      await env.clearReceived();
+      const response = await fetch(`${env.url}${path}`, { method, headers: { authorization: `Bearer ${admin.token}` } });
+      const json = (await response.json()) as { error?: { code: string } };
+      t.same([response.status, json.error?.code], [404, "ROUTE_NOT_FOUND"], `${method} ${path}`);
+    }
+    t.same(await env.received(), [], "the upstream never saw them");
+    const made = await fetch(`${env.url}/api/keys`, { method: "POST", headers: { authorization: `Bearer ${admin.token}`, "content-type": "application/json" }, body: JSON.stringify({ name: "ops", scopes: ["catalog:read"] }) });
+    t.equal(made.status, 201);
+    const { key } = (await made.json()) as { key: string };
+    const byKey = await fetch(`${env.url}/admin/api/policy/status`, { headers: { "x-api-key": key } });
+    const json = (await byKey.json()) as { error?: { reason?: string } };
+    t.same([byKey.status, json.error?.reason], [403, "KEYS_CANNOT_ADMINISTER"]);
+  });
+
+  await t.test("a reason must be printable (it is printed in operators' terminals)", async (t) => {
+    const escaped = await call("activate", { token: admin.token, body: { version: "2026-12-01", reason: "\u001b]0;pwned\u0007" } });
+    t.same([escaped.status, escaped.json.error?.code], [400, "MALFORMED_REQUEST"]);
+  });
+
   await t.test("a cookie-authenticated activation needs a trusted Origin", async (t) => {
     const forged = await call("activate", { cookie: admin.cookie, origin: "https://evil.example", body: { version: "2026-11-27" } });
     t.same([forged.status, forged.json.error?.code], [403, "ORIGIN_NOT_TRUSTED"]);
@@ -96,6 +122,9 @@ t.test("the admin API", { skip: pgMissing }, async (t) => {
       status = await call("status", { token: admin.token });
     }
     t.same([status.status, status.json.error?.reason], [403, "ENDPOINT_NOT_MAPPED"]);
+    const user = await env.signIn("user@demo.gerbang.dev", "demo-user-password");
+    const rollback = await call("rollback", { token: user.token, body: {} });
+    t.same([rollback.status, rollback.json.error?.reason], [403, "ENDPOINT_NOT_MAPPED"], "a catch-all the user may read is not the rollback endpoint");
     // The way back is the CLI (an operator with the database), not the API the policy closed.
     await db.query("INSERT INTO policy_activation (version, digest, activated_by) SELECT version, digest, 'test' FROM policy_activation WHERE version = '2026-12-01' ORDER BY id DESC LIMIT 1");
   });

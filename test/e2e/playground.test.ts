@@ -97,15 +97,20 @@ t.test("the playground", { skip: existsSync(CHROMIUM) ? servicesMissing : `${CHR
   });
 
   await t.test("markup in a request is shown as text and never runs", async (t) => {
-    const markup = '<img src=x onerror="window.__pwned=1">';
-    await page.fill("#explain-path", `/api/orders/${markup}`);
-    await page.fill("#explain-attributes", JSON.stringify({ region: "<script>window.__pwned=2</script>" }));
-    await page.fill("#explain-resource", JSON.stringify({ region: "</li><b>bold</b>" }));
+    // A raw `<` in a path is refused by the gateway before any policy: the page shows that refusal as text.
+    await page.fill("#explain-path", '/api/orders/<img src=x onerror="window.__pwned=1">');
     await page.click("#explain-submit");
-    await textIn("#explain-result", "onerror");
+    await textIn("#explain-result", "BAD_REQUEST_TARGET");
+    // Encoded as a client sends it, and markup in the attribute values: all shown as the characters they are.
+    const encoded = "/api/orders/%3Cimg%20src%3Dx%20onerror%3D%22window.__pwned%3D1%22%3E";
+    await page.fill("#explain-path", encoded);
+    await page.fill("#explain-attributes", JSON.stringify({ region: "<script>window.__pwned=2</script>" }));
+    await page.fill("#explain-resource", JSON.stringify({ region: "</li><b>bold</b><img src=x onerror=\"window.__pwned=3\">" }));
+    await page.click("#explain-submit");
+    await textIn("#explain-result", "onerror=");
     const text = (await page.textContent("#explain-result")) ?? "";
-    t.ok(text.includes(`GET /api/orders/${markup}`), "the path appears as typed");
-    t.ok(text.includes("<script>window.__pwned=2</script>") && text.includes("</li><b>bold</b>"), "attribute values appear as typed");
+    t.ok(text.includes(`GET ${encoded}`), "the path appears as sent");
+    t.ok(text.includes("<script>window.__pwned=2</script>") && text.includes("</li><b>bold</b><img src=x onerror="), "attribute values appear as typed");
     t.equal(await page.locator("#explain-result img, #explain-result script, #explain-result b").count(), 0, "no element was made from them");
     t.equal(await page.evaluate(() => (globalThis as unknown as PageGlobals).__pwned), undefined, "nothing ran");
   });
@@ -116,7 +121,7 @@ t.test("the playground", { skip: existsSync(CHROMIUM) ? servicesMissing : `${CHR
     await page.click("#diff-submit");
     await page.waitForSelector("#diff-result ul.cells");
     const text = (await page.textContent("#diff-result")) ?? "";
-    t.match(text, /2026-12-01 → 2026-12-02: 2 of 95 role × endpoint × method cells changed/);
+    t.match(text, /2026-12-01 → 2026-12-02: 2 of 100 role × endpoint × method cells changed/);
     t.match(text, /allow→deny anonymous GET products\.list/);
     t.match(text, /removed anonymous\.products\.read \[anonymous\]/);
   });

@@ -30,14 +30,14 @@ t.test("new → edit → test → publish: a draft is copied with its own versio
   t.not(manifest.created, "2026-12-01T00:00:00Z", "a created of its own");
   t.match(readFileSync(join(root, "_2026-12-05", "manifest.yaml"), "utf8"), /# A published version is immutable/, "comments kept");
 
-  t.match((await cli("policy", "validate", "_2026-12-05")).stdout, /_2026-12-05 \(draft\): valid, 147\/147 policy tests pass/);
+  t.match((await cli("policy", "validate", "_2026-12-05")).stdout, /_2026-12-05 \(draft\): valid, 152\/152 policy tests pass/);
   // The team takes anonymous product reads away but forgets the endpoint table: the draft's own tests catch it.
   writeFileSync(join(root, "_2026-12-05", "roles", "anonymous.yaml"), "role: anonymous\nrules: []\n");
   const failing = await cli("policy", "test", "_2026-12-05");
   t.equal(failing.code, 1);
   t.match(failing.stdout, /FAIL  _2026-12-05\/tests\/endpoints_test\.yaml: list products as anonymous: expected 200 rule anonymous\.products\.read, got 401 NO_MATCHING_RULE \(endpoint products\.list\)/);
   t.match(failing.stdout, /ok    _2026-12-05\/tests\/endpoints_test\.yaml: create a shop as user/);
-  t.match(failing.stdout, /_2026-12-05 \(draft\): 143 passed, 4 failed; endpoint × role cells covered by request tests: 95\/95/);
+  t.match(failing.stdout, /_2026-12-05 \(draft\): 148 passed, 4 failed; endpoint × role cells covered by request tests: 100\/100/);
   const refused = await cli("policy", "publish", "_2026-12-05");
   t.equal(refused.code, 1);
   t.match(refused.stderr, /_2026-12-05 is not published: 4 policy test\(s\) fail/);
@@ -49,7 +49,7 @@ t.test("new → edit → test → publish: a draft is copied with its own versio
   const passing = await cli("policy", "test", "_2026-12-05", "--json");
   t.equal(passing.code, 0, passing.stdout);
   const report = JSON.parse(passing.stdout) as { ok: boolean; versions: Array<{ version: string; draft: boolean; coverage: { covered: number; cells: number } }> };
-  t.same([report.ok, report.versions[0]?.version, report.versions[0]?.draft, report.versions[0]?.coverage.covered], [true, "2026-12-05", true, 95]);
+  t.same([report.ok, report.versions[0]?.version, report.versions[0]?.draft, report.versions[0]?.coverage.covered], [true, "2026-12-05", true, 100]);
 
   const published = await cli("policy", "publish", "_2026-12-05");
   t.equal(published.code, 0, published.stderr);
@@ -67,6 +67,8 @@ t.test("new refuses a name in use, a bad name and an unknown source; publish ref
   t.match((await cli("policy", "new", "a/b")).stderr, /a\/b is not a version name/);
   t.match((await cli("policy", "new", "v9", "--from", "1999-01-01")).stderr, /no version 1999-01-01/);
   t.match((await cli("policy", "publish", "_nothing")).stderr, /no draft _nothing/);
+  t.match((await cli("policy", "new", "v8", "--from", "../policies/2026-12-01")).stderr, /\.\.\/policies\/2026-12-01 is not a version or draft name/, "names, never paths");
+  t.match((await cli("policy", "publish", "_a/../../x")).stderr, /is not a version or draft name/);
   t.equal((await cli("policy", "new", "v9", "--from", "2026-11-26")).code, 0);
   t.match((await cli("policy", "new", "v9")).stderr, /_v9 exists already/);
   mkdirSync(join(root, "v9"));

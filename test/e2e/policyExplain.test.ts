@@ -58,6 +58,7 @@ t.test("mistakes are one line and exit 2", async (t) => {
     [["POST", "/api/orders", "--role", "user", "--body", "{nope"], /--body must be JSON/],
     [["POST", "/api/orders", "--role", "user", "--body", "[1]"], /--body must be a JSON object/],
     [["GET", "/api/orders/o", "--role", "user", "--attr", "id"], /--attr takes key=value, not id/],
+    [["GET", "/api/../admin/api/policy/status", "--role", "user"], /refuses this path before any policy is asked \(DOT_SEGMENT\)/],
   ] as const) {
     const run = await explain([...args]);
     t.equal(run.code, 2, args.join(" "));
