@@ -185,10 +185,31 @@ export async function buildApp(ctx: GatewayContext): Promise<FastifyInstance> {
     if (keyInQuery(request.gerbang.query ?? "")) throw new GerbangError("API_KEY_IN_QUERY");
     if (hasMethodOverride(request.gerbang.query ?? "")) throw methodOverrideRefused();
   };
+  // Every answer names its request id (the one in the audit row, the access line and the 403 body), the upstream's included.
+  app.addHook("onSend", (request, reply, payload, done) => {
+    void reply.header("x-request-id", request.id);
+    done(null, payload);
+  });
   app.addHook("onResponse", (request, reply, done) => {
     const state = request.gerbang;
     const ms = Number(process.hrtime.bigint() - state.startedAt) / 1e6;
-    request.log.info({ method: request.method, path: state.path, status: reply.statusCode, ms: Math.round(ms * 10) / 10, user: state.principal?.userId ?? undefined, decision: state.decision?.reason ?? state.errorCode }, "request");
+    // The access line: ids and outcomes only, never a header or a body (credentials never reach the log).
+    request.log.info(
+      {
+        method: request.method,
+        path: state.path,
+        endpoint: state.endpoint?.endpoint.spec.id,
+        status: reply.statusCode,
+        ms: Math.round(ms * 10) / 10,
+        user: state.principal?.userId ?? undefined,
+        key: state.principal?.key?.id,
+        decision: state.decision === undefined ? undefined : state.decision.allowed ? "allow" : "deny",
+        reason: state.decision?.reason ?? state.errorReason ?? state.errorCode,
+        rule: state.decision?.ruleId ?? undefined,
+        policy: state.policy?.version,
+      },
+      "request",
+    );
     if (ctx.audit !== null) recordDecision(ctx.audit, request, reply.statusCode);
     if (metrics !== null) observe(metrics, request, reply.statusCode, ms / 1000);
     done();
