@@ -7,6 +7,8 @@ import { AbilityCache } from "../policy/abilityCache.ts";
 import { explainRequest, type Explanation } from "../policy/explainDecision.ts";
 import type { RequestPrincipal } from "../policy/decideRequest.ts";
 import { OperationError } from "./operationError.ts";
+import type { createAuthorize } from "../pipeline/authorize.ts";
+import { rolesFromField } from "../auth/principal.ts";
 import { normalizeTarget } from "../pipeline/normalizeTarget.ts";
 import { runOperation, type OperationName, type OperatorServices } from "./operations.ts";
 import { listVersions, loadVersionForAsking } from "./versionForAsking.ts";
@@ -22,7 +24,7 @@ export interface AdminRoutesOptions {
   policies: PolicyStore;
   /** The proxy's stages, so the admin API is authenticated, rate limited and authorized like any request. */
   authenticate: (request: FastifyRequest, reply: FastifyReply) => Promise<void>;
-  authorize: { select: (request: FastifyRequest) => void; precheck: (request: FastifyRequest) => void; decide: (request: FastifyRequest) => Promise<void> };
+  authorize: Pick<ReturnType<typeof createAuthorize>, "selectBound" | "precheck" | "decide">;
 }
 
 // Printable text only: a reason is printed by `gerbang policy status` in an operator's terminal.
@@ -78,15 +80,7 @@ export async function adminRoutes(app: FastifyInstance, options: AdminRoutesOpti
     await options.authenticate(request, reply);
     // The gateway is administered by people: a key (whatever its scopes) never reaches these routes.
     if (request.gerbang.principal?.authMethod === "api-key") throw new GerbangError("FORBIDDEN", { reason: "KEYS_CANNOT_ADMINISTER", message: "The admin API is for signed-in users, not API keys." });
-    options.authorize.select(request);
-    // Only the endpoint meant for this route may authorize it: a broad pattern (`/**`) in some version
-    // that happens to match must not open the admin API to whoever it allows.
-    const matched = request.gerbang.endpoint?.endpoint.spec.id;
-    if (matched !== expected) {
-      delete request.gerbang.endpoint;
-      request.gerbang.decision = { allowed: false, reason: "ENDPOINT_NOT_MAPPED", ruleId: null };
-      throw new GerbangError("FORBIDDEN", { reason: "ENDPOINT_NOT_MAPPED" });
-    }
+    options.authorize.selectBound(request, expected);
     options.authorize.precheck(request);
   });
   app.addHook("preHandler", options.authorize.decide);
@@ -147,6 +141,5 @@ async function principalOf(s: OperatorServices, input: ExplainInput): Promise<Re
   }
   const user = await s.prisma.user.findUnique({ where: { email: (input.user ?? "").toLowerCase() }, select: { id: true, email: true, role: true, region: true } });
   if (user === null) throw new GerbangError("OPERATION_REFUSED", { message: `no user with email ${input.user ?? ""}` });
-  const roles = (user.role ?? "").split(",").map((r) => r.trim()).filter((r) => r.length > 0 && r !== "anonymous");
-  return { roles, attributes: { id: user.id, email: user.email, ...(user.region === null ? {} : { region: user.region }) }, scopes: null, anonymous: false };
+  return { roles: rolesFromField(user.role), attributes: { id: user.id, email: user.email, ...(user.region === null ? {} : { region: user.region }) }, scopes: null, anonymous: false };
 }

@@ -4,15 +4,14 @@ import type { GerbangConfig } from "../config/schema.ts";
 import { OperationError } from "./operationError.ts";
 import { formatProblem, PolicyError, type PolicySet } from "../policy/policySet.ts";
 import { loadActivePolicy, policyRoot } from "../runtime/activePolicy.ts";
-import { surveyPolicyFolder } from "../policy/policyFolder.ts";
+import { isFolderName, surveyPolicyFolder } from "../policy/policyFolder.ts";
 
-/** A folder name under policy.dir: a version or a `_draft`, never a path (the admin API takes names only). */
-const FOLDER_NAME = /^_?[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
 /** A version or draft read afresh from policy.dir, to explain or diff against; refused with its problems when invalid. */
 export function loadVersionForAsking(config: GerbangConfig, name: string): PolicySet {
   const dir = join(policyRoot(config.policy.dir), name);
-  if (!FOLDER_NAME.test(name) || name.includes("..") || !existsSync(join(dir, "manifest.yaml"))) {
+  // Names only, never paths: the admin API takes what a caller sends.
+  if (!isFolderName(name) || !existsSync(join(dir, "manifest.yaml"))) {
     throw new OperationError(`no policy version or draft ${name} in policy.dir`);
   }
   try {

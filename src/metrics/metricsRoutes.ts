@@ -1,11 +1,11 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { GatewayMetrics } from "./gatewayMetrics.ts";
-import { GerbangError } from "../errors/catalogue.ts";
+import type { createAuthorize } from "../pipeline/authorize.ts";
 
 export interface MetricsRoutesOptions {
   metrics: GatewayMetrics;
   authenticate: (request: FastifyRequest, reply: FastifyReply) => Promise<void>;
-  authorize: { select: (request: FastifyRequest) => void; precheck: (request: FastifyRequest) => void; decide: (request: FastifyRequest) => Promise<void> };
+  authorize: Pick<ReturnType<typeof createAuthorize>, "selectBound" | "precheck" | "decide">;
 }
 
 const LOOPBACK = new Set(["127.0.0.1", "::1", "::ffff:127.0.0.1"]);
@@ -27,13 +27,7 @@ export async function metricsRoutes(app: FastifyInstance, options: MetricsRoutes
     if (isDirectLoopback(request)) return;
     request.gerbang.gatewayRoute = "admin";
     await options.authenticate(request, reply);
-    options.authorize.select(request);
-    // Only the metrics endpoint may authorize this route (not a broad `/**` pattern of some version).
-    if (request.gerbang.endpoint?.endpoint.spec.id !== "gateway.metrics") {
-      delete request.gerbang.endpoint;
-      request.gerbang.decision = { allowed: false, reason: "ENDPOINT_NOT_MAPPED", ruleId: null };
-      throw new GerbangError("FORBIDDEN", { reason: "ENDPOINT_NOT_MAPPED" });
-    }
+    options.authorize.selectBound(request, "gateway.metrics");
     options.authorize.precheck(request);
   });
   app.addHook("preHandler", async (request) => {

@@ -1,7 +1,7 @@
 import type { FastifyRequest } from "fastify";
 import { GerbangError } from "../errors/catalogue.ts";
 import type { Decision } from "../policy/evaluate.ts";
-import { blockedFields, decideEndpoint, deniedStatus, precheckEndpoint, type RequestPrincipal } from "../policy/decideRequest.ts";
+import { blockedFields, decideEndpoint, deniedStatus, paramAttributes, precheckEndpoint, type RequestPrincipal } from "../policy/decideRequest.ts";
 import type { Principal } from "../auth/principal.ts";
 import type { PolicyStore } from "../policy/policyStore.ts";
 import type { AttributeResolver } from "../resolvers/httpResolver.ts";
@@ -27,6 +27,7 @@ const JSON_TYPE = /^application\/(?:[a-z0-9.+-]*\+)?json\s*(?:;|$)/i;
  */
 export function createAuthorize(options: AuthorizeOptions): {
   select: (request: FastifyRequest) => void;
+  selectBound: (request: FastifyRequest, endpointId: string) => void;
   precheck: (request: FastifyRequest) => void;
   decide: (request: FastifyRequest) => Promise<void>;
 } {
@@ -62,7 +63,7 @@ export function createAuthorize(options: AuthorizeOptions): {
     const needsBody = from === "body" || spec.fields === "body";
     const body = needsBody ? jsonBody(request) : undefined;
     let resource: Record<string, unknown> = {};
-    if (from === "params") resource = decodeParams(match.params);
+    if (from === "params") resource = paramAttributes(match.params);
     else if (from === "body") resource = body ?? {};
     else if (from === "resolver") {
       const id = match.params[spec.resource?.id ?? ""];
@@ -91,7 +92,17 @@ export function createAuthorize(options: AuthorizeOptions): {
       : undefined;
     return refuse(request, decision, anonymous, details);
   };
-  return { select, precheck, decide };
+  /**
+   * For the gateway's own routes: select, then accept only the endpoint meant for this route, so a broad
+   * pattern (`/**`) of some version that happens to match never authorizes it.
+   */
+  const selectBound = (request: FastifyRequest, endpointId: string): void => {
+    select(request);
+    if (request.gerbang.endpoint?.endpoint.spec.id === endpointId) return;
+    delete request.gerbang.endpoint;
+    deny(request, { allowed: false, reason: "ENDPOINT_NOT_MAPPED", ruleId: null }, false);
+  };
+  return { select, selectBound, precheck, decide };
 }
 
 /** After a write through the gateway, the resource's cached attributes may be stale: drop them. */
@@ -119,11 +130,6 @@ function refuse(request: FastifyRequest, decision: Decision, anonymous: boolean,
 /** The principal as the policy sees it; the role and scope arrays keep their identity (the ability cache keys on it). */
 function asked(principal: Principal): RequestPrincipal {
   return { roles: principal.roles, attributes: principal.attributes, scopes: principal.key?.scopes ?? null, anonymous: principal.authMethod === "anonymous" };
-}
-
-function decodeParams(params: Record<string, string>): Record<string, unknown> {
-  // Canonical paths hold valid UTF-8 percent-encoding only, so decoding cannot throw.
-  return Object.fromEntries(Object.entries(params).map(([k, v]) => [k, decodeURIComponent(v)]));
 }
 
 /** The body as a JSON object for policy evaluation; the upstream still receives the original bytes. */

@@ -64,6 +64,9 @@ export function validateConditions(conditions: unknown, principalAttributes: rea
   return problems;
 }
 
+/** A `${principal.<name>}` value. */
+export const isPlaceholder = (value: unknown): boolean => typeof value === "string" && PLACEHOLDER.test(value);
+
 export function hasPlaceholder(conditions: Conditions | undefined): boolean {
   return conditions !== undefined && JSON.stringify(conditions).includes("${principal.");
 }

@@ -93,7 +93,7 @@ export function decideRequest(abilities: AbilityCache, principal: RequestPrincip
   const { spec } = match.endpoint;
   const from = spec.resource?.from ?? "none";
   let resource: Record<string, unknown> = {};
-  if (from === "params") resource = Object.fromEntries(Object.entries(match.params).map(([k, v]) => [k, safeDecode(v)]));
+  if (from === "params") resource = paramAttributes(match.params);
   else if (from === "body") resource = request.body ?? {};
   else if (from === "resolver") {
     if (request.resource === undefined) return { status: 404, reason: "RESOURCE_NOT_FOUND", ruleId: null, endpointId, resource: {}, fields: [] };
@@ -103,10 +103,18 @@ export function decideRequest(abilities: AbilityCache, principal: RequestPrincip
   return outcome(decideEndpoint(abilities, principal, spec, resource, fields), resource, fields);
 }
 
-function safeDecode(value: string): string {
-  try {
-    return decodeURIComponent(value);
-  } catch {
-    return value;
-  }
+/**
+ * A `params` endpoint's resource: its path parameters, percent-decoded. The gateway's canonical paths
+ * always decode; a path stated in a test or a replayed row that does not is kept as written.
+ */
+export function paramAttributes(params: Record<string, string>): Record<string, unknown> {
+  return Object.fromEntries(
+    Object.entries(params).map(([k, v]) => {
+      try {
+        return [k, decodeURIComponent(v)];
+      } catch {
+        return [k, v];
+      }
+    }),
+  );
 }

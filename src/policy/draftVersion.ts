@@ -4,7 +4,7 @@ import { randomBytes } from "node:crypto";
 import { parseDocument } from "yaml";
 import Value from "#typebox/value";
 import { listPolicyVersions, loadPolicySet, type LoadPolicyOptions } from "./loadPolicySet.ts";
-import { surveyPolicyFolder } from "./policyFolder.ts";
+import { isFolderName, surveyPolicyFolder } from "./policyFolder.ts";
 import { runPolicyTests } from "./runPolicyTests.ts";
 import { formatProblem, PolicyError, type PolicySet } from "./policySet.ts";
 import { ManifestSchema } from "./schema.ts";
@@ -15,10 +15,8 @@ export class DraftError extends Error {
 }
 
 const draftName = (version: string): string => `_${version}`;
-/** A folder name under the policy folder (a version or a draft), never a path. */
-const FOLDER_NAME = /^_?[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 const folderName = (name: string): string => {
-  if (!FOLDER_NAME.test(name) || name.includes("..")) throw new DraftError(`${name} is not a version or draft name`);
+  if (!isFolderName(name)) throw new DraftError(`${name} is not a version or draft name`);
   return name;
 };
 

@@ -4,6 +4,9 @@ import { parse as parseYaml } from "yaml";
 import { isDraftFolder } from "./loadPolicySet.ts";
 import type { PolicyProblem } from "./policySet.ts";
 
+/** A folder name under the policy folder (a version or a `_draft`), never a path. */
+export const isFolderName = (name: string): boolean => /^_?[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(name) && !name.includes("..");
+
 export interface VersionFolder {
   /** The folder's name: the version, or `_<version>` for a draft. */
   name: string;

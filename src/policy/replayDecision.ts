@@ -1,5 +1,5 @@
 import type { AbilityCache } from "./abilityCache.ts";
-import { decideEndpoint, precheckEndpoint, type RequestPrincipal } from "./decideRequest.ts";
+import { decideEndpoint, paramAttributes, precheckEndpoint, type RequestPrincipal } from "./decideRequest.ts";
 import type { Decision } from "./evaluate.ts";
 
 /** A decision as an audit row recorded it, with what the decision read. */
@@ -31,7 +31,7 @@ export function replayDecision(abilities: AbilityCache, recorded: RecordedDecisi
   const { spec } = match.endpoint;
   const from = spec.resource?.from ?? "none";
   let resource: Record<string, unknown> = {};
-  if (from === "params") resource = Object.fromEntries(Object.entries(match.params).map(([k, v]) => [k, decodeOr(v)]));
+  if (from === "params") resource = paramAttributes(match.params);
   else if (from === "body" || from === "resolver") {
     if (recorded.resource === null) return { decided: false, why: "needs the resource's attributes, which were not read (the request was refused before)", endpointId };
     if (recorded.resourceFrom !== from) return { decided: false, why: `reads the resource from ${from}, where the recorded decision read it from ${recorded.resourceFrom ?? "nowhere"}`, endpointId };
@@ -42,10 +42,3 @@ export function replayDecision(abilities: AbilityCache, recorded: RecordedDecisi
   return { decided: true, decision: decideEndpoint(abilities, recorded.principal, spec, resource, fields), endpointId };
 }
 
-function decodeOr(value: string): string {
-  try {
-    return decodeURIComponent(value);
-  } catch {
-    return value;
-  }
-}

@@ -1,11 +1,11 @@
 import { nearMiss, type SubjectSpec } from "./schema.ts";
+import { isPlaceholder } from "./conditions.ts";
 import type { RawPolicyRule } from "./policySet.ts";
 import type { EndpointSpec } from "./schema.ts";
 
 /** The subjects a version declares (subjects.yaml); null when it declares none (nothing is checked). */
 export type Subjects = ReadonlyMap<string, SubjectSpec> | null;
 
-const PLACEHOLDER = /^\$\{principal\.[A-Za-z][A-Za-z0-9_]*\}$/;
 const list = (value: string | readonly string[]): readonly string[] => (typeof value === "string" ? [value] : value);
 const suggestion = (word: string, candidates: readonly string[]): string => {
   const near = nearMiss(word, candidates);
@@ -56,8 +56,8 @@ export function ruleSubjectProblems(subjects: Subjects, rule: RawPolicyRule, pat
 
 /** The literal values a condition compares with (placeholders and $exists excluded). */
 function literals(condition: unknown): unknown[] {
-  if (typeof condition !== "object" || condition === null) return PLACEHOLDER.test(String(condition)) ? [] : [condition];
-  return Object.entries(condition).flatMap(([op, operand]) => (op === "$exists" ? [] : (Array.isArray(operand) ? operand : [operand]).filter((v) => !(typeof v === "string" && PLACEHOLDER.test(v)))));
+  if (typeof condition !== "object" || condition === null) return isPlaceholder(condition) ? [] : [condition];
+  return Object.entries(condition).flatMap(([op, operand]) => (op === "$exists" ? [] : (Array.isArray(operand) ? operand : [operand]).filter((v) => !isPlaceholder(v))));
 }
 
 function fits(value: unknown, type: string): boolean {
