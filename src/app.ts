@@ -21,6 +21,10 @@ import { createAuthorize, createInvalidateAfterWrite } from "./pipeline/authoriz
 import { createForward, isUpstreamBodyError } from "./pipeline/forward.ts";
 import { sendError } from "./pipeline/sendError.ts";
 import { recordDecision } from "./audit/recordDecision.ts";
+import { auditRoutes } from "./audit/auditRoutes.ts";
+import { RequestTracing } from "./tracing/requestTracing.ts";
+import type { Tracer } from "@opentelemetry/api";
+import type { PrismaClient } from "./generated/prisma/client.ts";
 import { systemRoutes, type ReadinessCheck } from "./systemRoutes.ts";
 import { keyRoutes } from "./keys/keyRoutes.ts";
 import type { ApiKeyService } from "./keys/apiKeyService.ts";
@@ -51,6 +55,15 @@ export interface GatewayContext {
   resolver: AttributeResolver;
   signer: AssertionSigner;
   audit: AuditWriter | null;
+  /** Cache counters the metrics read (the key store and resolver are built beside the app). */
+  keyStats?: { hits: number; misses: number };
+  resolverStats?: { hits: number; misses: number };
+  /** Activation outcomes on this instance, by outcome. */
+  activationOutcomes?: () => Readonly<Record<string, number>>;
+  /** The OTLP tracer when tracing.otlpUrl is set. */
+  tracer?: Tracer;
+  /** Where GET /api/audit/events reads; absent leaves the route out. */
+  auditStore?: PrismaClient;
   /** Key lifecycle endpoints at /api/keys; null leaves them out. */
   keys: { service: ApiKeyService; selfServiceTier: string } | null;
   /** An admin changed a user through /api/auth/admin/*: caches everywhere must forget them. */
@@ -90,6 +103,13 @@ function observe(metrics: GatewayMetrics, request: FastifyRequest, status: numbe
   metrics.observe(endpoint, decision, reason, status, seconds, upstream);
 }
 
+/** Credentials are redacted in any log line that carries headers, and so is every header the config names. */
+const ALWAYS_REDACTED = ["authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key", "set-auth-token", "x-gerbang-assertion"];
+export const redactedHeaderPaths = (extra: readonly string[]): string[] =>
+  [...new Set([...ALWAYS_REDACTED, ...extra])].flatMap((name) =>
+    ["req.headers", "res.headers", "requestHeaders", "responseHeaders"].map((at) => `${at}[${JSON.stringify(name)}]`),
+  );
+
 /** The gateway as a Fastify instance, not listening: tests inject into it, server.ts listens. */
 export async function buildApp(ctx: GatewayContext): Promise<FastifyInstance> {
   const { config } = ctx;
@@ -97,7 +117,7 @@ export async function buildApp(ctx: GatewayContext): Promise<FastifyInstance> {
   const app = Fastify({
     logger: ctx.logger ?? {
       level: config.logLevel,
-      redact: { paths: ["req.headers.authorization", "req.headers.cookie", 'req.headers["x-api-key"]', 'res.headers["set-cookie"]'], censor: "[redacted]" },
+      redact: { paths: redactedHeaderPaths(config.logRedactHeaders), censor: "[redacted]" },
     },
     bodyLimit: config.server.bodyLimitBytes,
     // Node answers a missing Host with a bare 400 of its own; the onRequest hook answers it in the catalogue's JSON.
@@ -149,6 +169,7 @@ export async function buildApp(ctx: GatewayContext): Promise<FastifyInstance> {
     done(null, payload);
   });
   app.decorateRequest("gerbang", null as never);
+  const tracing = new RequestTracing({ trustFrom: config.tracing.trustIncomingFrom, ...(ctx.tracer === undefined ? {} : { tracer: ctx.tracer }) });
   let closing = false;
   app.addHook("preClose", async () => {
     closing = true;
@@ -166,6 +187,7 @@ export async function buildApp(ctx: GatewayContext): Promise<FastifyInstance> {
   await shedding.register(app);
   const checkRequest = (request: FastifyRequest, reply: FastifyReply): void => {
     request.gerbang = { startedAt: process.hrtime.bigint() };
+    request.gerbang.trace = tracing.start(request, request.headers, request.socket.remoteAddress, request.method);
     shedding.checkConnection(request);
     if (closing) {
       void reply.header("connection", "close");
@@ -190,6 +212,8 @@ export async function buildApp(ctx: GatewayContext): Promise<FastifyInstance> {
     void reply.header("x-request-id", request.id);
     done(null, payload);
   });
+  const logHeaders = app.log.level === "trace";
+  const sampling = { allowed: config.audit.sampleAllowed, allowedByEndpoint: config.audit.sampleAllowedByEndpoint, rateLimited: config.audit.sampleRateLimited };
   app.addHook("onResponse", (request, reply, done) => {
     const state = request.gerbang;
     const ms = Number(process.hrtime.bigint() - state.startedAt) / 1e6;
@@ -210,7 +234,16 @@ export async function buildApp(ctx: GatewayContext): Promise<FastifyInstance> {
       },
       "request",
     );
-    if (ctx.audit !== null) recordDecision(ctx.audit, request, reply.statusCode);
+    // For debugging a client or an upstream: the headers both ways, credentials redacted by the logger.
+    if (logHeaders) request.log.trace({ requestHeaders: request.headers, responseHeaders: reply.getHeaders() }, "headers");
+    if (ctx.audit !== null) recordDecision(ctx.audit, request, reply.statusCode, sampling);
+    tracing.end(request, {
+      status: reply.statusCode,
+      endpoint: state.endpoint?.endpoint.spec.id,
+      decision: state.decision === undefined ? undefined : state.decision.allowed ? "allow" : "deny",
+      reason: state.decision?.reason ?? state.errorReason ?? state.errorCode,
+      upstream: state.upstream?.name,
+    });
     if (metrics !== null) observe(metrics, request, reply.statusCode, ms / 1000);
     done();
   });
@@ -234,9 +267,16 @@ export async function buildApp(ctx: GatewayContext): Promise<FastifyInstance> {
   const readiness = [...ctx.readiness, upstreamCheck];
   metrics = config.metrics.enabled
     ? new GatewayMetrics({
-        ...(ctx.audit === null ? {} : { auditPending: () => ctx.audit?.pending ?? 0, auditDropped: () => ctx.audit?.dropped ?? 0, auditWritten: () => ctx.audit?.written ?? 0 }),
+        ...(ctx.audit === null ? {} : { audit: ((a) => () => ({ pending: a.pending, written: a.written, shed: a.shed, lost: a.lost, checkpoints: a.checkpoints }))(ctx.audit) }),
         circuits: () => circuits.states,
         policyVersion: () => ctx.policies.current.policy.version,
+        caches: () => [
+          { cache: "sessions", ...ctx.sessions.stats },
+          ...(ctx.keyStats === undefined ? [] : [{ cache: "keys", ...ctx.keyStats }]),
+          { cache: "abilities", ...ctx.policies.current.abilities.stats },
+          ...(ctx.resolverStats === undefined ? [] : [{ cache: "resolver", ...ctx.resolverStats }]),
+        ],
+        ...(ctx.activationOutcomes === undefined ? {} : { activations: ctx.activationOutcomes }),
         dependencies: () => Promise.all(readiness.map(async ({ name, check }) => ({ name, up: await withDeadline(check(), 1000) }))),
       })
     : null;
@@ -270,6 +310,7 @@ export async function buildApp(ctx: GatewayContext): Promise<FastifyInstance> {
   await app.register(authRoutes, { auth: ctx.auth, sessions: ctx.sessions, publicUrl: ctx.publicUrl, trustedOrigins, limiter, rateLimit: config.rateLimit, countCaller, uniformResponseMs: config.auth.uniformResponseMs, ...(ctx.onUserChanged === undefined ? {} : { onUserChanged: ctx.onUserChanged }) });
 
   if (ctx.keys !== null) await app.register(keyRoutes, { ...ctx.keys, authenticate });
+  if (ctx.auditStore !== undefined) await app.register(auditRoutes, { prisma: ctx.auditStore, authenticate, viewAllRoles: config.audit.viewAllRoles });
   const authorize = createAuthorize({ policies: ctx.policies, resolver: ctx.resolver, denialDetailsFor: config.policy.denialDetailsFor });
   if (metrics !== null) await app.register(metricsRoutes, { metrics, authenticate, authorize });
   await app.register(adminRoutes, { gatewayPrefix: config.admin.prefix, services: ctx.adminServices ?? (() => null), policies: ctx.policies, authenticate, authorize });

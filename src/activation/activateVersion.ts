@@ -22,7 +22,8 @@ export interface ActivationResult {
   previous: string | null;
 }
 
-const operator = (): string => {
+/** The OS user and host of this process: who ran a command from a shell. */
+export const operator = (): string => {
   let user = "unknown";
   try {
     user = userInfo().username;

@@ -17,6 +17,8 @@ export interface PolicySyncOptions {
   log: (level: "info" | "error", msg: string, detail: Record<string, unknown>) => void;
   /** Told of every version this instance activates (the reloader keeps versions immutable with it). */
   onActivated?: (version: string, digest: string) => void;
+  /** A recorded activation this instance cannot serve (said once per record). */
+  onRefused?: (version: string) => void;
 }
 
 /** How often an instance reports itself; `policy status` lists those heard from within three of these. */
@@ -93,7 +95,10 @@ export class PolicySync {
     if (!checked.ok) problem = checked.problems.slice(0, 5).join("; ");
     else if (checked.digest !== record.digest) problem = `the folder of ${record.version} differs from the one activated (digest ${record.digest.slice(0, 12)}…, here ${checked.digest.slice(0, 12)}…); versions are immutable`;
     if (problem !== null || !checked.ok) {
-      if (this.refusal?.recordId !== record.id) log("error", "activated policy version refused; the current version keeps serving", { version: record.version, active: current.version, problem });
+      if (this.refusal?.recordId !== record.id) {
+        log("error", "activated policy version refused; the current version keeps serving", { version: record.version, active: current.version, problem });
+        this.options.onRefused?.(record.version);
+      }
       this.refusal = { recordId: record.id, problem: `version ${record.version}: ${problem ?? "refused"}` };
       return;
     }

@@ -92,7 +92,11 @@ export async function adminRoutes(app: FastifyInstance, options: AdminRoutesOpti
     if (ready === null) throw new GerbangError("NOT_READY");
     const principal = request.gerbang.principal;
     // The activation history names who did it: the signed-in admin, not the gateway's OS user.
-    return { ...ready, actor: `${String(principal?.attributes.email ?? principal?.userId ?? "unknown")} (admin API)` };
+    return {
+      ...ready,
+      actor: `${String(principal?.attributes.email ?? principal?.userId ?? "unknown")} (admin API)`,
+      caller: { userId: principal?.userId ?? null, authMethod: principal?.authMethod ?? "unauthenticated", roles: (principal?.roles ?? []).join(","), requestId: request.id },
+    };
   };
   const run = async <N extends OperationName>(request: FastifyRequest, name: N, input: never): Promise<unknown> => {
     try {

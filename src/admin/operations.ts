@@ -9,7 +9,11 @@ import { OperationError } from "./operationError.ts";
 import type { ActivationStore } from "../activation/activationStore.ts";
 import type { InvalidationBus } from "../keys/invalidationBus.ts";
 import type { ReplaySummary } from "../audit/replayAudit.ts";
-import { activateVersion, policyStatus, rollbackVersion } from "../activation/activateVersion.ts";
+import { activateVersion, operator, policyStatus, rollbackVersion } from "../activation/activateVersion.ts";
+import type { AuditWriter } from "../audit/auditWriter.ts";
+import { AuditFilters } from "../audit/searchAudit.ts";
+import { resolve } from "node:path";
+import { instanceEvent } from "../audit/instanceEvent.ts";
 
 /** What an operation runs against: the CLI's own connections, or those of the running gateway. */
 /** Printable text only (no terminal control sequences): reasons are printed in operators' terminals. */
@@ -28,6 +32,10 @@ export interface OperatorServices {
   bus: InvalidationBus;
   /** Only a running gateway can reload its policy. */
   reloadPolicy?: () => Promise<ReloadOutcome>;
+  /** Where changes are audited (the gateway's writer, or the CLI's own chain). */
+  audit?: AuditWriter;
+  /** Who asked, for the audit event: the signed-in admin's user id (admin API), or none (a shell). */
+  caller?: { userId: string | null; authMethod: string; roles: string; requestId: string | null };
 }
 
 
@@ -69,6 +77,12 @@ async function refusalsAsMessages<T>(work: Promise<T>): Promise<T> {
     throw error;
   }
 }
+
+const signingKeyOptions = (config: GerbangConfig): { algorithm: GerbangConfig["identity"]["algorithm"]; file?: string; dataDir: string } => ({
+  algorithm: config.identity.algorithm,
+  ...(config.identity.privateKeyFile === undefined ? {} : { file: config.identity.privateKeyFile }),
+  dataDir: resolve(config.dataDir),
+});
 
 const Email = Type.String({ minLength: 3, maxLength: 320 });
 const Id = Type.String({ minLength: 1, maxLength: 200 });
@@ -138,6 +152,19 @@ export const OPERATIONS = {
       return replayAudit(s.prisma, input.from, loadVersionForAsking(s.config, input.to), input.sinceMs, input.limit ?? 100_000);
     },
   ),
+  "audit.verify": op(Type.Object({ since: Type.Optional(Type.String({ format: "date-time" })) }, { additionalProperties: false }), async (s, input) => {
+    const [{ verifyAudit }, { readSigningKey }] = await Promise.all([import("../audit/verifyAudit.ts"), import("../identity/signingKey.ts")]);
+    const key = await readSigningKey(signingKeyOptions(s.config));
+    return verifyAudit(s.prisma, { publicJwk: key?.publicJwk ?? null, ...(input.since === undefined ? {} : { since: new Date(input.since) }) });
+  }),
+  "audit.search": op(AuditFilters, async (s, input) => (await import("../audit/searchAudit.ts")).searchAudit(s.prisma, input)),
+  "audit.prune": op(Type.Object({ olderThanSec: Type.Integer({ minimum: 1 }) }, { additionalProperties: false }), async (s, input) => {
+    const [{ pruneAudit }, { readSigningKey }, { checkpointSigner }] = await Promise.all([import("../audit/pruneAudit.ts"), import("../identity/signingKey.ts"), import("../audit/checkpointSignature.ts")]);
+    const key = await readSigningKey(signingKeyOptions(s.config));
+    // An unsigned retention checkpoint would make every later verification fail: refuse instead.
+    if (key === null) throw new OperationError("audit prune signs a retention checkpoint with the gateway's signing key, and this machine has none (identity.privateKeyFile or dataDir)");
+    return pruneAudit(s.prisma, new Date(Date.now() - input.olderThanSec * 1000), checkpointSigner(key));
+  }),
   "policy.status": op(Type.Object({}, { additionalProperties: false }), async (s) => policyStatus(s)),
   "policy.reload": op(Type.Object({}, { additionalProperties: false }), async (s): Promise<ReloadOutcome> => {
     if (s.reloadPolicy === undefined) throw new OperationError("policy reload needs a running gateway");
@@ -151,9 +178,45 @@ export type OperationOutput<N extends OperationName> = Awaited<ReturnType<(typeo
 
 export const isOperationName = (name: string): name is OperationName => Object.hasOwn(OPERATIONS, name);
 
+/** The audited operations: their action and what they changed (ids only, never a key or an email). */
+const AUDITED: Partial<Record<OperationName, { action: string; target: (input: never, output: never) => string | null }>> = {
+  "users.create": { action: "user.created", target: (_i, o: UserView | undefined) => o?.id ?? null },
+  "keys.create": { action: "key.created", target: (_i, o: { view: KeyView } | undefined) => o?.view.id ?? null },
+  "keys.revoke": { action: "key.revoked", target: (i: { id: string }) => i.id },
+  "keys.rotate": { action: "key.rotated", target: (i: { id: string }) => i.id },
+  "policy.activate": { action: "policy.activated", target: (i: { version: string }) => i.version },
+  "policy.rollback": { action: "policy.rolled_back", target: (_i, o: { record: { version: string } } | undefined) => o?.record.version ?? null },
+  "audit.prune": { action: "audit.pruned", target: () => null },
+};
+
 /** Runs one operation; the input must already satisfy its schema (the admin endpoint checks it). */
-export function runOperation<N extends OperationName>(s: OperatorServices, name: N, input: OperationInput<N>): Promise<OperationOutput<N>> {
+export async function runOperation<N extends OperationName>(s: OperatorServices, name: N, input: OperationInput<N>): Promise<OperationOutput<N>> {
   // Each entry's run matches its own input; TypeScript cannot correlate the two through the union.
   const run = OPERATIONS[name].run as unknown as (s: OperatorServices, input: OperationInput<N>) => Promise<OperationOutput<N>>;
-  return run(s, input);
+  const audited = AUDITED[name];
+  if (audited === undefined || s.audit === undefined) return run(s, input);
+  const audit = s.audit;
+  const record = (allowed: boolean, reason: string, output: OperationOutput<N> | undefined): void =>
+    audit.record(
+      instanceEvent({
+        action: audited.action,
+        allowed,
+        reason,
+        actorId: s.caller?.userId ?? null,
+        authMethod: s.caller?.authMethod ?? "cli",
+        roles: s.caller?.roles ?? "",
+        requestId: s.caller?.requestId ?? null,
+        target: audited.target(input as never, output as never),
+        // A shell's operator is named by OS user and host; a signed-in admin by user id alone (no email).
+        details: { operation: name, ...(s.caller === undefined ? { operator: s.actor ?? operator() } : {}) },
+      }),
+    );
+  try {
+    const output = await run(s, input);
+    record(true, "DONE", output);
+    return output;
+  } catch (error) {
+    record(false, error instanceof OperationError ? "REFUSED" : "FAILED", undefined);
+    throw error;
+  }
 }

@@ -1,55 +1,103 @@
 import type { PrismaClient } from "../generated/prisma/client.ts";
+import type { SqlExecutor } from "../db/sqlExecutor.ts";
+import { canonicalEvent, chainHash, checkpointPayload, GENESIS_HASH, storable, storableJson, type AuditEventContent } from "./auditChain.ts";
 
-export interface AuditRecord {
-  at: Date;
-  requestId: string;
-  method: string;
-  path: string;
-  principalId: string | null;
-  authMethod: string;
-  roles: string;
-  allowed: boolean;
-  reason: string;
-  ruleId: string | null;
-  policyVersion: string;
-  upstream: string | null;
-  status: number;
-  endpointId: string | null;
-  /** Comma-separated; set on a field denial. */
-  blockedFields: string | null;
-  /** JSON text of what the decision read (see recordDecision), or null when there was no decision. */
-  decisionInput: string | null;
+export interface AuditEvent extends AuditEventContent {
+  /**
+   * A sampled allow or a rate-limit refusal: shed first when the queue is full. Everything else is a
+   * security event (denials, sign-ins, key and policy changes), kept up to the bound.
+   */
+  sheddable?: boolean;
+}
+
+interface ChainedEvent extends AuditEvent {
+  seq: bigint;
+  prevHash: string;
+  hash: string;
+}
+
+export type CheckpointKind = "periodic" | "final";
+
+export interface AuditWriterOptions {
+  /** This writer's chain: one per process (docs/audit.md explains why not one shared chain). */
+  instance: string;
+  flushIntervalMs: number;
+  /** Events waiting for the database, beyond which sheddable ones go first and then new ones are lost. */
+  maxBuffer: number;
+  batchSize?: number;
+  /** How often the chain head is signed into audit_checkpoint (also at close). */
+  checkpointIntervalMs?: number;
+  /** Signs a checkpoint payload (a compact JWS); absent, or null (no key here): written unsigned, which verify reports. */
+  sign?: (payload: string) => Promise<{ kid: string; signature: string } | null>;
+  onError?: (error: unknown) => void;
+  /** Security events were lost (the queue was full of them): said once per outage, and counted. */
+  onLoss?: (lost: number) => void;
 }
 
 /**
- * Decisions are written in batches off the request path. While the database is unreachable rows
- * wait in memory up to `maxBuffer`; beyond that the oldest are dropped and counted (`dropped`),
- * so an outage degrades the audit trail visibly instead of stalling traffic.
+ * Events are written in batches off the request path, hash-chained as they leave the queue (a
+ * batch keeps its links until the database takes it, so a retry never forks the chain). While the
+ * database is unreachable they wait in memory up to `maxBuffer`: sheddable events are shed first
+ * (`shed`), then new security events are lost (`lost`); both are counted, never silent.
  */
 export class AuditWriter {
-  private buffer: AuditRecord[] = [];
+  private queue: AuditEvent[] = [];
+  private sheddableQueued = 0;
+  private inflight: ChainedEvent[] | null = null;
   private timer: NodeJS.Timeout | null = null;
   private flushing: Promise<void> | null = null;
-  dropped = 0;
+  private seq = 0n;
+  private head = GENESIS_HASH;
+  private checkpointedSeq = 0n;
+  private checkpointedAt = Date.now();
+  private lossReported = false;
+  shed = 0;
+  lost = 0;
   written = 0;
+  checkpoints = 0;
 
   private readonly prisma: PrismaClient;
-  private readonly options: { flushIntervalMs: number; maxBuffer: number; batchSize?: number; onError?: (error: unknown) => void };
+  private readonly sql: SqlExecutor;
+  private readonly options: AuditWriterOptions;
 
-  constructor(
-    prisma: PrismaClient,
-    options: { flushIntervalMs: number; maxBuffer: number; batchSize?: number; onError?: (error: unknown) => void },
-  ) {
+  /** `sql`: the same database as `prisma`, for the batch insert. */
+  constructor(prisma: PrismaClient, sql: SqlExecutor, options: AuditWriterOptions) {
     this.prisma = prisma;
+    this.sql = sql;
     this.options = options;
   }
 
-  record(row: AuditRecord): void {
-    this.buffer.push(row);
-    if (this.buffer.length > this.options.maxBuffer) {
-      this.dropped += this.buffer.length - this.options.maxBuffer;
-      this.buffer.splice(0, this.buffer.length - this.options.maxBuffer);
+  get instance(): string {
+    return this.options.instance;
+  }
+
+  /** Kept for the metrics' old name: everything not written because of the bound. */
+  get dropped(): number {
+    return this.shed + this.lost;
+  }
+
+  record(event: AuditEvent): void {
+    // The batch in flight counts too; it is linked into the chain already, so it is never shed.
+    if (this.pending >= this.options.maxBuffer) {
+      if (event.sheddable === true) {
+        this.shed += 1;
+        return;
+      }
+      const victim = this.sheddableQueued > 0 ? this.queue.findIndex((e) => e.sheddable === true) : -1;
+      if (victim < 0) {
+        this.lost += 1;
+        if (!this.lossReported) {
+          this.lossReported = true;
+          this.options.onLoss?.(this.lost);
+        }
+        return;
+      }
+      this.queue.splice(victim, 1);
+      this.sheddableQueued -= 1;
+      this.shed += 1;
     }
+    this.queue.push(event);
+    if (event.sheddable === true) this.sheddableQueued += 1;
     this.schedule();
   }
 
@@ -62,51 +110,148 @@ export class AuditWriter {
   }
 
   get pending(): number {
-    return this.buffer.length;
+    return this.queue.length + (this.inflight?.length ?? 0);
   }
 
   async flush(): Promise<void> {
     if (this.flushing !== null) return this.flushing;
-    this.flushing = this.drain().finally(() => {
+    const run = this.drain().then(() => undefined).finally(() => {
       this.flushing = null;
     });
-    return this.flushing;
+    this.flushing = run;
+    return run;
   }
 
-  private async drain(): Promise<void> {
+  /** True when everything queued reached the database. */
+  private async drain(): Promise<boolean> {
     const batchSize = this.options.batchSize ?? 5000;
-    while (this.buffer.length > 0) {
-      const batch = this.buffer.slice(0, batchSize);
+    while (this.inflight !== null || this.queue.length > 0) {
+      this.inflight ??= this.link(this.take(batchSize));
       try {
-        await this.insert(batch);
+        await this.insert(this.inflight);
       } catch (error) {
         this.options.onError?.(error);
         this.schedule();
-        return;
+        return false;
       }
-      this.buffer.splice(0, batch.length);
-      this.written += batch.length;
+      this.written += this.inflight.length;
+      this.inflight = null;
+      this.lossReported = false;
     }
+    const interval = this.options.checkpointIntervalMs ?? 60_000;
+    if (this.seq > this.checkpointedSeq && Date.now() - this.checkpointedAt >= interval) await this.checkpoint("periodic").catch((error: unknown) => this.options.onError?.(error));
+    return true;
+  }
+
+  private take(n: number): AuditEvent[] {
+    const batch = this.queue.splice(0, n);
+    for (const e of batch) if (e.sheddable === true) this.sheddableQueued -= 1;
+    return batch;
+  }
+
+  private link(batch: AuditEvent[]): ChainedEvent[] {
+    return batch.map((given) => {
+      const event = storableEvent(given);
+      this.seq += 1n;
+      const prevHash = this.head;
+      this.head = chainHash(prevHash, canonicalEvent(this.options.instance, event));
+      return { ...event, seq: this.seq, prevHash, hash: this.head };
+    });
+  }
+
+  /** Signs the chain head into audit_checkpoint, so that a deleted tail up to here is detectable. */
+  private async checkpoint(kind: CheckpointKind): Promise<void> {
+    const at = new Date();
+    const c = { instance: this.options.instance, seq: this.seq, hash: this.head, kind, at };
+    const signed = this.options.sign === undefined ? null : await this.options.sign(checkpointPayload(c));
+    await this.prisma.auditCheckpoint.create({ data: { ...c, kid: signed?.kid ?? null, signature: signed?.signature ?? null } });
+    this.checkpointedSeq = c.seq;
+    this.checkpointedAt = at.getTime();
+    this.checkpoints += 1;
   }
 
   /**
-   * One statement of 16 array parameters, whatever the batch size: Prisma's createMany compiles a
-   * query with a parameter per cell, which costs more CPU than the requests being audited.
+   * One statement with the batch as one JSON parameter, through the driver directly: Prisma's
+   * createMany compiles a parameter per cell and its query engine copies each array parameter, which
+   * costs more CPU than the requests being audited; JSON.stringify and PostgreSQL's JSON parser are
+   * native. ON CONFLICT: a batch the database took without our hearing it is sent again with the
+   * same links, and kept once.
    */
-  private async insert(batch: AuditRecord[]): Promise<void> {
-    const column = <K extends keyof AuditRecord>(key: K): Array<AuditRecord[K]> => batch.map((row) => row[key]);
-    await this.prisma.$executeRaw`INSERT INTO "audit_decision"
-      ("at", "request_id", "method", "path", "principal_id", "auth_method", "roles", "allowed", "reason", "rule_id", "policy_version", "upstream", "status", "endpoint_id", "blocked_fields", "decision_input")
-      SELECT * FROM unnest(
-        ${column("at").map((d) => d.toISOString())}::timestamptz[], ${column("requestId")}::text[], ${column("method")}::text[], ${column("path")}::text[],
-        ${column("principalId")}::text[], ${column("authMethod")}::text[], ${column("roles")}::text[], ${column("allowed")}::boolean[],
-        ${column("reason")}::text[], ${column("ruleId")}::text[], ${column("policyVersion")}::text[], ${column("upstream")}::text[], ${column("status")}::int[],
-        ${column("endpointId")}::text[], ${column("blockedFields")}::text[], ${column("decisionInput")}::jsonb[])`;
+  private async insert(batch: ChainedEvent[]): Promise<void> {
+    const rows = batch.map((r) => ({
+      seq: r.seq.toString(),
+      prev_hash: r.prevHash,
+      hash: r.hash,
+      at: r.at.toISOString(),
+      action: r.action,
+      request_id: r.requestId,
+      trace_id: r.traceId,
+      method: r.method,
+      path: r.path,
+      principal_id: r.principalId,
+      key_id: r.keyId,
+      auth_method: r.authMethod,
+      roles: r.roles,
+      client_ip: r.clientIp,
+      target: r.target,
+      allowed: r.allowed,
+      reason: r.reason,
+      rule_id: r.ruleId,
+      policy_version: r.policyVersion,
+      upstream: r.upstream,
+      status: r.status,
+      endpoint_id: r.endpointId,
+      blocked_fields: r.blockedFields,
+      decision_input: r.decisionInput,
+      details: r.details,
+    }));
+    await this.sql.query(INSERT_EVENTS, [this.options.instance, JSON.stringify(rows)]);
   }
 
-  async close(): Promise<void> {
-    await this.flush();
+  /**
+   * Flushes and writes the final checkpoint; gives up after `deadlineMs` (the database is away at
+   * shutdown) and returns how many events were not written.
+   */
+  async close(deadlineMs = 10_000): Promise<number> {
     if (this.timer !== null) clearTimeout(this.timer);
     this.timer = null;
+    const until = Date.now() + deadlineMs;
+    let done = await this.drainOnce();
+    while (!done && Date.now() < until) {
+      await new Promise((r) => setTimeout(r, 200));
+      done = await this.drainOnce();
+    }
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+    if (done && this.seq > this.checkpointedSeq) await this.checkpoint("final").catch((error: unknown) => this.options.onError?.(error));
+    return this.pending;
+  }
+
+  private async drainOnce(): Promise<boolean> {
+    if (this.flushing !== null) await this.flushing;
+    const run = this.drain();
+    this.flushing = run.then(() => undefined).finally(() => {
+      this.flushing = null;
+    });
+    return run;
   }
 }
+
+/** Every string as PostgreSQL will give it back, so the stored row hashes to its `hash`. */
+function storableEvent(e: AuditEvent): AuditEvent {
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(e)) {
+    out[key] = typeof value === "string" ? storable(value) : key === "decisionInput" || key === "details" ? storableJson(value) : value;
+  }
+  return out as unknown as AuditEvent;
+}
+
+const INSERT_EVENTS = `INSERT INTO "audit_event"
+  ("instance", "seq", "prev_hash", "hash", "at", "action", "request_id", "trace_id", "method", "path", "principal_id", "key_id", "auth_method", "roles", "client_ip", "target",
+   "allowed", "reason", "rule_id", "policy_version", "upstream", "status", "endpoint_id", "blocked_fields", "decision_input", "details")
+  SELECT $1::text, x.seq, x.prev_hash, x.hash, x.at, x.action, x.request_id, x.trace_id, x.method, x.path, x.principal_id, x.key_id, x.auth_method, x.roles, x.client_ip, x.target,
+   x.allowed, x.reason, x.rule_id, x.policy_version, x.upstream, x.status, x.endpoint_id, x.blocked_fields, x.decision_input, x.details
+  FROM json_to_recordset($2::json) AS x(seq bigint, prev_hash text, hash text, at timestamptz, action text, request_id text, trace_id text, method text, path text,
+   principal_id text, key_id text, auth_method text, roles text, client_ip text, target text, allowed boolean, reason text, rule_id text, policy_version text,
+   upstream text, status int, endpoint_id text, blocked_fields text, decision_input jsonb, details jsonb)
+  ON CONFLICT ("instance", "seq") DO NOTHING`;

@@ -1,35 +1,74 @@
 import type { FastifyRequest } from "fastify";
 import type { AuditWriter } from "./auditWriter.ts";
+import { storableJson, type JsonValue } from "./auditChain.ts";
 
-/** One audit row per proxied (or admin API) request that reached a decision or was refused on its way there. */
-export function recordDecision(audit: AuditWriter, request: FastifyRequest, status: number): void {
+export interface AuditSampling {
+  /** Share of allowed routed requests audited (0–1), by endpoint id, then the default. */
+  allowed: number;
+  allowedByEndpoint: Readonly<Record<string, number>>;
+  /** Share of rate-limit refusals audited: a flood must not become a flood of rows. */
+  rateLimited: number;
+}
+
+const sampled = (rate: number): boolean => rate >= 1 || (rate > 0 && Math.random() < rate);
+
+/**
+ * One audit event per request that reached a decision or was refused on its way there (proxied
+ * requests, the admin API), or that carried an event of its own (a sign-in). Denials are always
+ * kept; allows and rate-limit refusals are sampled and are the first to go when the queue is full.
+ */
+export function recordDecision(audit: AuditWriter, request: FastifyRequest, status: number, sampling: AuditSampling): void {
   const state = request.gerbang;
-  if (state.upstream === undefined && state.gatewayRoute === undefined) return;
+  const event = state.event;
+  if (state.upstream === undefined && state.gatewayRoute === undefined && event === undefined) return;
   const principal = state.principal;
   const decision = state.decision;
+  const endpointId = state.endpoint?.endpoint.spec.id ?? null;
+  const rateLimited = state.errorCode === "RATE_LIMITED";
+  const allowed = event === undefined ? decision?.allowed === true : status < 400;
+  if (rateLimited) {
+    if (!sampled(sampling.rateLimited)) return;
+  } else if (allowed && event === undefined && !sampled((endpointId === null ? undefined : sampling.allowedByEndpoint[endpointId]) ?? sampling.allowed)) {
+    return;
+  }
   audit.record({
     at: new Date(),
+    action: event?.action ?? "request",
     requestId: request.id,
+    traceId: state.trace?.traceId ?? null,
     method: request.method,
     path: state.path ?? "",
-    principalId: principal?.userId ?? null,
+    principalId: event?.actorId ?? principal?.userId ?? null,
+    keyId: principal?.key?.id ?? null,
     authMethod: principal?.authMethod ?? "unauthenticated",
     roles: (principal?.roles ?? []).join(","),
-    // The policy's decision; `status` tells whether the upstream then answered.
-    allowed: decision?.allowed === true,
-    reason: decision?.reason ?? state.errorCode ?? "UNKNOWN",
+    clientIp: request.ip,
+    target: event?.target?.slice(0, 200) ?? null,
+    // The policy's decision (or the event's outcome); `status` tells whether the upstream then answered.
+    allowed,
+    reason: event?.reason ?? decision?.reason ?? state.errorCode ?? (event === undefined ? "UNKNOWN" : status < 400 ? "OK" : `HTTP_${status}`),
     ruleId: decision?.ruleId ?? null,
     policyVersion: state.policy?.version ?? "",
     upstream: state.upstream?.name ?? null,
     status,
-    endpointId: state.endpoint?.endpoint.spec.id ?? null,
+    endpointId,
     blockedFields: state.blockedFields === undefined || state.blockedFields.length === 0 ? null : state.blockedFields.join(","),
     decisionInput: decisionInput(state),
+    details: event?.details === undefined ? null : boundedDetails(event.details),
+    sheddable: rateLimited || (allowed && event === undefined),
   });
 }
 
 /** Beyond this the inputs are not kept (the row says so): an audit row must not carry a whole document. */
 export const DECISION_INPUT_MAX_BYTES = 2048;
+export const DETAILS_MAX_BYTES = 1024;
+
+const bounded = (value: JsonValue, max: number): JsonValue => {
+  const text = JSON.stringify(value);
+  return text.length <= max / 4 || Buffer.byteLength(text) <= max ? value : { truncated: true, bytes: Buffer.byteLength(text) };
+};
+
+export const boundedDetails = (details: JsonValue): JsonValue => bounded(storableJson(details), DETAILS_MAX_BYTES);
 
 /**
  * What the decision read that the row does not already say, for replaying it under another version:
@@ -38,7 +77,7 @@ export const DECISION_INPUT_MAX_BYTES = 2048;
  * the principal's attributes are read again at replay time from its id. Kept small because it is
  * written for every request.
  */
-function decisionInput(state: FastifyRequest["gerbang"]): string | null {
+function decisionInput(state: FastifyRequest["gerbang"]): JsonValue | null {
   const input = state.decisionInput;
   const scopes = state.principal?.key?.scopes;
   const resource = input === undefined || Object.keys(input.resource).length === 0 ? undefined : input.resource;
@@ -46,6 +85,5 @@ function decisionInput(state: FastifyRequest["gerbang"]): string | null {
   const resourceFrom = resource === undefined ? undefined : input?.resourceFrom;
   const fields = input?.fieldsRead === true ? input.fields : undefined;
   if (resource === undefined && fields === undefined && scopes === undefined) return null;
-  const text = JSON.stringify({ resource, resourceFrom, fields, scopes });
-  return text.length <= DECISION_INPUT_MAX_BYTES / 4 || Buffer.byteLength(text) <= DECISION_INPUT_MAX_BYTES ? text : `{"truncated":true,"bytes":${Buffer.byteLength(text)}}`;
+  return bounded(storableJson({ resource, resourceFrom, fields, scopes }), DECISION_INPUT_MAX_BYTES);
 }

@@ -52,7 +52,7 @@ export async function replayAudit(prisma: PrismaClient, from: string, to: Policy
   const since = new Date(Date.now() - sinceMs);
   // Only what <from> decided: a row decided by another version (or by <to> itself) says nothing about this change.
   const rows = await prisma.$queryRaw<Row[]>`SELECT request_id, method, path, principal_id, auth_method, roles, allowed, reason, decision_input
-    FROM audit_decision WHERE at >= ${since} AND policy_version = ${from} ORDER BY id DESC LIMIT ${limit}`;
+    FROM audit_event WHERE action = 'request' AND at >= ${since} AND policy_version = ${from} ORDER BY id DESC LIMIT ${limit}`;
   const ids = [...new Set(rows.flatMap((r) => (r.principal_id === null ? [] : [r.principal_id])))];
   const users = ids.length === 0 ? [] : await prisma.user.findMany({ where: { id: { in: ids } }, select: { id: true, email: true, region: true } });
   const attributesOf = new Map(users.map((u) => [u.id, { id: u.id, email: u.email, ...(u.region === null ? {} : { region: u.region }) }]));

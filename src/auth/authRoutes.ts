@@ -7,6 +7,7 @@ import type { Principal } from "./principal.ts";
 import { originRefusal, originTrusted } from "../pipeline/authenticate.ts";
 import type { RateLimitConfig } from "../config/schema.ts";
 import type { Bucket, RateLimiter } from "../ratelimit/rateLimiter.ts";
+import { authActionOf, authOutcomeOf } from "../audit/authAuditEvents.ts";
 import { accountOf, accountOfEmail, authBucketName, authBuckets, unthrottledCredentialRoutes, type AuthEndpoint } from "../ratelimit/authBuckets.ts";
 
 export interface AuthRoutesOptions {
@@ -63,6 +64,9 @@ export async function authRoutes(app: FastifyInstance, options: AuthRoutesOption
       }
       const authPath = (request.gerbang.path ?? "").slice("/api/auth".length).split("?")[0] ?? "";
       const bucketName = authBucketName(authPath);
+      const action = authActionOf(request.method, authPath);
+      // Set before any refusal (a rate-limited sign-in is audited too); completed from the answer below.
+      if (action !== null) request.gerbang.event = { action, target: null, actorId: null };
       let buckets: Bucket[] = [];
       const countedAt = Date.now();
       const revoking = request.method === "POST" && REVOKING.has(authPath);
@@ -136,6 +140,18 @@ export async function authRoutes(app: FastifyInstance, options: AuthRoutesOption
         const wait = countedAt + options.uniformResponseMs - Date.now();
         if (wait > 0) await new Promise((r) => setTimeout(r, wait));
       }
+      const payload = Buffer.from(await response.arrayBuffer());
+      if (action !== null) {
+        const outcome = authOutcomeOf(action, response.status, payload);
+        const callerId = request.gerbang.principal?.userId ?? (caller === undefined ? null : ((await caller)?.userId ?? null));
+        const adminTarget = authPath.startsWith("/admin/") ? userIdOf(request.body) : null;
+        request.gerbang.event = {
+          action,
+          actorId: outcome.userId ?? callerId,
+          target: adminTarget ?? outcome.userId ?? (ownAccount || revoking ? callerId : null),
+          ...(outcome.code === null ? {} : { reason: outcome.code }),
+        };
+      }
       reply.code(response.status);
       response.headers.forEach((value, name) => {
         if (name !== "set-cookie" && name !== "content-length") void reply.header(name, value);
@@ -146,7 +162,7 @@ export async function authRoutes(app: FastifyInstance, options: AuthRoutesOption
       if (renewed !== undefined && !cookies.some((c) => SESSION_COOKIE_NAMES.some((n) => c.startsWith(`${n}=`)))) cookies.push(...renewed);
       if (cookies.length > 0) void reply.header("set-cookie", cookies);
       void reply.header("cache-control", "no-store");
-      return reply.send(Buffer.from(await response.arrayBuffer()));
+      return reply.send(payload);
     },
   });
 }

@@ -65,11 +65,18 @@ export class SessionResolver {
     return createHash("sha256").update(decoded.split(".")[0] ?? "").digest("base64url");
   }
 
+  /** Read by the metrics at scrape time. */
+  readonly stats = { hits: 0, misses: 0 };
+
   async resolve(headers: Record<string, string>): Promise<AuthnResult> {
     const key = SessionResolver.keyOf(headers);
     const now = Date.now();
     let hit = this.cache.get(key);
-    if (hit !== undefined && hit.until > now) return hit.result;
+    if (hit !== undefined && hit.until > now) {
+      this.stats.hits += 1;
+      return hit.result;
+    }
+    this.stats.misses += 1;
     // Past its TTL an entry is kept only as a stale-if-error fallback, never past the session's expiry.
     if (hit !== undefined && (hit.expiresAt <= now || !(this.staleIfError?.allows(hit.verifiedAt, now) ?? false))) {
       this.cache.delete(key);

@@ -1,6 +1,7 @@
 import { Command, CommanderError, Option } from "commander";
 import { CliError } from "./cliError.ts";
 import type { ExplainFlags } from "./explainCommand.ts";
+import type { AuditSearchFlags } from "./auditCommand.ts";
 
 /**
  * The `gerbang` command, defined once: help, flag checks and shell completion all come from this
@@ -163,6 +164,40 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
     .addOption(json())
     .addOption(config())
     .action(async (o: CommonFlags) => done(await (await import("./policyCommand.ts")).policyReload(o)));
+
+  const audit = program.command("audit").description("the tamper-evident audit trail: verify its chains, search it, prune it");
+  audit
+    .command("verify")
+    .description("recompute every hash chain and check the signed checkpoints; exit 1 naming the first edited, deleted, inserted or reordered row and any truncated tail")
+    .option("--since <when>", "only events since a duration back (24h) or a date-time")
+    .addOption(json())
+    .addOption(config())
+    .action(async (o: { config?: string; json?: boolean; since?: string }) => done(await (await import("./auditCommand.ts")).auditVerify(o)));
+  audit
+    .command("search")
+    .description("events, newest first (--json: one JSON object a line, for export)")
+    .option("--actor <userId>", "the acting user's id")
+    .option("--key <keyId>", "the API key's id")
+    .option("--action <action>", "e.g. auth.sign_in, or a prefix such as auth.*")
+    .option("--decision <allow|deny>", "only allowed or only denied events")
+    .option("--reason <code>", "e.g. INVALID_EMAIL_OR_PASSWORD, DENIED_BY_RULE")
+    .option("--request-id <id>", "the x-request-id of a request")
+    .option("--policy-version <version>", "the policy version that decided")
+    .option("--since <when>", "a duration back (24h) or a date-time")
+    .option("--until <when>", "a duration back or a date-time")
+    .option("--limit <n>", "events per page (1-1000, default 100)")
+    .option("--before <id>", "the page after this event id")
+    .option("--all", "every page")
+    .addOption(json())
+    .addOption(config())
+    .action(async (o: AuditSearchFlags) => done(await (await import("./auditCommand.ts")).auditSearch(o)));
+  audit
+    .command("prune")
+    .description("delete events older than a duration, keeping the chains verifiable (a signed retention checkpoint)")
+    .option("--older-than <duration>", "e.g. 90d (default: audit.retentionDays)")
+    .addOption(json())
+    .addOption(config())
+    .action(async (o: { config?: string; json?: boolean; olderThan?: string }) => done(await (await import("./auditCommand.ts")).auditPrune(o)));
 
   program
     .command("demo-upstream")

@@ -1,5 +1,8 @@
 import { resolve } from "node:path";
 import type { Redis } from "ioredis";
+import { hostname } from "node:os";
+import { randomUUID } from "node:crypto";
+import type { AuditWriter } from "../audit/auditWriter.ts";
 import type { GerbangConfig } from "../config/schema.ts";
 import { openDatabase, type Database } from "../db/openDatabase.ts";
 import { migrate } from "../db/migrate.ts";
@@ -11,6 +14,17 @@ import { MIGRATIONS_DIR } from "../runtime/migrationsDir.ts";
 import { loadActivePolicy } from "../runtime/activePolicy.ts";
 import type { OperatorServices } from "../admin/operations.ts";
 import { ActivationStore } from "../activation/activationStore.ts";
+
+async function cliAuditWriter(config: GerbangConfig, db: Database): Promise<AuditWriter> {
+  const { AuditWriter } = await import("../audit/auditWriter.ts");
+  // Loaded only when a checkpoint is signed (after an audited change), not by every command.
+  const sign = async (payload: string): Promise<{ kid: string; signature: string } | null> => {
+    const [{ readSigningKey }, { checkpointSigner }] = await Promise.all([import("../identity/signingKey.ts"), import("../audit/checkpointSignature.ts")]);
+    const key = await readSigningKey({ algorithm: config.identity.algorithm, ...(config.identity.privateKeyFile === undefined ? {} : { file: config.identity.privateKeyFile }), dataDir: resolve(config.dataDir) });
+    return key === null ? null : checkpointSigner(key)(payload);
+  };
+  return new AuditWriter(db.prisma, db.executor, { instance: `cli/${hostname()}/${process.pid}/${randomUUID().slice(0, 8)}`, flushIntervalMs: 50, maxBuffer: 1000, sign });
+}
 
 export interface OperatorContext {
   services: OperatorServices;
@@ -70,10 +84,14 @@ export async function openOperatorContext(config: GerbangConfig): Promise<Operat
     maxExpiresInDays: config.apiKeys.maxExpiresInDays,
     bus,
   });
+  // The command's own audit chain, signed with the gateway's key when this machine has it.
+  const audit = config.audit.enabled ? await cliAuditWriter(config, db) : undefined;
   return {
-    services: { config, prisma: db.prisma, auth: loadAuth, keys, activations: new ActivationStore(db.prisma), bus },
+    services: { config, prisma: db.prisma, auth: loadAuth, keys, activations: new ActivationStore(db.prisma), bus, ...(audit === undefined ? {} : { audit }) },
     db,
     close: async () => {
+      const unwritten = (await audit?.close(5000)) ?? 0;
+      if (unwritten > 0) process.stderr.write(`gerbang: the change was made, but its audit event could not be written (${unwritten} event(s))\n`);
       redis?.disconnect();
       await db.close();
     },

@@ -215,11 +215,25 @@ export const ConfigSchema = Type.Object(
       },
       { additionalProperties: false, default: {} },
     ),
+    tracing: Type.Object(
+      {
+        trustIncomingFrom: Type.Array(Type.String(), { default: [], description: "Addresses or CIDRs of callers (the direct peer, never `X-Forwarded-For`) whose W3C `traceparent` and `tracestate` are continued. Every other request starts a trace of its own, and a client's trace headers never reach the upstream. The upstream receives `traceparent` naming the gateway's span; the audit event records the trace id.", typeText: "address or CIDR[]" }),
+        otlpUrl: Type.Optional(Type.String({ pattern: "^https?://", description: "OTLP/HTTP traces endpoint (e.g. `http://collector:4318/v1/traces`): one server span per request is exported there with the OpenTelemetry SDK, carrying the endpoint id, decision, reason and status. Absent: spans go to `@opentelemetry/api`'s global tracer, a no-op unless an SDK was registered (`node --import`).", defaultText: "none" })),
+        serviceName: Type.String({ default: "gerbang", description: "`service.name` of the exported spans." }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
     audit: Type.Object(
       {
-        enabled: Type.Boolean({ default: true, description: "Write one `audit_decision` row per decision." }),
+        enabled: Type.Boolean({ default: true, description: "Write the audit trail (`audit_event`): routed decisions, sign-ins and account changes, key and policy changes; hash-chained per instance ([Audit trail](audit.md))." }),
         flushIntervalMs: Type.Integer({ minimum: 10, default: 500, description: "Batch window of audit writes." }),
-        maxBuffer: Type.Integer({ minimum: 1, default: 10000, description: "Rows kept in memory while the database is unreachable. Beyond that, the oldest are dropped and counted." }),
+        maxBuffer: Type.Integer({ minimum: 1, default: 10000, description: "Events kept in memory while the database is unreachable. When it is full, sampled allows and rate-limit refusals are shed first (`gerbang_audit_shed_total`); then new security events are lost, counted (`gerbang_audit_lost_total`) and logged." }),
+        checkpointIntervalMs: Type.Integer({ minimum: 1000, default: 60000, description: "How often each instance signs its chain head into `audit_checkpoint` (also when it stops): rows deleted from the tail up to the last checkpoint are detected by `gerbang audit verify`." }),
+        sampleAllowed: Type.Number({ minimum: 0, maximum: 1, default: 1, description: "Share of allowed routed requests audited (denials are always audited)." }),
+        sampleAllowedByEndpoint: Type.Record(Type.String(), Type.Number({ minimum: 0, maximum: 1 }), { default: {}, description: "`sampleAllowed` for particular endpoint ids, e.g. `{ catalogue.list: 0.01 }`.", typeText: "endpoint id → share" }),
+        sampleRateLimited: Type.Number({ minimum: 0, maximum: 1, default: 0.1, description: "Share of rate-limit refusals audited (all are counted in `gerbang_rate_limited_total`)." }),
+        viewAllRoles: Type.Array(Type.String({ pattern: "^[A-Za-z][A-Za-z0-9_-]{0,63}$" }), { default: ["admin"], description: "Roles that see every event at `GET /api/audit/events`; every other signed-in user sees only the events they acted in (their sign-ins, their key changes).", typeText: "role names" }),
+        retentionDays: Type.Optional(Type.Integer({ minimum: 1, description: "Delete events older than this many days, keeping the chains verifiable (a signed retention checkpoint replaces what was cut). Absent: keep everything.", defaultText: "none" })),
       },
       { additionalProperties: false, default: {} },
     ),
@@ -232,8 +246,9 @@ export const ConfigSchema = Type.Object(
     ),
     logLevel: Type.Union(
       [Type.Literal("fatal"), Type.Literal("error"), Type.Literal("warn"), Type.Literal("info"), Type.Literal("debug"), Type.Literal("trace"), Type.Literal("silent")],
-      { default: "info", description: "Log level (JSON lines on stdout, pino)." },
+      { default: "info", description: "Log level (JSON lines on stdout, pino). At `trace`, each request also logs its request and response headers (`\"msg\":\"headers\"`), with `logRedactHeaders` redacted." },
     ),
+    logRedactHeaders: Type.Array(Type.String({ pattern: "^[a-z0-9!#$%&'*+.^_`|~-]+$" }), { default: [], description: "Header names (lower case) written as `[redacted]` wherever a log line carries headers, besides `authorization`, `proxy-authorization`, `cookie`, `set-cookie`, `x-api-key`, `set-auth-token` (Better Auth's bearer token) and `x-gerbang-assertion`, which always are.", typeText: "header name[]" }),
     upstreams: Type.Optional(Type.Array(Upstream, { minItems: 1, description: "Upstreams by path prefix. Required unless `demo.upstream`. Names must be unique." })),
   },
   { additionalProperties: false },

@@ -35,3 +35,9 @@ export async function loadSigningKey(options: { algorithm: SigningAlgorithm; fil
   const kid = await calculateJwkThumbprint(publicJwk);
   return { algorithm: options.algorithm, kid, privateKey, publicJwk: { ...publicJwk, kid, alg: options.algorithm, use: "sig" } };
 }
+
+/** The configured signing key if it exists, never generating one (the CLI signs only with the gateway's key). */
+export async function readSigningKey(options: { algorithm: SigningAlgorithm; file?: string; dataDir: string }): Promise<SigningKey | null> {
+  const file = options.file ?? join(options.dataDir, `identity-${options.algorithm.toLowerCase()}.pem`);
+  return existsSync(file) ? loadSigningKey({ ...options, file }) : null;
+}

@@ -62,6 +62,9 @@ export class ApiKeyStore {
     this.timer.unref();
   }
 
+  /** Read by the metrics at scrape time. */
+  readonly stats = { hits: 0, misses: 0 };
+
   async verify(key: string): Promise<AuthnResult> {
     const problem = checkApiKeyShape(key);
     if (problem !== null) return { kind: "rejected", reason: `api key ${problem.toLowerCase().replace(/_/g, " ")}` };
@@ -69,12 +72,14 @@ export class ApiKeyStore {
     const now = Date.now();
 
     let record: KeyRecord | null;
+    let missed = false;
     const hit = this.known.get(hash);
     const stale = this.options.staleIfError;
     if (hit !== undefined && hit.until > now) record = hit.record;
     else if ((this.unknown.get(hash) ?? 0) > now) record = null;
     else if (hit !== undefined && stale !== undefined && stale.skipLookup(now) && stale.allows(hit.verifiedAt, now)) record = hit.record;
     else {
+      missed = true;
       try {
         record = await this.lookup(hash, now);
         stale?.recovered(Date.now());
@@ -88,6 +93,7 @@ export class ApiKeyStore {
       }
     }
 
+    this.stats[missed ? "misses" : "hits"] += 1;
     if (record === null) return { kind: "rejected", reason: "api key unknown" };
     if (!record.enabled) return { kind: "rejected", reason: "api key revoked" };
     if (record.expiresAt !== null && record.expiresAt <= now) return { kind: "rejected", reason: "api key expired" };

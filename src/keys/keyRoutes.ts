@@ -60,6 +60,10 @@ export async function keyRoutes(app: FastifyInstance, options: KeyRoutesOptions)
     }
     if (principal.authMethod === "api-key") throw new GerbangError("FORBIDDEN", { reason: "KEYS_CANNOT_MANAGE_KEYS", message: "API keys are managed by signed-in users, not by keys." });
   });
+  // Every key change is audited, refused or done (the event's status says which); reads are not.
+  const audited = (request: FastifyRequest, action: string, target: string | null): void => {
+    request.gerbang.event = { action, actorId: request.gerbang.principal?.userId ?? null, target };
+  };
   const who = (request: FastifyRequest): { principal: Principal; ability: KeyAbility } => {
     const principal = request.gerbang.principal;
     if (principal === undefined) throw new GerbangError("INTERNAL_ERROR");
@@ -73,6 +77,7 @@ export async function keyRoutes(app: FastifyInstance, options: KeyRoutesOptions)
   });
 
   app.post("/api/keys", async (request, reply) => {
+    audited(request, "key.created", null);
     const body = checked<Type.Static<typeof CreateBody>>(CreateBody, request.body, "body");
     const { principal, ability } = who(request);
     const ownerId = body.ownerId ?? principal.userId ?? "";
@@ -83,15 +88,18 @@ export async function keyRoutes(app: FastifyInstance, options: KeyRoutesOptions)
     }
     const expiresInSec = duration(body.expiresIn, "body/expiresIn");
     const { key, view } = await service.create({ ownerId, name: body.name, tier, scopes: body.scopes, ...(expiresInSec === undefined ? {} : { expiresInSec }) });
+    audited(request, "key.created", view.id);
     return reply.code(201).send({ key, ...view });
   });
 
   app.delete<{ Params: { id: string } }>("/api/keys/:id", async (request) => {
+    audited(request, "key.revoked", request.params.id);
     const { ability } = who(request);
     return service.revoke(request.params.id, accessibleKeys(ability, "revoke"));
   });
 
   app.post<{ Params: { id: string } }>("/api/keys/:id/rotate", async (request, reply) => {
+    audited(request, "key.rotated", request.params.id);
     const body = checked<{ grace?: string }>(RotateBody, request.body, "body");
     const { ability } = who(request);
     const graceSec = duration(body.grace, "body/grace") ?? 86400;

@@ -2,12 +2,14 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom
 
 /** What the scrape reads from the gateway's parts at collection time (no per-request cost). */
 export interface MetricSources {
-  auditPending?: () => number;
-  auditDropped?: () => number;
-  auditWritten?: () => number;
+  audit?: () => { pending: number; written: number; shed: number; lost: number; checkpoints: number };
   /** Each upstream's circuit: 0 closed, 1 half-open, 2 open. */
   circuits?: () => ReadonlyArray<{ upstream: string; state: "closed" | "half-open" | "open" }>;
   policyVersion?: () => string;
+  /** Hits and misses of the in-process caches (sessions, keys, abilities, resolvers), since start. */
+  caches?: () => ReadonlyArray<{ cache: string; hits: number; misses: number }>;
+  /** Policy activations and reloads on this instance, by outcome (activated, unchanged, refused). */
+  activations?: () => Readonly<Record<string, number>>;
   /** The readiness checks' last results (1 ok, 0 failing), by dependency. */
   dependencies?: () => Promise<ReadonlyArray<{ name: string; up: boolean }>>;
 }
@@ -40,13 +42,32 @@ export class GatewayMetrics {
         this.set(read());
       } });
     };
-    gauge("gerbang_audit_queue_depth", "Audit rows waiting to be written.", sources.auditPending);
-    gauge("gerbang_audit_dropped_total", "Audit rows dropped because the queue was full (the database was unreachable too long).", sources.auditDropped);
-    gauge("gerbang_audit_written_total", "Audit rows written.", sources.auditWritten);
+    const audit = sources.audit;
+    if (audit !== undefined) {
+      gauge("gerbang_audit_queue_depth", "Audit events waiting to be written.", () => audit().pending);
+      gauge("gerbang_audit_written_total", "Audit events written.", () => audit().written);
+      gauge("gerbang_audit_shed_total", "Sampled allows and rate-limit refusals not audited because the queue was full (the database was unreachable too long).", () => audit().shed);
+      gauge("gerbang_audit_lost_total", "Security events (denials, sign-ins, changes) lost because the queue was full of them. Alert on any.", () => audit().lost);
+      gauge("gerbang_audit_checkpoints_total", "Signed chain checkpoints written.", () => audit().checkpoints);
+    }
     if (sources.circuits !== undefined) {
       const circuits = sources.circuits;
       new Gauge({ name: "gerbang_circuit_state", help: "Each upstream's circuit breaker: 0 closed, 1 half-open, 2 open.", labelNames: ["upstream"], registers, collect() {
         for (const c of circuits()) this.set({ upstream: c.upstream }, CIRCUIT_VALUE[c.state]);
+      } });
+    }
+    if (sources.caches !== undefined) {
+      const caches = sources.caches;
+      for (const [name, key] of [["gerbang_cache_hits_total", "hits"], ["gerbang_cache_misses_total", "misses"]] as const) {
+        new Gauge({ name, help: `In-process cache ${key} by cache (sessions, keys, abilities, resolver); the hit ratio is hits / (hits + misses).`, labelNames: ["cache"], registers, collect() {
+          for (const c of caches()) this.set({ cache: c.cache }, c[key]);
+        } });
+      }
+    }
+    if (sources.activations !== undefined) {
+      const activations = sources.activations;
+      new Gauge({ name: "gerbang_policy_activations_total", help: "Policy versions this instance was asked to serve (a recorded activation, a reload), by outcome.", labelNames: ["outcome"], registers, collect() {
+        for (const [outcome, n] of Object.entries(activations())) this.set({ outcome }, n);
       } });
     }
     if (sources.policyVersion !== undefined) {

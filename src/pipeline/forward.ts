@@ -61,6 +61,7 @@ export function createForward(options: ForwardOptions): (request: FastifyRequest
       assertion,
       clientIp: request.ip,
       proto: options.proto,
+      trace: request.gerbang.trace,
     });
     // Passed explicitly: reply-from would re-serialize a buffered JSON body instead of sending its bytes.
     const body = request.body instanceof Buffer && request.body.length > 0 ? { body: request.body, contentType: request.headers["content-type"] ?? "application/octet-stream" } : {};

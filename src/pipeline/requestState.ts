@@ -4,6 +4,8 @@ import type { Decision } from "../policy/evaluate.ts";
 import type { EndpointMatch } from "../policy/endpointMatcher.ts";
 import type { PolicySet } from "../policy/policySet.ts";
 import type { AbilityCache } from "../policy/abilityCache.ts";
+import type { JsonValue } from "../audit/auditChain.ts";
+import type { TraceContext } from "../tracing/traceContext.ts";
 
 /**
  * What the pipeline knows about one request. Each stage writes its own field and reads only the
@@ -28,6 +30,10 @@ export interface GatewayState {
   decisionInput?: { resource: Record<string, unknown>; resourceFrom: string; fields: readonly string[]; fieldsRead: boolean };
   /** authorize, on a denial: every field no rule allows (the 403 names the first). */
   blockedFields?: readonly string[];
+  /** The W3C trace this request belongs to (from a trusted traceparent, or new) and the gateway's span in it. */
+  trace?: TraceContext;
+  /** An event that is not a routed decision (a sign-in, a key created): audited under its own action. */
+  event?: { action: string; actorId: string | null; target: string | null; reason?: string; details?: JsonValue };
   /** Set on the gateway's own routes that the policy authorizes (the admin API): audited like proxied requests. */
   gatewayRoute?: "admin";
   /** forward: when the request left for the upstream, and how long its response headers took (seconds). */

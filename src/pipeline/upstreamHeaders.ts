@@ -1,6 +1,7 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from "node:http";
 import type { Principal } from "../auth/principal.ts";
 import { withoutGatewayCookies } from "../auth/gatewayCookies.ts";
+import { formatTraceparent, type TraceContext } from "../tracing/traceContext.ts";
 
 /** Hop-by-hop (RFC 9110 §7.6.1) and headers a proxy must never pass on. */
 const HOP_BY_HOP = new Set(["connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade", "proxy-authorization", "proxy-authenticate", "expect", "host", "content-length"]);
@@ -11,6 +12,8 @@ const SPOOFABLE = new Set([
   "x-original-url", "x-rewrite-url", "x-original-method", "x-http-method-override", "x-http-method", "x-method-override",
   // Host overrides (Symfony/Laravel trusted-host bypasses, IIS/ARR): the upstream's Host is the gateway's choice.
   "x-host", "x-original-host", "x-http-host-override", "x-forwarded-server",
+  // Trace context is the gateway's to give: a trusted caller's is continued through IdentityContext.trace.
+  "traceparent", "tracestate",
   "x-middleware-subrequest", "forwarded", "x-real-ip", "x-client-ip", "true-client-ip", "cf-connecting-ip", "x-cluster-client-ip", "x-request-id",
 ]);
 
@@ -21,6 +24,7 @@ export interface IdentityContext {
   assertion: string;
   clientIp: string;
   proto: "http" | "https";
+  trace?: TraceContext | undefined;
 }
 
 function stripped(name: string): boolean {
@@ -44,6 +48,11 @@ export function upstreamHeaders(incoming: IncomingHttpHeaders, identity: Identit
   out["x-request-id"] = identity.requestId;
   out["x-forwarded-for"] = identity.clientIp;
   out["x-forwarded-proto"] = identity.proto;
+  const trace = identity.trace;
+  if (trace !== undefined) {
+    out.traceparent = formatTraceparent(trace);
+    if (trace.tracestate !== null) out.tracestate = trace.tracestate;
+  }
   const connectionListed = new Set(
     String(incoming.connection ?? "").split(",").map((h) => h.trim().toLowerCase()).filter(Boolean),
   );

@@ -29,9 +29,15 @@ export class AbilityCache {
     this.maxEntries = maxEntries;
   }
 
+  /** Read by the metrics at scrape time: a miss is a compilation. */
+  readonly stats = { hits: 0, misses: 0 };
+
   get(roles: readonly string[]): CompiledRoleSet {
     const known = this.byArray.get(roles);
-    if (known !== undefined) return known;
+    if (known !== undefined) {
+      this.stats.hits += 1;
+      return known;
+    }
     const sorted = [...new Set(roles)].sort();
     // Unknown roles contribute no rules (default deny), never an error that could be probed.
     return this.remember(roles, this.compile(sorted.join(","), sorted, () => sorted.flatMap((role) => this.policy.rulesByRole.get(role) ?? [])));
@@ -65,7 +71,11 @@ export class AbilityCache {
 
   private compile(key: string, roles: string[], rulesOf: () => RawPolicyRule[]): CompiledRoleSet {
     const hit = this.compiled.get(key);
-    if (hit !== undefined) return hit;
+    if (hit !== undefined) {
+      this.stats.hits += 1;
+      return hit;
+    }
+    this.stats.misses += 1;
     const rules = rulesOf();
     const entry = { key, roles, rules, ability: compileAbility(rules) };
     this.compilations++;

@@ -42,11 +42,18 @@ export class HttpResolver implements AttributeResolver {
     this.options = options;
   }
 
+  /** Read by the metrics at scrape time. */
+  readonly stats = { hits: 0, misses: 0 };
+
   async resolve(upstream: UpstreamConfig, subject: string, id: string, options: { fresh?: boolean } = {}): Promise<ResolveResult> {
     const url = attributesUrl(upstream, subject, id);
     const now = Date.now();
     const hit = this.cache.get(url);
-    if (hit !== undefined && hit.until > now && options.fresh !== true) return hit.result;
+    if (hit !== undefined && hit.until > now && options.fresh !== true) {
+      this.stats.hits += 1;
+      return hit.result;
+    }
+    this.stats.misses += 1;
     const pending = this.inFlight.get(url);
     if (pending !== undefined && options.fresh !== true) return pending;
 

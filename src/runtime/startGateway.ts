@@ -22,6 +22,11 @@ import { HttpResolver } from "../resolvers/httpResolver.ts";
 import { loadSigningKey } from "../identity/signingKey.ts";
 import { AssertionSigner } from "../identity/assertionSigner.ts";
 import { AuditWriter } from "../audit/auditWriter.ts";
+import { checkpointSigner } from "../audit/checkpointSignature.ts";
+import { instanceEvent } from "../audit/instanceEvent.ts";
+import { pruneAudit } from "../audit/pruneAudit.ts";
+import { startOtlpTracer } from "../tracing/otlpTracer.ts";
+import { randomUUID } from "node:crypto";
 import { ANONYMOUS } from "../auth/principal.ts";
 import { buildApp, metricsOf } from "../app.ts";
 import { startMetricsListener } from "../metrics/metricsRoutes.ts";
@@ -74,6 +79,30 @@ export async function startGateway(config: GerbangConfig, options: { log?: (msg:
     throw error;
   }
 
+  const key = await loadSigningKey({ algorithm: config.identity.algorithm, file: config.identity.privateKeyFile, dataDir });
+  const otlp = config.tracing.otlpUrl === undefined ? null : await startOtlpTracer({ url: config.tracing.otlpUrl, serviceName: config.tracing.serviceName, instance: `${hostname()}/${process.pid}` });
+  // One chain per process: instances never wait on each other to audit (docs/audit.md).
+  const instance = `${hostname()}/${process.pid}/${randomUUID().slice(0, 8)}`;
+  const audit = config.audit.enabled
+    ? new AuditWriter(db.prisma, db.executor, {
+        instance,
+        flushIntervalMs: config.audit.flushIntervalMs,
+        maxBuffer: config.audit.maxBuffer,
+        checkpointIntervalMs: config.audit.checkpointIntervalMs,
+        sign: checkpointSigner(key),
+        onError: () => log("audit: database write failed; events kept in memory and retried"),
+        onLoss: () => log(`audit: the queue is full of security events (audit.maxBuffer ${config.audit.maxBuffer}); new ones are being lost (gerbang_audit_lost_total)`),
+      })
+    : null;
+  const activationOutcomes: Record<string, number> = { activated: 0, unchanged: 0, refused: 0 };
+  const auditInstanceEvent = (action: string, allowed: boolean, reason: string, version: string, details: Record<string, string>): void => {
+    if (action.startsWith("policy.")) {
+      const outcome = allowed ? "activated" : "refused";
+      activationOutcomes[outcome] = (activationOutcomes[outcome] ?? 0) + 1;
+    }
+    audit?.record(instanceEvent({ action, allowed, reason, policyVersion: version, details }));
+  };
+
   // The recorded active version wins over the configured one, which is only the first start's choice:
   // a version folder that appears later is activated by `gerbang policy activate`, never by itself.
   const activations = new ActivationStore(db.prisma);
@@ -83,7 +112,11 @@ export async function startGateway(config: GerbangConfig, options: { log?: (msg:
     activations,
     digest: policyDigest(policies.current.policy.dir),
     log: (level, msg, detail) => log(`${msg} ${JSON.stringify(detail)}`),
-    onActivated: (version, digest) => reloader.remember(version, digest),
+    onActivated: (version, digest) => {
+      reloader.remember(version, digest);
+      auditInstanceEvent("policy.activated", true, "ACTIVATION_RECORDED", version, { digest });
+    },
+    onRefused: (version) => auditInstanceEvent("policy.refused", false, "ACTIVATION_REFUSED", version, {}),
   });
   try {
     const initial = policies.current.policy;
@@ -96,7 +129,6 @@ export async function startGateway(config: GerbangConfig, options: { log?: (msg:
 
   const { secret, generated } = resolveSecret(config.secret, dataDir);
   if (generated) log(`using the generated secret in ${dataDir}/secret; set GERBANG_SECRET when running more than one instance`);
-  const key = await loadSigningKey({ algorithm: config.identity.algorithm, file: config.identity.privateKeyFile, dataDir });
   const signer = new AssertionSigner(key, config.identity.ttlSec);
 
   let demo: DemoUpstream | null = null;
@@ -132,9 +164,6 @@ export async function startGateway(config: GerbangConfig, options: { log?: (msg:
       "x-gerbang-assertion": await signer.assertionFor({ ...ANONYMOUS, roles: ["gateway"] }, [], policies.current.policy.version, upstream.name),
     }),
   });
-  const audit = config.audit.enabled
-    ? new AuditWriter(db.prisma, { flushIntervalMs: config.audit.flushIntervalMs, maxBuffer: config.audit.maxBuffer, onError: () => log("audit: database write failed; rows kept in memory") })
-    : null;
 
   // An unreachable Redis makes the gateway not ready, not absent: keys still verify from the database.
   // No offline queue and a command timeout: while Redis is away, callers learn it at once and fall back.
@@ -184,6 +213,11 @@ export async function startGateway(config: GerbangConfig, options: { log?: (msg:
     resolver,
     signer,
     audit,
+    auditStore: db.prisma,
+    keyStats: keyStore.stats,
+    resolverStats: resolver.stats,
+    activationOutcomes: () => activationOutcomes,
+    ...(otlp === null ? {} : { tracer: otlp.tracer }),
     keys: { service: keyService, selfServiceTier: config.apiKeys.selfServiceTier },
     onUserChanged: (userId) => void bus.publish(userId === null ? { kind: "all" } : { kind: "user", id: userId }),
     rateLimitCounters,
@@ -241,6 +275,22 @@ export async function startGateway(config: GerbangConfig, options: { log?: (msg:
   app.log.info({ url, policy: policies.current.policy.version, database: db.kind === "postgres" && config.database.url ? redactUrl(config.database.url) : "embedded", upstreams: upstreams.map((u) => `${u.name}=${u.prefix}`) }, "gerbang listening");
 
   sync.start();
+  // Retention runs on every instance; an advisory lock lets one prune at a time.
+  const retention = config.audit.retentionDays === undefined ? null : setInterval(() => void pruneAuditTick(), 3_600_000);
+  retention?.unref();
+  const pruneAuditTick = async (): Promise<void> => {
+    const days = config.audit.retentionDays;
+    if (days === undefined) return;
+    try {
+      const result = await pruneAudit(db.prisma, new Date(Date.now() - days * 86_400_000), checkpointSigner(key));
+      if (result.deleted > 0) {
+        app.log.info({ deleted: result.deleted, chains: result.cut.length }, "audit retention: old events deleted");
+        audit?.record(instanceEvent({ action: "audit.pruned", allowed: true, reason: "RETENTION", policyVersion: policies.current.policy.version, details: { deleted: result.deleted } }));
+      }
+    } catch {
+      log("audit retention: pruning failed; retried in an hour");
+    }
+  };
 
   // Demo users have published passwords: only the demo (no config file) creates them unless asked.
   const seedUsers = config.demo.seedUsers ?? config.demo.upstream;
@@ -258,8 +308,13 @@ export async function startGateway(config: GerbangConfig, options: { log?: (msg:
       }
       return result;
     }).then((result) => {
+    if (result.outcome === "activated") auditInstanceEvent("policy.activated", true, "RELOADED", result.version, { previous: result.previous });
+    if (result.outcome === "refused") auditInstanceEvent("policy.refused", false, "INVALID_POLICY", result.version, { problems: String(result.problems.length) });
     if (result.outcome === "activated") app.log.info({ version: result.version, previous: result.previous }, "policy reloaded");
-    else if (result.outcome === "unchanged") app.log.info({ version: result.version }, "policy reload: unchanged");
+    else if (result.outcome === "unchanged") {
+      activationOutcomes.unchanged = (activationOutcomes.unchanged ?? 0) + 1;
+      app.log.info({ version: result.version }, "policy reload: unchanged");
+    }
     else app.log.error({ version: result.version, problems: result.problems.slice(0, 20), active: policies.current.policy.version }, "policy reload refused; the active version keeps serving");
     return result;
   });
@@ -267,24 +322,27 @@ export async function startGateway(config: GerbangConfig, options: { log?: (msg:
   let closing: Promise<void> | null = null;
   const close = (): Promise<void> => {
     closing ??= (async () => {
+      if (retention !== null) clearInterval(retention);
       await app.close();
       await metricsListener?.close();
       await sync.close();
       bus.close();
       // Queued mail gets a moment to go out; a dead SMTP server must not hold the shutdown.
       await Promise.race([mail.flush(), new Promise((r) => setTimeout(r, 5000).unref())]);
-      await audit?.close();
+      const unwritten = (await audit?.close()) ?? 0;
+      if (unwritten > 0) log(`audit: ${unwritten} event(s) could not be written before exit (the database is unreachable)`);
       await keyStore.close();
       rateLimitCounters.close();
       subscriber?.disconnect();
       await demo?.close();
       redis?.disconnect();
       smtp?.close();
+      await otlp?.shutdown().catch(() => log("tracing: spans could not be sent before exit"));
       await db.close();
     })();
     return closing;
   };
-  const operator: OperatorServices = { config, prisma: db.prisma, auth: async () => auth, keys: keyService, activations, bus, reloadPolicy };
+  const operator: OperatorServices = { config, prisma: db.prisma, auth: async () => auth, keys: keyService, activations, bus, reloadPolicy, ...(audit === null ? {} : { audit }) };
   operatorServices = operator;
   return { app, url, db, auth, demo, reloadPolicy, operator, close };
 }

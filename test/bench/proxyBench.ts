@@ -4,7 +4,7 @@
 // Rounds alternate between the two so that machine noise falls on both alike.
 import autocannon from "autocannon";
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -33,11 +33,44 @@ interface Measured {
   rps: number;
   p99: number;
   errors: number;
+  /** CPU µs per request of the proxy process, and of PostgreSQL (all its processes) meanwhile. */
+  cpuUs: number;
+  pgCpuUs: number;
 }
 
-async function measure(url: string, headers: Record<string, string>, seconds: number): Promise<Measured> {
+/** utime + stime of the processes, in seconds (Linux /proc; 0 elsewhere). */
+function cpuSeconds(pids: readonly number[]): number {
+  let ticks = 0;
+  for (const pid of pids) {
+    try {
+      const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.split(" ") ?? [];
+      ticks += Number(fields[11] ?? 0) + Number(fields[12] ?? 0);
+    } catch {
+      // gone meanwhile (a backend that closed)
+    }
+  }
+  return ticks / 100;
+}
+const postgresPids = (): number[] =>
+  readdirSync("/proc")
+    .filter((d) => /^\d+$/.test(d))
+    .filter((d) => {
+      try {
+        return readFileSync(`/proc/${d}/comm`, "utf8").trim() === "postgres";
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
+
+async function measure(url: string, headers: Record<string, string>, seconds: number, pid?: number): Promise<Measured> {
+  const pgPids = postgresPids();
+  const before = { own: cpuSeconds(pid === undefined ? [] : [pid]), pg: cpuSeconds(pgPids) };
   const result = await autocannon({ url, connections: CONNECTIONS, duration: seconds, headers });
-  return { rps: result.requests.average, p99: result.latency.p99, errors: result.errors + result.timeouts + result.non2xx };
+  const served = Math.max(1, result.requests.total);
+  const own = cpuSeconds(pid === undefined ? [] : [pid]) - before.own;
+  const pgCpu = cpuSeconds(pgPids) - before.pg;
+  return { rps: result.requests.average, p99: result.latency.p99, errors: result.errors + result.timeouts + result.non2xx, cpuUs: (own * 1e6) / served, pgCpuUs: (pgCpu * 1e6) / served };
 }
 
 const cleanups: Array<() => Promise<unknown> | unknown> = [];
@@ -97,14 +130,21 @@ try {
   await measure(gatewayUrl, keyHeaders, 2);
   const runs: { bare: Measured[]; gateway: Measured[] } = { bare: [], gateway: [] };
   for (let round = 0; round < ROUNDS; round++) {
-    runs.bare.push(await measure(bareUrl, {}, SECONDS));
-    runs.gateway.push(await measure(gatewayUrl, keyHeaders, SECONDS));
+    runs.bare.push(await measure(bareUrl, {}, SECONDS, bare.pid));
+    runs.gateway.push(await measure(gatewayUrl, keyHeaders, SECONDS, gateway.child.pid));
   }
   const median = (values: number[]): number => [...values].sort((x, y) => x - y)[Math.floor(values.length / 2)] ?? 0;
-  const summary = (m: Measured[]): { rps: number; p99: number; errors: number } => ({ rps: median(m.map((r) => r.rps)), p99: median(m.map((r) => r.p99)), errors: m.reduce((s, r) => s + r.errors, 0) });
+  const summary = (m: Measured[]): { rps: number; p99: number; errors: number; cpuUs: number; pgCpuUs: number } => ({
+    rps: median(m.map((r) => r.rps)),
+    p99: median(m.map((r) => r.p99)),
+    errors: m.reduce((s, r) => s + r.errors, 0),
+    cpuUs: median(m.map((r) => r.cpuUs)),
+    pgCpuUs: median(m.map((r) => r.pgCpuUs)),
+  });
   const b = summary(runs.bare);
   const g = summary(runs.gateway);
-  const row = (name: string, s: { rps: number; p99: number; errors: number }): string => `${name.padEnd(26)} ${s.rps.toFixed(0).padStart(8)} req/s   p99 ${String(s.p99).padStart(4)} ms   errors ${s.errors}`;
+  const row = (name: string, s: { rps: number; p99: number; errors: number; cpuUs: number; pgCpuUs: number }): string =>
+    `${name.padEnd(26)} ${s.rps.toFixed(0).padStart(8)} req/s   p99 ${String(s.p99).padStart(4)} ms   errors ${s.errors}   CPU/request ${s.cpuUs.toFixed(0).padStart(4)} µs (PostgreSQL ${s.pgCpuUs.toFixed(0)} µs)`;
   process.stdout.write(`${row("bare reply-from proxy", b)}\n${row("gateway, API-key path", g)}\n`);
   process.stdout.write(`ratio gateway/bare: ${(g.rps / b.rps).toFixed(3)} req/s (median of ${ROUNDS} rounds; per round: ${runs.gateway.map((r, i) => (r.rps / (runs.bare[i]?.rps ?? 1)).toFixed(3)).join(", ")})\n`);
   if (g.errors > 0 || b.errors > 0) process.exitCode = 1;

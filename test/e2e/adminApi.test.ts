@@ -107,7 +107,7 @@ t.test("the admin API", { skip: pgMissing }, async (t) => {
     t.match(back.json, { outcome: "activated", record: { version: "2026-12-01" } });
     let row: { upstream: string | null; endpoint_id: string; allowed: boolean } | undefined;
     for (let i = 0; i < 50 && row === undefined; i++) {
-      ({ rows: [row] } = await db.query("SELECT upstream, endpoint_id, allowed FROM audit_decision WHERE endpoint_id = 'gateway.policy.activate' AND allowed ORDER BY id DESC LIMIT 1"));
+      ({ rows: [row] } = await db.query("SELECT upstream, endpoint_id, allowed FROM audit_event WHERE endpoint_id = 'gateway.policy.activate' AND allowed ORDER BY id DESC LIMIT 1"));
       if (row === undefined) await new Promise((r) => setTimeout(r, 100));
     }
     t.same(row, { upstream: null, endpoint_id: "gateway.policy.activate", allowed: true }, "the admin API is audited like any request");

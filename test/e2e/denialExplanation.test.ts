@@ -40,7 +40,7 @@ t.test("denial details and the audit row's explanation", { skip: pgMissing }, as
   type Row = { endpoint_id: string | null; rule_id: string | null; blocked_fields: string | null; decision_input: { resource?: Record<string, unknown>; fields?: string[]; scopes?: string[] } | null; reason: string };
   const rowOf = async (requestId: string): Promise<Row | undefined> => {
     for (let i = 0; i < 50; i++) {
-      const { rows } = await db.query<Row>("SELECT endpoint_id, rule_id, blocked_fields, decision_input, reason FROM audit_decision WHERE request_id = $1", [requestId]);
+      const { rows } = await db.query<Row>("SELECT endpoint_id, rule_id, blocked_fields, decision_input, reason FROM audit_event WHERE request_id = $1", [requestId]);
       if (rows[0] !== undefined) return rows[0];
       await new Promise((r) => setTimeout(r, 100));
     }
@@ -61,7 +61,7 @@ t.test("denial details and the audit row's explanation", { skip: pgMissing }, as
   t.equal(wide.status, 200);
   let kept: { truncated?: boolean; bytes?: number } | undefined;
   for (let i = 0; i < 50 && kept === undefined; i++) {
-    const { rows } = await db.query<{ decision_input: { truncated?: boolean; bytes?: number } }>("SELECT decision_input FROM audit_decision WHERE path = $1 AND allowed AND method = 'PATCH'", [`/api/shops/${shopId}`]);
+    const { rows } = await db.query<{ decision_input: { truncated?: boolean; bytes?: number } }>("SELECT decision_input FROM audit_event WHERE path = $1 AND allowed AND method = 'PATCH'", [`/api/shops/${shopId}`]);
     kept = rows[0]?.decision_input;
     if (kept === undefined) await new Promise((r) => setTimeout(r, 100));
   }

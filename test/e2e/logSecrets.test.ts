@@ -45,7 +45,7 @@ t.test("no secret reaches the log or the audit trail", { skip: pgMissing }, asyn
   const log = env.gateway.output();
   t.match(log, /"msg":"request"/, "access lines are written");
   t.match(log, /"endpoint":"inventory.list","status":403,[^\n]*"decision":"deny","reason":"NO_MATCHING_RULE"/, "the access line names endpoint, status, decision and reason");
-  const audit = await db.query("SELECT * FROM audit_decision");
+  const audit = await db.query("SELECT * FROM audit_event");
   t.ok(audit.rows.length >= 3, "audit rows were written");
   const auditText = JSON.stringify(audit.rows);
   t.ok(secrets.length >= 5, `${secrets.length} secrets to look for`);
@@ -53,4 +53,25 @@ t.test("no secret reaches the log or the audit trail", { skip: pgMissing }, asyn
     t.notOk(log.includes(secret), `the log does not contain a ${secret.length}-character secret`);
     t.notOk(auditText.includes(secret), `the audit trail does not contain a ${secret.length}-character secret`);
   }
+});
+
+t.test("at trace level the headers are logged, with credentials and configured headers redacted", { skip: pgMissing }, async (t) => {
+  const env = await startGatewayEnv({ postgres: true, config: { logLevel: "trace", logRedactHeaders: ["x-partner-secret"] } });
+  t.teardown(() => env.close());
+  const user = await env.signIn("user@demo.gerbang.dev", "demo-user-password");
+  const partnerSecret = "partner-secret-value-0123456789";
+  const sent = await fetch(`${env.url}/api/products`, { headers: { authorization: `Bearer ${user.token}`, cookie: user.cookie, "x-partner-secret": partnerSecret, "x-visible": "visible-value" } });
+  await sent.arrayBuffer();
+  await new Promise((r) => setTimeout(r, 300));
+  const lines = env.gateway.output().split("\n").filter((l) => l.includes('"msg":"headers"'));
+  t.ok(lines.length >= 2, "each request logs its headers at trace level");
+  const line = lines.find((l) => l.includes("visible-value")) ?? "";
+  t.match(line, /"x-visible":"visible-value"/, "an ordinary header is logged as sent");
+  t.match(line, /"authorization":"\[redacted\]"/, "authorization is redacted");
+  t.match(line, /"cookie":"\[redacted\]"/, "cookie is redacted");
+  t.match(line, /"x-partner-secret":"\[redacted\]"/, "a header the config names is redacted");
+  const signInLine = lines.find((l) => l.includes("set-cookie")) ?? "";
+  t.match(signInLine, /"set-cookie":"\[redacted\]"/, "the sign-in's set-cookie is redacted");
+  const log = env.gateway.output();
+  for (const secret of [user.token, partnerSecret, "demo-user-password", user.cookie.split("=").slice(1).join("=")]) t.notOk(log.includes(secret), `the log does not contain a ${secret.length}-character secret`);
 });

@@ -39,9 +39,19 @@ t.test("metrics", { skip: pgMissing }, async (t) => {
   t.equal(value(local.text, 'gerbang_policy_info{version="2026-12-01"}'), 1);
   t.equal(value(local.text, 'gerbang_circuit_state{upstream="marketplace"}'), 0);
   t.equal(value(local.text, 'gerbang_dependency_up{dependency="database"}'), 1);
-  t.equal(value(local.text, 'gerbang_audit_dropped_total'), 0);
+  t.equal(value(local.text, 'gerbang_audit_lost_total'), 0);
+  t.equal(value(local.text, 'gerbang_audit_shed_total'), 0);
   t.ok(value(local.text, "gerbang_audit_queue_depth") >= 0);
   t.match(local.text, /^gerbang_process_cpu_user_seconds_total \d/m, "Node process metrics");
+  // Users' requests: the first lookup of a session misses, the next ones hit.
+  for (let i = 0; i < 3; i++) await (await fetch(`${env.url}/api/products`, { headers: { authorization: `Bearer ${user.token}` } })).arrayBuffer();
+  const cached = await scrape();
+  t.ok(value(cached.text, 'gerbang_cache_hits_total{cache="sessions"}') >= 2, "session cache hits are counted");
+  t.ok(value(cached.text, 'gerbang_cache_misses_total{cache="sessions"}') >= 1, "and misses");
+  t.ok(value(cached.text, 'gerbang_cache_hits_total{cache="abilities"}') >= 1, "compiled abilities are reused");
+  t.ok(value(cached.text, 'gerbang_cache_misses_total{cache="keys"}') >= 0, "the key cache is reported");
+  t.ok(value(cached.text, 'gerbang_cache_misses_total{cache="resolver"}') >= 0, "and the resolver's");
+  t.equal(value(cached.text, 'gerbang_policy_activations_total{outcome="refused"}'), 0, "activation outcomes are counted");
 
   const relayed = await scrape({ "x-forwarded-for": "203.0.113.9" });
   t.equal(relayed.status, 401, "a request relayed by a proxy is not a loopback scraper");

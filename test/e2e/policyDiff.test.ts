@@ -47,7 +47,7 @@ t.test("diff with replay of audited traffic", { skip: pgMissing }, async (t) => 
   t.equal(await send("/api/inventory"), 401);
   let ids: string[] = [];
   for (let i = 0; i < 50 && ids.length < 5; i++) {
-    const { rows } = await db.query<{ request_id: string }>("SELECT request_id FROM audit_decision WHERE path LIKE '/api/products%' AND principal_id IS NULL");
+    const { rows } = await db.query<{ request_id: string }>("SELECT request_id FROM audit_event WHERE path LIKE '/api/products%' AND principal_id IS NULL");
     ids = rows.map((r) => r.request_id);
     if (ids.length < 5) await new Promise((r) => setTimeout(r, 100));
   }

@@ -162,3 +162,19 @@ t.test("a valid version is activated without a restart, and taking it away rolls
   onlyOk(t, loadSince(), "across activation and rollback");
   t.equal(env.gateway.child.exitCode, null, "the same process all along");
 });
+
+t.test("reload outcomes are counted in the metrics and audited", async (t) => {
+  const text = await (await fetch(`${env.url}/metrics`)).text();
+  const count = (outcome: string): number => Number(new RegExp(`^gerbang_policy_activations_total\\{outcome="${outcome}"\\} (\\d+)`, "m").exec(text)?.[1] ?? "NaN");
+  t.ok(count("refused") >= 5, "every refused reload is counted");
+  t.ok(count("activated") >= 2, "and every activation (the new version, then the rollback)");
+  if (env.databaseUrl === null) return;
+  const { default: pg } = await import("pg");
+  const db = new pg.Client({ connectionString: env.databaseUrl });
+  await db.connect();
+  t.teardown(() => db.end());
+  const { rows } = await db.query<{ action: string; n: string }>("SELECT action, count(*) AS n FROM audit_event WHERE action LIKE 'policy.%' GROUP BY action");
+  const audited = Object.fromEntries(rows.map((r) => [r.action, Number(r.n)]));
+  t.ok((audited["policy.refused"] ?? 0) >= 5, "refusals are audit events");
+  t.ok((audited["policy.activated"] ?? 0) >= 2, "and activations");
+});

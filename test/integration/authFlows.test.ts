@@ -100,7 +100,7 @@ t.test("auth flows on PostgreSQL", { skip }, async (t) => {
     await fetch(`${env.url}/api/products`);
     let rows: Array<{ path: string; allowed: boolean; reason: string; policy_version: string; status: number; rule_id: string | null }> = [];
     for (let i = 0; i < 50 && rows.length < 2; i++) {
-      ({ rows } = await db.query(`SELECT path, allowed, reason, policy_version, status, rule_id FROM audit_decision WHERE path IN ('/api/inventory', '/api/products') AND principal_id IS NULL ORDER BY id`));
+      ({ rows } = await db.query(`SELECT path, allowed, reason, policy_version, status, rule_id FROM audit_event WHERE path IN ('/api/inventory', '/api/products') AND principal_id IS NULL ORDER BY id`));
       if (rows.length < 2) await new Promise((r) => setTimeout(r, 100));
     }
     const denied = rows.find((r) => r.path === "/api/inventory");

@@ -21,11 +21,12 @@ const INIT = "20261126000000_init";
 const API_KEYS = "20261127000000_api_keys";
 const POLICY_ACTIVATION = "20261202000000_policy_activation";
 const AUDIT_EXPLANATION = "20261202100000_audit_explanation";
-const ALL = [INIT, API_KEYS, POLICY_ACTIVATION, AUDIT_EXPLANATION];
+const AUDIT_EVENTS = "20261203000000_audit_events";
+const ALL = [INIT, API_KEYS, POLICY_ACTIVATION, AUDIT_EXPLANATION, AUDIT_EVENTS];
 const initSql = await readFile(path.join(migrationsDir, INIT, "migration.sql"), "utf8");
 const initChecksum = createHash("sha256").update(initSql).digest("hex");
 
-const EXPECTED_TABLES = ["_prisma_migrations", "account", "apikey", "audit_decision", "gateway_instance", "mail_outbox", "policy_activation", "session", "user", "verification"];
+const EXPECTED_TABLES = ["_prisma_migrations", "account", "apikey", "audit_checkpoint", "audit_event", "gateway_instance", "mail_outbox", "policy_activation", "session", "user", "verification"];
 const EXPECTED_INDEXES = [
   "account_pkey",
   "account_userId_idx",
@@ -33,8 +34,15 @@ const EXPECTED_INDEXES = [
   "apikey_key_key",
   "apikey_pkey",
   "apikey_referenceId_idx",
-  "audit_decision_at_idx",
-  "audit_decision_pkey",
+  "audit_checkpoint_instance_seq_idx",
+  "audit_checkpoint_pkey",
+  "audit_event_action_at_idx",
+  "audit_event_at_idx",
+  "audit_event_denied_reason_at_idx",
+  "audit_event_instance_seq_key",
+  "audit_event_pkey",
+  "audit_event_principal_id_at_idx",
+  "audit_event_request_id_idx",
   "gateway_instance_pkey",
   "gateway_instance_seen_at_idx",
   "mail_outbox_pkey",
@@ -169,7 +177,7 @@ async function migrationSuite(t: TapTest, emptyDatabase: (t: TapTest) => Promise
     // What `prisma migrate resolve --rolled-back` does, then a fixed file.
     await executor.query(`UPDATE "_prisma_migrations" SET "rolled_back_at" = now() WHERE "migration_name" = $1`, [broken]);
     await writeFile(path.join(dir, broken, "migration.sql"), `CREATE TABLE "scratch" ("note" TEXT DEFAULT 'a;b');\n`);
-    t.same((await migrate(executor, { migrationsDir: dir })).applied, [broken, later, POLICY_ACTIVATION, AUDIT_EXPLANATION]);
+    t.same((await migrate(executor, { migrationsDir: dir })).applied, [broken, later, POLICY_ACTIVATION, AUDIT_EXPLANATION, AUDIT_EVENTS]);
     const [def] = await executor.query<{ d: string }>(
       `SELECT column_default AS d FROM information_schema.columns WHERE table_name = 'scratch' AND column_name = 'note'`,
     );
@@ -242,8 +250,9 @@ async function prismaSuite(t: TapTest, prisma: PrismaClient): Promise<PrismaCoun
     "unique email enforced and mapped to Prisma's error code",
   );
 
-  const decision = await prisma.auditDecision.create({
+  const decision = await prisma.auditEvent.create({
     data: {
+      action: "request",
       requestId: "req-1",
       method: "GET",
       path: "/orders/1",
@@ -272,7 +281,7 @@ async function prismaSuite(t: TapTest, prisma: PrismaClient): Promise<PrismaCoun
   t.equal(await prisma.session.count(), 2);
   return {
     users: await prisma.user.count(),
-    audits: await prisma.auditDecision.count(),
+    audits: await prisma.auditEvent.count(),
     mails: await prisma.mailOutbox.count(),
   };
 }
@@ -394,7 +403,7 @@ t.test("PGlite (embedded)", async (t) => {
     t.same(
       {
         users: await reopened.prisma.user.count(),
-        audits: await reopened.prisma.auditDecision.count(),
+        audits: await reopened.prisma.auditEvent.count(),
         mails: await reopened.prisma.mailOutbox.count(),
       },
       counts,

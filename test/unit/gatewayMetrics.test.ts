@@ -5,7 +5,7 @@ import { GatewayMetrics } from "../../src/metrics/gatewayMetrics.ts";
 
 t.test("observe splits the time and counts rate-limit refusals by bucket", async (t) => {
   let pending = 3;
-  const metrics = new GatewayMetrics({ auditPending: () => pending, policyVersion: () => "v9", circuits: () => [{ upstream: "a", state: "open" }], dependencies: async () => [{ name: "redis", up: false }] });
+  const metrics = new GatewayMetrics({ audit: () => ({ pending, written: 0, shed: 0, lost: 0, checkpoints: 0 }), policyVersion: () => "v9", circuits: () => [{ upstream: "a", state: "open" }], dependencies: async () => [{ name: "redis", up: false }] });
   metrics.observe("orders.get", "allow", "ALLOWED_BY_RULE", 200, 0.3, { name: "a", seconds: 0.25 });
   metrics.observe("orders.create", "none", "ENDPOINT", 429, 0.001, null);
   pending = 7;
