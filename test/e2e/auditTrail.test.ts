@@ -56,6 +56,19 @@ t.test("the audit trail: events, search, verification, tampering, retention", { 
   await (await fetch(`${env.url}/api/keys/${key.id}`, { method: "DELETE", headers: { authorization: `Bearer ${user.token}` } })).arrayBuffer();
   const role = await fetch(`${env.url}/api/auth/admin/set-role`, { method: "POST", headers: { ...json, authorization: `Bearer ${admin.token}` }, body: JSON.stringify({ userId: user.userId, role: "user" }) });
   t.equal(role.status, 200, "the admin's role change went through");
+  const sales = await env.signIn("sales@demo.gerbang.dev", "demo-sales-password");
+  const asAdmin = async (path: string, body: unknown, token = admin.token): Promise<Response> =>
+    fetch(`${env.url}/api/auth/admin/${path}`, { method: "POST", headers: { ...json, authorization: `Bearer ${token}` }, body: JSON.stringify(body) });
+  t.equal((await asAdmin("ban-user", { userId: sales.userId })).status, 200, "a ban");
+  t.equal((await asAdmin("unban-user", { userId: sales.userId })).status, 200, "an unban");
+  // As a browser does it: Better Auth keeps the admin's own session in its admin_session cookie, which
+  // stopping needs (a bearer-only client cannot stop an impersonation: Better Auth fails, the gateway says 503).
+  const impersonating = await fetch(`${env.url}/api/auth/admin/impersonate-user`, { method: "POST", headers: { ...json, cookie: admin.cookie }, body: JSON.stringify({ userId: sales.userId }) });
+  t.equal(impersonating.status, 200, "an impersonation");
+  const cookies = impersonating.headers.getSetCookie().map((c) => c.split(";")[0] ?? "").filter((c) => !c.endsWith("=")).join("; ");
+  await impersonating.arrayBuffer();
+  const stop = await fetch(`${env.url}/api/auth/admin/stop-impersonating`, { method: "POST", headers: { ...json, cookie: cookies }, body: "{}" });
+  t.equal(stop.status, 200, `and its end: ${stop.status === 200 ? "" : await stop.text()}`);
   const cliKey = await cli("keys", "create", "--owner", "buyer@demo.gerbang.dev", "--name", "from-cli", "--tier", "partner-basic", "--scopes", "catalog:read", "--json");
   t.equal(cliKey.code, 0, cliKey.stderr);
   const cliKeyId = (JSON.parse(cliKey.stdout.split("\n")[0] ?? "") as { id: string }).id;
@@ -82,6 +95,12 @@ t.test("the audit trail: events, search, verification, tampering, retention", { 
     const roleChange = await cli("audit", "search", "--action", "user.role_changed", "--json");
     const change = JSON.parse(roleChange.stdout.trim().split("\n")[0] ?? "{}") as EventView;
     t.same([change.actor, change.target], [admin.userId, user.userId], "the role change names the admin and the user");
+    const adminEvents = (await cli("audit", "search", "--actor", admin.userId, "--action", "user.*", "--json")).stdout.trim().split("\n").map((l) => JSON.parse(l) as EventView);
+    for (const action of ["user.banned", "user.unbanned", "user.impersonation_started"]) {
+      t.ok(adminEvents.some((e) => e.action === action && e.target === sales.userId && e.decision === "allow"), `${action}, by the admin, of the user`);
+    }
+    const stopped = (await cli("audit", "search", "--action", "user.impersonation_stopped", "--json")).stdout.trim();
+    t.match(stopped, /"decision":"allow"/, "the impersonation's end");
     const fromCli = await cli("audit", "search", "--action", "key.created", "--json");
     t.ok(fromCli.stdout.split("\n").some((l) => l.includes(cliKeyId) && l.includes('"authMethod":"cli"') && l.includes('"operator"')), "the CLI's key creation, by the shell's operator");
     const byRequest = await cli("audit", "search", "--request-id", deniedId);
