@@ -8,6 +8,7 @@ import { originRefusal, originTrusted } from "../pipeline/authenticate.ts";
 import type { RateLimitConfig } from "../config/schema.ts";
 import type { Bucket, RateLimiter } from "../ratelimit/rateLimiter.ts";
 import { authActionOf, authOutcomeOf } from "../audit/authAuditEvents.ts";
+import { GATEWAY_COOKIE_PREFIX } from "./gatewayCookies.ts";
 import { accountOf, accountOfEmail, authBucketName, authBuckets, unthrottledCredentialRoutes, type AuthEndpoint } from "../ratelimit/authBuckets.ts";
 
 export interface AuthRoutesOptions {
@@ -67,6 +68,14 @@ export async function authRoutes(app: FastifyInstance, options: AuthRoutesOption
       const action = authActionOf(request.method, authPath);
       // Set before any refusal (a rate-limited sign-in is audited too); completed from the answer below.
       if (action !== null) request.gerbang.event = { action, target: null, actorId: null };
+      // Better Auth restores the admin from its admin_session cookie and fails with a 500 without it
+      // (a bearer-only client): say what is missing instead of a 503.
+      if (request.method === "POST" && authPath === "/admin/stop-impersonating" && !ADMIN_SESSION_COOKIE.test(request.headers.cookie ?? "")) {
+        throw new GerbangError("MALFORMED_REQUEST", {
+          reason: "NO_ADMIN_SESSION_COOKIE",
+          message: "Stopping an impersonation needs the admin_session cookie set when it started: send the cookies Better Auth set (a bearer token alone cannot end it).",
+        });
+      }
       let buckets: Bucket[] = [];
       const countedAt = Date.now();
       const revoking = request.method === "POST" && REVOKING.has(authPath);
@@ -166,6 +175,9 @@ export async function authRoutes(app: FastifyInstance, options: AuthRoutesOption
     },
   });
 }
+
+/** The admin plugin's cookie holding the impersonating admin's own session (any cookie prefix spelling). */
+const ADMIN_SESSION_COOKIE = new RegExp(`(?:^|;)\\s*(?:__secure-|__host-)?${GATEWAY_COOKIE_PREFIX.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}\\.admin_session=[^;\\s]`, "i");
 
 /** Routes whose work depends on whether the account exists: answered at a uniform time. */
 const UNIFORM_TIMING = /^\/(?:sign-up\/email|request-password-reset|forget-password|send-verification-email|(?:phone-number|email-otp)\/(?:request-password-reset|forget-password|send-otp|send-verification-otp))$/;

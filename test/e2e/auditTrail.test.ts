@@ -66,6 +66,8 @@ t.test("the audit trail: events, search, verification, tampering, retention", { 
   const impersonating = await fetch(`${env.url}/api/auth/admin/impersonate-user`, { method: "POST", headers: { ...json, cookie: admin.cookie }, body: JSON.stringify({ userId: sales.userId }) });
   t.equal(impersonating.status, 200, "an impersonation");
   const cookies = impersonating.headers.getSetCookie().map((c) => c.split(";")[0] ?? "").filter((c) => !c.endsWith("=")).join("; ");
+  const bearerStop = await asAdmin("stop-impersonating", {}, impersonating.headers.get("set-auth-token") ?? "");
+  t.match(await bearerStop.json(), { error: { code: "MALFORMED_REQUEST", reason: "NO_ADMIN_SESSION_COOKIE" } }, "a bearer alone is told what stopping needs, not 503");
   await impersonating.arrayBuffer();
   const stop = await fetch(`${env.url}/api/auth/admin/stop-impersonating`, { method: "POST", headers: { ...json, cookie: cookies }, body: "{}" });
   t.equal(stop.status, 200, `and its end: ${stop.status === 200 ? "" : await stop.text()}`);
