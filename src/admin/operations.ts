@@ -12,7 +12,6 @@ import type { ReplaySummary } from "../audit/replayAudit.ts";
 import { activateVersion, operator, policyStatus, rollbackVersion } from "../activation/activateVersion.ts";
 import type { AuditWriter } from "../audit/auditWriter.ts";
 import { AuditFilters } from "../audit/searchAudit.ts";
-import { resolve } from "node:path";
 import { instanceEvent } from "../audit/instanceEvent.ts";
 
 /** What an operation runs against: the CLI's own connections, or those of the running gateway. */
@@ -77,12 +76,6 @@ async function refusalsAsMessages<T>(work: Promise<T>): Promise<T> {
     throw error;
   }
 }
-
-const signingKeyOptions = (config: GerbangConfig): { algorithm: GerbangConfig["identity"]["algorithm"]; file?: string; dataDir: string } => ({
-  algorithm: config.identity.algorithm,
-  ...(config.identity.privateKeyFile === undefined ? {} : { file: config.identity.privateKeyFile }),
-  dataDir: resolve(config.dataDir),
-});
 
 const Email = Type.String({ minLength: 3, maxLength: 320 });
 const Id = Type.String({ minLength: 1, maxLength: 200 });
@@ -153,14 +146,14 @@ export const OPERATIONS = {
     },
   ),
   "audit.verify": op(Type.Object({ since: Type.Optional(Type.String({ format: "date-time" })) }, { additionalProperties: false }), async (s, input) => {
-    const [{ verifyAudit }, { readSigningKey }] = await Promise.all([import("../audit/verifyAudit.ts"), import("../identity/signingKey.ts")]);
-    const key = await readSigningKey(signingKeyOptions(s.config));
+    const [{ verifyAudit }, { readSigningKey, signingKeyOptionsOf }] = await Promise.all([import("../audit/verifyAudit.ts"), import("../identity/signingKey.ts")]);
+    const key = await readSigningKey(signingKeyOptionsOf(s.config));
     return verifyAudit(s.prisma, { publicJwk: key?.publicJwk ?? null, ...(input.since === undefined ? {} : { since: new Date(input.since) }) });
   }),
   "audit.search": op(AuditFilters, async (s, input) => (await import("../audit/searchAudit.ts")).searchAudit(s.prisma, input)),
   "audit.prune": op(Type.Object({ olderThanSec: Type.Integer({ minimum: 1 }) }, { additionalProperties: false }), async (s, input) => {
-    const [{ pruneAudit }, { readSigningKey }, { checkpointSigner }] = await Promise.all([import("../audit/pruneAudit.ts"), import("../identity/signingKey.ts"), import("../audit/checkpointSignature.ts")]);
-    const key = await readSigningKey(signingKeyOptions(s.config));
+    const [{ pruneAudit }, { readSigningKey, signingKeyOptionsOf }, { checkpointSigner }] = await Promise.all([import("../audit/pruneAudit.ts"), import("../identity/signingKey.ts"), import("../audit/checkpointSignature.ts")]);
+    const key = await readSigningKey(signingKeyOptionsOf(s.config));
     // An unsigned retention checkpoint would make every later verification fail: refuse instead.
     if (key === null) throw new OperationError("audit prune signs a retention checkpoint with the gateway's signing key, and this machine has none (identity.privateKeyFile or dataDir)");
     return pruneAudit(s.prisma, new Date(Date.now() - input.olderThanSec * 1000), checkpointSigner(key));

@@ -45,7 +45,7 @@ export class AuditWriter {
   private sheddableQueued = 0;
   private inflight: ChainedEvent[] | null = null;
   private timer: NodeJS.Timeout | null = null;
-  private flushing: Promise<void> | null = null;
+  private flushing: Promise<boolean> | null = null;
   private seq = 0n;
   private head = GENESIS_HASH;
   private checkpointedSeq = 0n;
@@ -69,11 +69,6 @@ export class AuditWriter {
 
   get instance(): string {
     return this.options.instance;
-  }
-
-  /** Kept for the metrics' old name: everything not written because of the bound. */
-  get dropped(): number {
-    return this.shed + this.lost;
   }
 
   record(event: AuditEvent): void {
@@ -113,13 +108,12 @@ export class AuditWriter {
     return this.queue.length + (this.inflight?.length ?? 0);
   }
 
-  async flush(): Promise<void> {
-    if (this.flushing !== null) return this.flushing;
-    const run = this.drain().then(() => undefined).finally(() => {
+  /** Writes what is queued; true when all of it reached the database. A flush already running is joined. */
+  flush(): Promise<boolean> {
+    this.flushing ??= this.drain().finally(() => {
       this.flushing = null;
     });
-    this.flushing = run;
-    return run;
+    return this.flushing;
   }
 
   /** True when everything queued reached the database. */
@@ -216,24 +210,17 @@ export class AuditWriter {
     if (this.timer !== null) clearTimeout(this.timer);
     this.timer = null;
     const until = Date.now() + deadlineMs;
-    let done = await this.drainOnce();
+    // A flush already running may have started before the last events: one more after it.
+    await this.flushing;
+    let done = await this.flush();
     while (!done && Date.now() < until) {
       await new Promise((r) => setTimeout(r, 200));
-      done = await this.drainOnce();
+      done = await this.flush();
     }
     if (this.timer !== null) clearTimeout(this.timer);
     this.timer = null;
     if (done && this.seq > this.checkpointedSeq) await this.checkpoint("final").catch((error: unknown) => this.options.onError?.(error));
     return this.pending;
-  }
-
-  private async drainOnce(): Promise<boolean> {
-    if (this.flushing !== null) await this.flushing;
-    const run = this.drain();
-    this.flushing = run.then(() => undefined).finally(() => {
-      this.flushing = null;
-    });
-    return run;
   }
 }
 

@@ -19,8 +19,8 @@ async function cliAuditWriter(config: GerbangConfig, db: Database): Promise<Audi
   const { AuditWriter } = await import("../audit/auditWriter.ts");
   // Loaded only when a checkpoint is signed (after an audited change), not by every command.
   const sign = async (payload: string): Promise<{ kid: string; signature: string } | null> => {
-    const [{ readSigningKey }, { checkpointSigner }] = await Promise.all([import("../identity/signingKey.ts"), import("../audit/checkpointSignature.ts")]);
-    const key = await readSigningKey({ algorithm: config.identity.algorithm, ...(config.identity.privateKeyFile === undefined ? {} : { file: config.identity.privateKeyFile }), dataDir: resolve(config.dataDir) });
+    const [{ readSigningKey, signingKeyOptionsOf }, { checkpointSigner }] = await Promise.all([import("../identity/signingKey.ts"), import("../audit/checkpointSignature.ts")]);
+    const key = await readSigningKey(signingKeyOptionsOf(config));
     return key === null ? null : checkpointSigner(key)(payload);
   };
   return new AuditWriter(db.prisma, db.executor, { instance: `cli/${hostname()}/${process.pid}/${randomUUID().slice(0, 8)}`, flushIntervalMs: 50, maxBuffer: 1000, sign });

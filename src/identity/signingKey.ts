@@ -1,5 +1,5 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { calculateJwkThumbprint, exportJWK, exportPKCS8, generateKeyPair, importPKCS8, type JWK } from "jose";
 import { createPublicKey, type KeyObject, type webcrypto } from "node:crypto";
 
@@ -35,6 +35,13 @@ export async function loadSigningKey(options: { algorithm: SigningAlgorithm; fil
   const kid = await calculateJwkThumbprint(publicJwk);
   return { algorithm: options.algorithm, kid, privateKey, publicJwk: { ...publicJwk, kid, alg: options.algorithm, use: "sig" } };
 }
+
+/** Where the configuration keeps the identity key (identity.privateKeyFile, or generated into dataDir). */
+export const signingKeyOptionsOf = (config: { identity: { algorithm: SigningAlgorithm; privateKeyFile?: string | undefined }; dataDir: string }): { algorithm: SigningAlgorithm; file?: string; dataDir: string } => ({
+  algorithm: config.identity.algorithm,
+  ...(config.identity.privateKeyFile === undefined ? {} : { file: config.identity.privateKeyFile }),
+  dataDir: resolve(config.dataDir),
+});
 
 /** The configured signing key if it exists, never generating one (the CLI signs only with the gateway's key). */
 export async function readSigningKey(options: { algorithm: SigningAlgorithm; file?: string; dataDir: string }): Promise<SigningKey | null> {

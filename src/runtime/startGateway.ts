@@ -19,7 +19,7 @@ import { InvalidationBus } from "../keys/invalidationBus.ts";
 import { RateLimitCounters } from "../ratelimit/rateLimitCounters.ts";
 import { PolicyStore } from "../policy/policyStore.ts";
 import { HttpResolver } from "../resolvers/httpResolver.ts";
-import { loadSigningKey } from "../identity/signingKey.ts";
+import { loadSigningKey, signingKeyOptionsOf } from "../identity/signingKey.ts";
 import { AssertionSigner } from "../identity/assertionSigner.ts";
 import { AuditWriter } from "../audit/auditWriter.ts";
 import { checkpointSigner } from "../audit/checkpointSignature.ts";
@@ -79,7 +79,7 @@ export async function startGateway(config: GerbangConfig, options: { log?: (msg:
     throw error;
   }
 
-  const key = await loadSigningKey({ algorithm: config.identity.algorithm, file: config.identity.privateKeyFile, dataDir });
+  const key = await loadSigningKey(signingKeyOptionsOf(config));
   const otlp = config.tracing.otlpUrl === undefined ? null : await startOtlpTracer({ url: config.tracing.otlpUrl, serviceName: config.tracing.serviceName, instance: `${hostname()}/${process.pid}` });
   // One chain per process: instances never wait on each other to audit (docs/audit.md).
   const instance = `${hostname()}/${process.pid}/${randomUUID().slice(0, 8)}`;
