@@ -8,6 +8,7 @@ import pg from "pg";
 import { startGatewayEnv } from "../helpers/gatewayEnv.ts";
 import { runGerbang } from "../helpers/processes.ts";
 import { serviceGate } from "../helpers/services.ts";
+import { eventually } from "../helpers/eventually.ts";
 
 interface Finding {
   kind: string;
@@ -77,7 +78,13 @@ t.test("the audit trail: events, search, verification, tampering, retention", { 
   for (const path of ["/api/products", "/api/shops", "/api/orders"]) await (await fetch(`${env.url}${path}`, { headers: { authorization: `Bearer ${user.token}` } })).arrayBuffer();
   const signOut = await fetch(`${env.url}/api/auth/sign-out`, { method: "POST", headers: { ...json, authorization: `Bearer ${user.token}` }, body: "{}" });
   t.equal(signOut.status, 200);
-  await new Promise((r) => setTimeout(r, 400));
+  // The gateway writes its events in order, in batches: once the sign-out is there, so is the rest.
+  const written = async (action: string, actor: string): Promise<boolean> =>
+    ((await db.query("SELECT 1 FROM audit_event WHERE action = $1 AND principal_id = $2", [action, actor])).rowCount ?? 0) > 0;
+  t.ok(await eventually(() => written("auth.sign_out", user.userId)), "the scenario's events are written");
+  // Retention counts whole seconds: the scenario's events are made over 2 s older than what follows,
+  // so the prune below (cut between 1 and 2 s before this moment) deletes them and nothing later.
+  await new Promise((r) => setTimeout(r, 2200));
   const firstPhaseEnded = Date.now();
 
   await t.test("the scenario's events, with actor, target and outcome", async (t) => {
@@ -114,8 +121,10 @@ t.test("the audit trail: events, search, verification, tampering, retention", { 
   });
 
   await t.test("over HTTP a user sees only their own events; an admin sees all", async (t) => {
+    const signIns = async (): Promise<number> => (await db.query("SELECT 1 FROM audit_event WHERE action = 'auth.sign_in' AND allowed AND principal_id = $1", [user.userId])).rowCount ?? 0;
+    const before = await signIns();
     const again = await env.signIn("user@demo.gerbang.dev", "demo-user-password");
-    await new Promise((r) => setTimeout(r, 300));
+    t.ok(await eventually(async () => (await signIns()) > before), "the new sign-in is written");
     const list = async (token: string, query: string): Promise<{ status: number; events: EventView[] }> => {
       const response = await fetch(`${env.url}/api/audit/events${query}`, { headers: { authorization: `Bearer ${token}` } });
       const body = (await response.json()) as { events?: EventView[] };
@@ -205,8 +214,9 @@ t.test("the audit trail: events, search, verification, tampering, retention", { 
     t.ok(result.deleted > 0, `${result.deleted} events deleted`);
     const after = await verify();
     t.equal(after.code, 0, `verifies from the retention checkpoints: ${after.text}`);
-    const { rows } = await db.query<{ id: string }>(`SELECT id::text FROM audit_event WHERE instance = ${q(instance)} ORDER BY seq LIMIT 1`);
-    if (rows[0] !== undefined) {
+    // The first row after the cut, with a successor whose link it breaks (a deleted last row is a truncated tail).
+    const { rows } = await db.query<{ id: string }>(`SELECT id::text FROM audit_event WHERE instance = ${q(instance)} ORDER BY seq LIMIT 2`);
+    if (rows[0] !== undefined && rows.length === 2) {
       await db.query(`DELETE FROM audit_event WHERE id = ${rows[0].id}`);
       const cut = await verify();
       t.equal(cut.report.findings[0]?.kind, "deleted", "a row deleted after the retention checkpoint is still found");

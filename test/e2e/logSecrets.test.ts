@@ -6,6 +6,7 @@ import t from "tap";
 import pg from "pg";
 import { startGatewayEnv } from "../helpers/gatewayEnv.ts";
 import { serviceGate } from "../helpers/services.ts";
+import { eventually } from "../helpers/eventually.ts";
 
 const pgMissing = await serviceGate("postgres");
 t.test("no secret reaches the log or the audit trail", { skip: pgMissing }, async (t) => {
@@ -40,6 +41,9 @@ t.test("no secret reaches the log or the audit trail", { skip: pgMissing }, asyn
   t.equal(resetTokens.length, 1, "a reset token was issued");
   secrets.push(...resetTokens);
   await (await fetch(`${env.url}/api/auth/sign-out`, { method: "POST", headers: { authorization: `Bearer ${user.token}`, origin: env.url } })).arrayBuffer();
+  // Written in batches, off the request path: wait for the sign-in, the requests and the reset to be there.
+  const count = async (): Promise<number> => Number((await db.query<{ n: string }>("SELECT count(*)::text AS n FROM audit_event")).rows[0]?.n ?? 0);
+  t.ok(await eventually(async () => (await count()) >= 3), "the events are written");
   await new Promise((r) => setTimeout(r, 300));
 
   const log = env.gateway.output();
@@ -62,8 +66,9 @@ t.test("at trace level the headers are logged, with credentials and configured h
   const partnerSecret = "partner-secret-value-0123456789";
   const sent = await fetch(`${env.url}/api/products`, { headers: { authorization: `Bearer ${user.token}`, cookie: user.cookie, "x-partner-secret": partnerSecret, "x-visible": "visible-value" } });
   await sent.arrayBuffer();
-  await new Promise((r) => setTimeout(r, 300));
-  const lines = env.gateway.output().split("\n").filter((l) => l.includes('"msg":"headers"'));
+  const headerLines = (): string[] => env.gateway.output().split("\n").filter((l) => l.includes('"msg":"headers"'));
+  await eventually(() => headerLines().some((l) => l.includes("visible-value")));
+  const lines = headerLines();
   t.ok(lines.length >= 2, "each request logs its headers at trace level");
   const line = lines.find((l) => l.includes("visible-value")) ?? "";
   t.match(line, /"x-visible":"visible-value"/, "an ordinary header is logged as sent");

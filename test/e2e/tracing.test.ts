@@ -9,6 +9,7 @@ import { gunzipSync } from "node:zlib";
 import type { AddressInfo } from "node:net";
 import { startGatewayEnv } from "../helpers/gatewayEnv.ts";
 import { serviceGate } from "../helpers/services.ts";
+import { eventually } from "../helpers/eventually.ts";
 
 interface OtlpSpan {
   traceId: string;
@@ -100,7 +101,11 @@ t.test("trace context: continued from trusted callers, exported over OTLP, recor
   t.equal(attribute("gerbang.decision"), "allow");
   t.equal(attribute("http.response.status_code"), "200");
 
-  await new Promise((r) => setTimeout(r, 300));
-  const { rows } = await db.query<{ trace_id: string }>("SELECT trace_id FROM audit_event WHERE request_id = $1", [trusted.requestId]);
-  t.equal(rows[0]?.trace_id, traceId, "the audit event records the trace id");
+  let recorded: string | undefined;
+  await eventually(async () => {
+    const { rows } = await db.query<{ trace_id: string }>("SELECT trace_id FROM audit_event WHERE request_id = $1", [trusted.requestId]);
+    recorded = rows[0]?.trace_id;
+    return recorded !== undefined;
+  });
+  t.equal(recorded, traceId, "the audit event records the trace id");
 });
