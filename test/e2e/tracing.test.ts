@@ -86,10 +86,7 @@ t.test("trace context: continued from trusted callers, exported over OTLP, recor
   t.notOk(malformed.traceparent?.includes("0".repeat(32)), "an invalid traceparent from a trusted caller starts a new trace");
 
   let span: OtlpSpan | undefined;
-  for (let i = 0; i < 100 && span === undefined; i++) {
-    span = receiver.spans.find((s) => hex(s.traceId) === traceId);
-    if (span === undefined) await new Promise((r) => setTimeout(r, 100));
-  }
+  await eventually(() => (span = receiver.spans.find((s) => hex(s.traceId) === traceId)) !== undefined, 10_000, 100);
   t.ok(span, "the span was exported to the OTLP receiver");
   t.equal(hex(span?.parentSpanId), parentId, "its parent is the caller's span");
   t.equal(hex(span?.spanId), upSpan, "and it is the span the upstream was told of");
