@@ -123,8 +123,10 @@ t.test("the audit trail: events, search, verification, tampering, retention", { 
   await t.test("over HTTP a user sees only their own events; an admin sees all", async (t) => {
     const signIns = async (): Promise<number> => (await db.query("SELECT 1 FROM audit_event WHERE action = 'auth.sign_in' AND allowed AND principal_id = $1", [user.userId])).rowCount ?? 0;
     const before = await signIns();
+    // Two sign-ins: the retention step below needs rows after its cut, one with a successor.
+    await env.signIn("user@demo.gerbang.dev", "demo-user-password");
     const again = await env.signIn("user@demo.gerbang.dev", "demo-user-password");
-    t.ok(await eventually(async () => (await signIns()) > before), "the new sign-in is written");
+    t.ok(await eventually(async () => (await signIns()) >= before + 2), "the new sign-ins are written");
     const list = async (token: string, query: string): Promise<{ status: number; events: EventView[] }> => {
       const response = await fetch(`${env.url}/api/audit/events${query}`, { headers: { authorization: `Bearer ${token}` } });
       const body = (await response.json()) as { events?: EventView[] };
@@ -201,8 +203,10 @@ t.test("the audit trail: events, search, verification, tampering, retention", { 
     ["INSERT INTO audit_event (id, action, auth_method, roles, allowed, reason, policy_version) VALUES (999998, 'request', 'session', 'admin', true, 'ALLOWED_BY_RULE', '2026-12-01')"],
     ["DELETE FROM audit_event WHERE id = 999998"],
   );
-  await tampered("a forged checkpoint", "checkpoint", undefined, ["UPDATE audit_checkpoint SET hash = repeat('a', 64) WHERE id = (SELECT max(id) FROM audit_checkpoint WHERE kind <> 'legacy' AND instance NOT LIKE 'cli/%')"], []);
-  await db.query("DELETE FROM audit_checkpoint WHERE hash = repeat('a', 64)");
+  // The gateway's final checkpoint, forged and then put back (a later step needs it to find a deleted tail).
+  const finalCheckpoint = "(SELECT max(id) FROM audit_checkpoint WHERE kind <> 'legacy' AND instance NOT LIKE 'cli/%')";
+  const { rows: signedHead } = await db.query<{ id: string; hash: string }>(`SELECT id::text, hash FROM audit_checkpoint WHERE id = ${finalCheckpoint}`);
+  await tampered("a forged checkpoint", "checkpoint", undefined, [`UPDATE audit_checkpoint SET hash = repeat('a', 64) WHERE id = ${signedHead[0]?.id ?? "0"}`], [`UPDATE audit_checkpoint SET hash = ${q(signedHead[0]?.hash ?? "")} WHERE id = ${signedHead[0]?.id ?? "0"}`]);
   const restored = await verify();
   t.equal(restored.code, 0, `restored, the trail verifies again: ${restored.text}`);
 
@@ -214,13 +218,17 @@ t.test("the audit trail: events, search, verification, tampering, retention", { 
     t.ok(result.deleted > 0, `${result.deleted} events deleted`);
     const after = await verify();
     t.equal(after.code, 0, `verifies from the retention checkpoints: ${after.text}`);
-    // The first row after the cut, with a successor whose link it breaks (a deleted last row is a truncated tail).
-    const { rows } = await db.query<{ id: string }>(`SELECT id::text FROM audit_event WHERE instance = ${q(instance)} ORDER BY seq LIMIT 2`);
-    if (rows[0] !== undefined && rows.length === 2) {
-      await db.query(`DELETE FROM audit_event WHERE id = ${rows[0].id}`);
-      const cut = await verify();
-      t.equal(cut.report.findings[0]?.kind, "deleted", "a row deleted after the retention checkpoint is still found");
-    }
+    // What the gateway wrote after the cut (the HTTP subtest's sign-in and listings) is left, under its final checkpoint.
+    const { rows } = await db.query<{ id: string }>(`SELECT id::text FROM audit_event WHERE instance = ${q(instance)} ORDER BY seq`);
+    t.ok(rows.length >= 2, `${rows.length} rows of the gateway's chain are left after the cut`);
+    await db.query(`CREATE TEMP TABLE kept AS SELECT * FROM audit_event WHERE instance = ${q(instance)}`);
+    await db.query(`DELETE FROM audit_event WHERE id = ${rows[0]?.id ?? "0"}`);
+    t.equal((await verify()).report.findings[0]?.kind, "deleted", "a row deleted after the retention checkpoint is still found");
+    await db.query(`DELETE FROM audit_event WHERE instance = ${q(instance)}`);
+    t.equal((await verify()).report.findings[0]?.kind, "truncated", "and so is every row after it deleted");
+    await db.query("INSERT INTO audit_event SELECT * FROM kept");
+    await db.query("DROP TABLE kept");
+    t.equal((await verify()).code, 0, "restored, the pruned trail verifies again");
     t.equal((await cli("audit", "prune", "--older-than", "soon")).code, 2, "a bad duration is a usage error");
   });
 });
