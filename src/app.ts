@@ -1,5 +1,5 @@
 import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from "fastify";
-import replyFrom from "@fastify/reply-from";
+import { Agent } from "undici";
 import { randomUUID } from "node:crypto";
 import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
@@ -37,6 +37,7 @@ import { LoadShedding } from "./pipeline/loadShedding.ts";
 import { UpstreamCircuits } from "./forward/upstreamCircuits.ts";
 import { createRateLimiter } from "./ratelimit/rateLimiter.ts";
 import type { RateLimitCounters } from "./ratelimit/rateLimitCounters.ts";
+import { bufferedLogDestination } from "./runtime/bufferedLogDestination.ts";
 import "./pipeline/requestState.ts";
 import { adminRoutes } from "./admin/adminRoutes.ts";
 import { GatewayMetrics } from "./metrics/gatewayMetrics.ts";
@@ -114,10 +115,12 @@ export const redactedHeaderPaths = (extra: readonly string[]): string[] =>
 export async function buildApp(ctx: GatewayContext): Promise<FastifyInstance> {
   const { config } = ctx;
   let metrics: GatewayMetrics | null = null;
+  const logDestination = ctx.logger === undefined ? bufferedLogDestination(config.logFlushMs) : null;
   const app = Fastify({
     logger: ctx.logger ?? {
       level: config.logLevel,
       redact: { paths: redactedHeaderPaths(config.logRedactHeaders), censor: "[redacted]" },
+      ...(logDestination === null ? {} : { stream: logDestination.stream }),
     },
     bodyLimit: config.server.bodyLimitBytes,
     // Node answers a missing Host with a bare 400 of its own; the onRequest hook answers it in the catalogue's JSON.
@@ -174,6 +177,8 @@ export async function buildApp(ctx: GatewayContext): Promise<FastifyInstance> {
   app.addHook("preClose", async () => {
     closing = true;
   });
+  // Last, after every other onClose hook has logged what it did.
+  if (logDestination !== null) app.addHook("onClose", (_app, done) => setImmediate(() => (logDestination.close(), done())));
   // Hooks without I/O are callback-style: an async hook costs a promise and a microtask per request.
   app.addHook("onRequest", (request, reply, done) => {
     try {
@@ -314,7 +319,11 @@ export async function buildApp(ctx: GatewayContext): Promise<FastifyInstance> {
   const authorize = createAuthorize({ policies: ctx.policies, resolver: ctx.resolver, denialDetailsFor: config.policy.denialDetailsFor });
   if (metrics !== null) await app.register(metricsRoutes, { metrics, authenticate, authorize });
   await app.register(adminRoutes, { gatewayPrefix: config.admin.prefix, services: ctx.adminServices ?? (() => null), policies: ctx.policies, authenticate, authorize });
+  // One pool per upstream origin, as many connections as the proxy may have requests in flight to it.
+  const dispatcher = new Agent({ connections: 128, pipelining: 1 });
+  app.addHook("onClose", async () => dispatcher.close());
   const forward = createForward({
+    dispatcher,
     signer: ctx.signer,
     proto: ctx.publicUrl.startsWith("https:") ? "https" : "http",
     circuits,
@@ -325,7 +334,6 @@ export async function buildApp(ctx: GatewayContext): Promise<FastifyInstance> {
     // Bodies are forwarded byte for byte; only the authorize stage parses JSON, and only when a policy needs it.
     proxy.removeAllContentTypeParsers();
     proxy.addContentTypeParser("*", { parseAs: "buffer" }, (_req, body, done) => done(null, body));
-    await proxy.register(replyFrom, { disableRequestLogging: true, retryMethods: [], undici: { connections: 128, pipelining: 1 } });
 
     proxy.addHook("onSend", (request, reply, payload, done) => {
       const renewed = request.gerbang.refreshCookies;

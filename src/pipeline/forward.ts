@@ -1,4 +1,5 @@
 import type { FastifyReply, FastifyRequest } from "fastify";
+import type { Dispatcher } from "undici";
 import type { IncomingHttpHeaders } from "node:http";
 import { GerbangError } from "../errors/catalogue.ts";
 import type { AssertionSigner } from "../identity/assertionSigner.ts";
@@ -17,6 +18,15 @@ export function isUpstreamBodyError(error: unknown): boolean {
   return typeof error === "object" && error !== null && upstreamBodyErrors.has(error);
 }
 
+/**
+ * Drops an upstream answer's body unread. undici's body emits an error (RequestAbortedError) when
+ * destroyed before its end: with no listener, that error would take the process down.
+ */
+function discard(stream: NodeJS.ReadableStream & { destroy(): void }): void {
+  stream.on("error", () => undefined);
+  stream.destroy();
+}
+
 /** Only the message is logged: an upstream's error may carry its whole answer. */
 const messageOf = (error: unknown): string => (error instanceof Error ? error.message : String(error));
 
@@ -25,10 +35,13 @@ export interface ForwardOptions {
   proto: "http" | "https";
   circuits: UpstreamCircuits;
   responseHeaders: ResponseHeaderOptions;
+  /** undici's connection pools to the upstreams (an Agent), shared by every request. */
+  dispatcher: Dispatcher;
 }
 
 /** Stage: forward. Only the canonical path and validated query leave the gateway, to the configured origin. */
-export function createForward(options: ForwardOptions): (request: FastifyRequest, reply: FastifyReply) => Promise<void> {
+export function createForward(options: ForwardOptions): (request: FastifyRequest, reply: FastifyReply) => Promise<FastifyReply> {
+  const { dispatcher } = options;
   return async (request, reply) => {
     const { principal, upstream, path, query, policy, abilities } = request.gerbang;
     if (principal === undefined || upstream === undefined || path === undefined || policy === undefined || abilities === undefined) throw new GerbangError("INTERNAL_ERROR");
@@ -37,8 +50,8 @@ export function createForward(options: ForwardOptions): (request: FastifyRequest
     if (!admitted.allowed) {
       throw new GerbangError("UPSTREAM_UNAVAILABLE", { reason: "CIRCUIT_OPEN", headers: { "retry-after": String(Math.max(1, Math.ceil(admitted.retryAfterMs / 1000))) } });
     }
-    // Exactly one of success/failure/release per admitted request. Once dispatched, reply-from reports
-    // the upstream's answer or failure even if the client has gone (undici is not aborted), so a client
+    // Exactly one of success/failure/release per admitted request. Once dispatched, the upstream's
+    // answer or failure is reported even if the client has gone (undici is not aborted), so a client
     // hanging up releases only a request that never left.
     let settled = false;
     let dispatched = false;
@@ -63,82 +76,61 @@ export function createForward(options: ForwardOptions): (request: FastifyRequest
       proto: options.proto,
       trace: request.gerbang.trace,
     });
-    // Passed explicitly: reply-from would re-serialize a buffered JSON body instead of sending its bytes.
-    const body = request.body instanceof Buffer && request.body.length > 0 ? { body: request.body, contentType: request.headers["content-type"] ?? "application/octet-stream" } : {};
-    // Nothing an upstream answers may throw out of these callbacks: they run inside undici's, where
-    // no one would catch it and the process would die. What cannot be passed on becomes a 502.
-    // The upstream's headers are applied only once its answer is known to be passed on, so a 502 of
-    // the gateway never goes out with them (a Content-Encoding, a Set-Cookie).
-    let passOn: IncomingHttpHeaders | null = null;
-    let unusable: unknown;
-    let answered = false;
-    const answer = (error: GerbangError): void => {
-      if (answered || reply.sent) return;
-      answered = true;
-      sendError(request, reply, error);
-    };
+    // The bytes as received (the proxy's content parser buffers, never parses); undici frames them.
+    const body = request.body instanceof Buffer && request.body.length > 0 ? request.body : null;
     const refuse = (error: unknown): void => {
       request.log.warn({ upstream: upstream.name, err: { message: messageOf(error) } }, "upstream answer refused");
-      answer(new GerbangError("UPSTREAM_UNREACHABLE", { reason: "INVALID_UPSTREAM_RESPONSE" }));
+      if (!reply.sent) sendError(request, reply, new GerbangError("UPSTREAM_UNREACHABLE", { reason: "INVALID_UPSTREAM_RESPONSE" }));
     };
-    return reply.from(`${upstream.url.replace(/\/$/, "")}${path}`, {
-      ...body,
-      timeout: upstream.timeoutMs,
-      queryString: () => (query ?? "").slice(1),
-      rewriteRequestHeaders: () => {
-        dispatched = true;
-        request.gerbang.upstreamSentAt = process.hrtime.bigint();
-        return headers as IncomingHttpHeaders;
-      },
-      rewriteHeaders: (h: IncomingHttpHeaders) => {
-        const sent = request.gerbang.upstreamSentAt;
-        if (sent !== undefined) request.gerbang.upstreamSeconds = Number(process.hrtime.bigint() - sent) / 1e9;
-        try {
-          passOn = sanitizeResponseHeaders(h, options.responseHeaders);
-          // Here, not in onResponse: reply-from skips onResponse when the client has gone meanwhile.
-          settle("success");
-        } catch (error) {
-          unusable = error;
-          settle("failure");
-        }
-        return {};
-      },
-      onResponse: (_request, _reply, res) => {
-        try {
-          // reply-from has already called onError for a status Fastify refuses (e.g. 999).
-          if (answered || reply.sent || unusable !== undefined || passOn === null) {
-            res.stream.destroy();
-            if (unusable !== undefined) refuse(unusable);
-            return;
-          }
-          void reply.headers(passOn);
-          // Registered before Fastify's own listener, so the error is marked when Fastify sees it.
-          res.stream.once("error", (error: unknown) => {
-            if (typeof error === "object" && error !== null) upstreamBodyErrors.add(error);
-          });
-          answered = true;
-          reply.send(res.stream);
-        } catch (error) {
-          res.stream.destroy();
-          refuse(error);
-        }
-      },
-      onError: (_reply, { error }) => {
-        try {
-          const { statusCode: status, code } = error as { statusCode?: number; code?: string };
-          settle("failure");
-          // FST_REPLY_FROM_BAD_GATEWAY: the upstream answered, with a status no HTTP response may have.
-          if (code === "FST_REPLY_FROM_BAD_GATEWAY") {
-            refuse(error);
-            return;
-          }
-          request.log.warn({ upstream: upstream.name, code }, "upstream request failed");
-          answer(new GerbangError(status === 504 ? "UPSTREAM_TIMEOUT" : "UPSTREAM_UNREACHABLE"));
-        } catch (failure) {
-          request.log.error({ upstream: upstream.name, err: { message: messageOf(failure) } }, "upstream failure not answered");
-          reply.raw.destroy();
-        }
-      },
+    dispatched = true;
+    request.gerbang.upstreamSentAt = process.hrtime.bigint();
+    let answer: Dispatcher.ResponseData;
+    try {
+      answer = await dispatcher.request({
+        origin: upstream.url,
+        path: `${path}${query ?? ""}`,
+        method: request.method as Dispatcher.HttpMethod,
+        headers: headers as Record<string, string | string[]>,
+        body,
+        headersTimeout: upstream.timeoutMs,
+        bodyTimeout: upstream.timeoutMs,
+      });
+    } catch (error) {
+      settle("failure");
+      const code = (error as { code?: unknown }).code;
+      request.log.warn({ upstream: upstream.name, code }, "upstream request failed");
+      if (!reply.sent) sendError(request, reply, new GerbangError(code === "UND_ERR_HEADERS_TIMEOUT" ? "UPSTREAM_TIMEOUT" : "UPSTREAM_UNREACHABLE"));
+      return reply;
+    }
+    const sent = request.gerbang.upstreamSentAt;
+    request.gerbang.upstreamSeconds = Number(process.hrtime.bigint() - sent) / 1e9;
+    const { statusCode, body: stream } = answer;
+    // The upstream's headers are applied only once its answer is known to be passed on, so a 502 of
+    // the gateway never goes out with them (a Content-Encoding, a Set-Cookie).
+    let passOn: IncomingHttpHeaders;
+    try {
+      passOn = sanitizeResponseHeaders(answer.headers, options.responseHeaders);
+      // A status Fastify refuses (e.g. 999) is an answer no HTTP response may have.
+      if (statusCode < 100 || statusCode > 599) throw new Error(`upstream answered with status ${statusCode}`);
+      settle("success");
+    } catch (error) {
+      settle("failure");
+      discard(stream);
+      refuse(error);
+      return reply;
+    }
+    // Not request.raw.destroyed: a request whose body was read is destroyed (autoDestroy) with its client still there.
+    if (reply.sent || request.raw.aborted || reply.raw.destroyed) {
+      // The client has gone meanwhile: nothing to answer, and the upstream's body is not read.
+      discard(stream);
+      return reply;
+    }
+    // Registered before Fastify's own listener, so the error is marked when Fastify sees it.
+    stream.once("error", (error: unknown) => {
+      if (typeof error === "object" && error !== null) upstreamBodyErrors.add(error);
     });
+    // Returned: an async handler's reply tells Fastify the answer is under way (a stream still
+    // flowing is not "sent", and Fastify would otherwise send an empty body after it).
+    return reply.code(statusCode).headers(passOn).send(stream);
   };
 }

@@ -1,11 +1,13 @@
-// `npm run bench`: in one run on loopback, the same minimal upstream behind (1) a bare Fastify +
-// @fastify/reply-from proxy and (2) the gateway's API-key path (PostgreSQL, Redis, audit on, a tier
-// whose limit is far above the load). Prints req/s and p99 of each and the ratio gateway/bare.
-// Rounds alternate between the two so that machine noise falls on both alike.
+// `npm run bench`: in one run on loopback, the same minimal upstream behind two references — a bare
+// Fastify + @fastify/reply-from proxy and a bare node:http + undici Pool.stream one — and behind the
+// gateway on each of its paths (anonymous, session cookie, bearer, API key, resolver with a warm
+// cache, a request denied by policy). Rounds interleave every target so that machine noise falls on
+// all alike; each figure is the median of the rounds, each ratio the median of per-round ratios.
+// Writes docs/benchmark-latest.json and docs/benchmark-latest.md (the table the README quotes). No test asserts a time.
 import autocannon from "autocannon";
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { cpus, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import pg from "pg";
@@ -14,14 +16,17 @@ import { freePort, runGerbang, startGerbang } from "../helpers/processes.ts";
 import { testPgUrl, testRedisUrl } from "../helpers/services.ts";
 
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
-const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+/** e.g. BENCH_PATHS=apiKey,denied to measure only those (the references always run). */
+const ONLY = (process.env.BENCH_PATHS ?? "").split(",").filter((p) => p !== "");
+const OUT = process.env.BENCH_OUT ?? fileURLToPath(new URL("../../docs/", import.meta.url));
 const here = (file: string): string => fileURLToPath(new URL(file, import.meta.url));
 /** e.g. BENCH_GATEWAY_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" profiles that process alone. */
 const nodeArgsOf = (variable: string): string[] => (process.env[variable] ?? "").split(" ").filter((a) => a !== "");
 
 async function startScript(file: string, args: string[], nodeArgs: string[] = []): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [...nodeArgs, "--import", "tsx", here(file), ...args], { stdio: ["ignore", "pipe", "inherit"] });
+  const child = spawn(process.execPath, [...nodeArgs, here(file), ...args], { stdio: ["ignore", "pipe", "inherit"] });
   await new Promise<void>((resolve, reject) => {
     child.stdout?.on("data", (d: Buffer) => d.toString().includes("ready") && resolve());
     child.once("exit", (code) => reject(new Error(`${file} exited with ${code}`)));
@@ -29,60 +34,98 @@ async function startScript(file: string, args: string[], nodeArgs: string[] = []
   return child;
 }
 
-interface Measured {
-  rps: number;
-  p99: number;
-  errors: number;
-  /** CPU µs per request of the proxy process, and of PostgreSQL (all its processes) meanwhile. */
-  cpuUs: number;
-  pgCpuUs: number;
-}
-
-/** utime + stime of the processes, in seconds (Linux /proc; 0 elsewhere). */
-function cpuSeconds(pids: readonly number[]): number {
-  let ticks = 0;
+/** utime + stime of each process, in seconds (Linux /proc; none elsewhere). */
+function cpuSeconds(pids: readonly number[]): Map<number, number> {
+  const seconds = new Map<number, number>();
   for (const pid of pids) {
     try {
       const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.split(" ") ?? [];
-      ticks += Number(fields[11] ?? 0) + Number(fields[12] ?? 0);
+      seconds.set(pid, (Number(fields[11] ?? 0) + Number(fields[12] ?? 0)) / 100);
     } catch {
       // gone meanwhile (a backend that closed)
     }
   }
-  return ticks / 100;
+  return seconds;
 }
-const postgresPids = (): number[] =>
+/** CPU seconds spent between two samples by the processes present in both (a backend that exited took its count along). */
+function spent(before: Map<number, number>, after: Map<number, number>): number {
+  let total = 0;
+  for (const [pid, s] of after) {
+    const b = before.get(pid);
+    if (b !== undefined) total += s - b;
+  }
+  return total;
+}
+const pidsNamed = (name: string): number[] =>
   readdirSync("/proc")
     .filter((d) => /^\d+$/.test(d))
     .filter((d) => {
       try {
-        return readFileSync(`/proc/${d}/comm`, "utf8").trim() === "postgres";
+        return readFileSync(`/proc/${d}/comm`, "utf8").trim() === name;
       } catch {
         return false;
       }
     })
     .map(Number);
 
-async function measure(url: string, headers: Record<string, string>, seconds: number, pid?: number): Promise<Measured> {
-  const pgPids = postgresPids();
-  const before = { own: cpuSeconds(pid === undefined ? [] : [pid]), pg: cpuSeconds(pgPids) };
-  const result = await autocannon({ url, connections: CONNECTIONS, duration: seconds, headers });
-  const served = Math.max(1, result.requests.total);
-  const own = cpuSeconds(pid === undefined ? [] : [pid]) - before.own;
-  const pgCpu = cpuSeconds(pgPids) - before.pg;
-  return { rps: result.requests.average, p99: result.latency.p99, errors: result.errors + result.timeouts + result.non2xx, cpuUs: (own * 1e6) / served, pgCpuUs: (pgCpu * 1e6) / served };
+interface Target {
+  name: string;
+  kind: "reference" | "gateway";
+  url: string;
+  headers: Record<string, string>;
+  /** The status class every answer must have: 2 (allowed) or 4 (denied). */
+  expect: 2 | 4;
+  pid: number;
 }
+
+/** One round of one target: CPU in µs per request of each process involved. */
+interface Measured {
+  rps: number;
+  p50: number;
+  p99: number;
+  errors: number;
+  cpuUs: { proxy: number; upstream: number; postgres: number; redis: number; loadGenerator: number };
+}
+
+async function measure(target: Target, seconds: number, upstreamPid: number): Promise<Measured> {
+  const [pgPids, redisPids] = [pidsNamed("postgres"), pidsNamed("redis-server")];
+  const sample = (): Array<Map<number, number>> => [cpuSeconds([target.pid]), cpuSeconds([upstreamPid]), cpuSeconds(pgPids), cpuSeconds(redisPids)];
+  const before = sample();
+  const own = process.cpuUsage();
+  const result = await autocannon({ url: target.url, connections: CONNECTIONS, duration: seconds, headers: target.headers });
+  const ownUs = process.cpuUsage(own);
+  const after = sample();
+  const served = Math.max(1, result.requests.total);
+  const perRequest = (i: number): number => (spent(before[i] ?? new Map(), after[i] ?? new Map()) * 1e6) / served;
+  const classes = result as unknown as Record<"1xx" | "2xx" | "3xx" | "4xx" | "5xx", number>;
+  const unexpected = result.requests.total - (target.expect === 2 ? classes["2xx"] : classes["4xx"]);
+  return {
+    rps: result.requests.average,
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    errors: result.errors + result.timeouts + Math.max(0, unexpected),
+    cpuUs: { proxy: perRequest(0), upstream: perRequest(1), postgres: perRequest(2), redis: perRequest(3), loadGenerator: (ownUs.user + ownUs.system) / served },
+  };
+}
+
+const median = (values: number[]): number => {
+  const sorted = [...values].sort((x, y) => x - y);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? (sorted[mid] ?? 0) : ((sorted[mid - 1] ?? 0) + (sorted[mid] ?? 0)) / 2;
+};
 
 const cleanups: Array<() => Promise<unknown> | unknown> = [];
 try {
   const dir = mkdtempSync(join(tmpdir(), "gerbang-bench-"));
   cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
-  const [upstreamPort, barePort, gatewayPort] = [await freePort(), await freePort(), await freePort()];
+  const [upstreamPort, barePort, undiciPort, gatewayPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
   const upstreamUrl = `http://127.0.0.1:${upstreamPort}`;
   const upstream = await startScript("./minimalUpstream.ts", [String(upstreamPort)]);
   cleanups.push(() => upstream.kill());
   const bare = await startScript("./bareProxy.ts", [String(barePort), upstreamUrl], nodeArgsOf("BENCH_BARE_NODE_ARGS"));
   cleanups.push(() => bare.kill());
+  const bareUndici = await startScript("./bareUndiciProxy.ts", [String(undiciPort), upstreamUrl]);
+  cleanups.push(() => bareUndici.kill());
 
   const admin = new pg.Client({ connectionString: testPgUrl() });
   await admin.connect();
@@ -95,59 +138,112 @@ try {
   const dbUrl = new URL(testPgUrl());
   dbUrl.pathname = `/${database}`;
   const configFile = join(dir, "gerbang.yaml");
-  writeFileSync(
-    configFile,
-    stringify({
-      server: { host: "127.0.0.1", port: gatewayPort },
-      database: { url: dbUrl.toString() },
-      redis: { url: process.env.BENCH_REDIS_URL ?? testRedisUrl(), keyPrefix: `gerbang-bench-${Date.now()}:` },
-      dataDir: join(dir, "data"),
-      logLevel: process.env.BENCH_LOG_LEVEL ?? "info",
-      upstreams: [{ name: "marketplace", prefix: "/api", url: upstreamUrl, timeoutMs: 10000 }],
-      rateLimit: { tiers: { "partner-basic": { max: 60 }, bench: { max: 1_000_000_000, windowMs: 3_600_000 } } },
-      apiKeys: { selfServiceTier: "partner-basic" },
-      // e.g. BENCH_GATEWAY_CONFIG='{"audit":{"enabled":false}}' to see what one part costs.
-      ...(JSON.parse(process.env.BENCH_GATEWAY_CONFIG ?? "{}") as object),
-    }),
-  );
+  const generous = { max: 1_000_000_000, windowMs: 3_600_000 };
+  const gatewayConfig = {
+    server: { host: "127.0.0.1", port: gatewayPort },
+    database: { url: dbUrl.toString() },
+    redis: { url: process.env.BENCH_REDIS_URL ?? testRedisUrl(), keyPrefix: `gerbang-bench-${Date.now()}:` },
+    dataDir: join(dir, "data"),
+    logLevel: process.env.BENCH_LOG_LEVEL ?? "info",
+    upstreams: [{ name: "marketplace", prefix: "/api", url: upstreamUrl, timeoutMs: 10000 }],
+    // Limits far above the load: the counting is measured, not a refusal.
+    rateLimit: { tiers: { "partner-basic": { max: 60 }, bench: generous }, session: generous, anonymous: generous },
+    resolver: { cacheTtlMs: 60000 },
+    apiKeys: { selfServiceTier: "partner-basic" },
+    // e.g. BENCH_GATEWAY_CONFIG='{"audit":{"enabled":false}}' to see what one part costs.
+    ...(JSON.parse(process.env.BENCH_GATEWAY_CONFIG ?? "{}") as object),
+  };
+  writeFileSync(configFile, stringify(gatewayConfig));
   const env = { DATABASE_URL: "", REDIS_URL: "", PORT: "", GERBANG_SECRET: "" };
-  const gateway = await startGerbang(["serve", "--config", configFile], { env, nodeArgs: nodeArgsOf("BENCH_GATEWAY_NODE_ARGS"), readyUrl: `http://127.0.0.1:${gatewayPort}/readyz` });
+  const gatewayBase = `http://127.0.0.1:${gatewayPort}`;
+  const gateway = await startGerbang(["serve", "--config", configFile], { env, nodeArgs: nodeArgsOf("BENCH_GATEWAY_NODE_ARGS"), readyUrl: `${gatewayBase}/readyz` });
   cleanups.push(() => gateway.stop());
-  const owner = await runGerbang(["users", "create", "--email", "bench@partner.example", "--password", "bench-partner-password", "--role", "partner", "--config", configFile], env);
-  if (owner.code !== 0) throw new Error(owner.stderr);
-  const issued = await runGerbang(["keys", "create", "--owner", "bench@partner.example", "--name", "bench", "--tier", "bench", "--scopes", "catalog:read", "--config", configFile], env);
-  if (issued.code !== 0) throw new Error(issued.stderr);
-  const key = issued.stdout.trim().split("\n").at(-1) ?? "";
-
-  const bareUrl = `http://127.0.0.1:${barePort}/api/products`;
-  const gatewayUrl = `http://127.0.0.1:${gatewayPort}/api/products`;
-  const keyHeaders = { "x-api-key": key };
-  const check = await fetch(gatewayUrl, { headers: keyHeaders });
-  if (check.status !== 200) throw new Error(`the gateway answered the bench key with ${check.status}: ${await check.text()}`);
-
-  process.stdout.write(`bench: ${CONNECTIONS} connections, ${ROUNDS} rounds of ${SECONDS} s each, alternating; warming up\n`);
-  await measure(bareUrl, {}, 2);
-  await measure(gatewayUrl, keyHeaders, 2);
-  const runs: { bare: Measured[]; gateway: Measured[] } = { bare: [], gateway: [] };
-  for (let round = 0; round < ROUNDS; round++) {
-    runs.bare.push(await measure(bareUrl, {}, SECONDS, bare.pid));
-    runs.gateway.push(await measure(gatewayUrl, keyHeaders, SECONDS, gateway.child.pid));
-  }
-  const median = (values: number[]): number => [...values].sort((x, y) => x - y)[Math.floor(values.length / 2)] ?? 0;
-  const summary = (m: Measured[]): { rps: number; p99: number; errors: number; cpuUs: number; pgCpuUs: number } => ({
-    rps: median(m.map((r) => r.rps)),
-    p99: median(m.map((r) => r.p99)),
-    errors: m.reduce((s, r) => s + r.errors, 0),
-    cpuUs: median(m.map((r) => r.cpuUs)),
-    pgCpuUs: median(m.map((r) => r.pgCpuUs)),
+  const gerbang = async (...args: string[]): Promise<string> => {
+    const run = await runGerbang([...args, "--config", configFile], env);
+    if (run.code !== 0) throw new Error(`gerbang ${args.slice(0, 2).join(" ")}: ${run.stderr}`);
+    return run.stdout;
+  };
+  await gerbang("users", "create", "--email", "bench@partner.example", "--password", "bench-partner-password", "--role", "partner");
+  const key = (await gerbang("keys", "create", "--owner", "bench@partner.example", "--name", "bench", "--tier", "bench", "--scopes", "catalog:read")).trim().split("\n").at(-1) ?? "";
+  await gerbang("users", "create", "--email", "bench@buyer.example", "--password", "bench-buyer-password", "--role", "user");
+  const signIn = await fetch(`${gatewayBase}/api/auth/sign-in/email`, {
+    method: "POST",
+    headers: { "content-type": "application/json", origin: gatewayBase },
+    body: JSON.stringify({ email: "bench@buyer.example", password: "bench-buyer-password" }),
   });
-  const b = summary(runs.bare);
-  const g = summary(runs.gateway);
-  const row = (name: string, s: { rps: number; p99: number; errors: number; cpuUs: number; pgCpuUs: number }): string =>
-    `${name.padEnd(26)} ${s.rps.toFixed(0).padStart(8)} req/s   p99 ${String(s.p99).padStart(4)} ms   errors ${s.errors}   CPU/request ${s.cpuUs.toFixed(0).padStart(4)} µs (PostgreSQL ${s.pgCpuUs.toFixed(0)} µs)`;
-  process.stdout.write(`${row("bare reply-from proxy", b)}\n${row("gateway, API-key path", g)}\n`);
-  process.stdout.write(`ratio gateway/bare: ${(g.rps / b.rps).toFixed(3)} req/s (median of ${ROUNDS} rounds; per round: ${runs.gateway.map((r, i) => (r.rps / (runs.bare[i]?.rps ?? 1)).toFixed(3)).join(", ")})\n`);
-  if (g.errors > 0 || b.errors > 0) process.exitCode = 1;
+  if (signIn.status !== 200) throw new Error(`the bench user's sign-in failed with ${signIn.status}: ${await signIn.text()}`);
+  const token = signIn.headers.get("set-auth-token") ?? "";
+  const cookie = (signIn.headers.getSetCookie()[0] ?? "").split(";")[0] ?? "";
+  const userId = ((await signIn.json()) as { user: { id: string } }).user.id;
+
+  const gatewayPid = gateway.child.pid ?? 0;
+  const references: Target[] = [
+    { name: "bare reply-from proxy", kind: "reference", url: `http://127.0.0.1:${barePort}/api/products`, headers: {}, expect: 2, pid: bare.pid ?? 0 },
+    { name: "bare undici proxy", kind: "reference", url: `http://127.0.0.1:${undiciPort}/api/products`, headers: {}, expect: 2, pid: bareUndici.pid ?? 0 },
+  ];
+  const paths: Target[] = [
+    { name: "anonymous", kind: "gateway", url: `${gatewayBase}/api/products`, headers: {}, expect: 2, pid: gatewayPid },
+    { name: "cookie", kind: "gateway", url: `${gatewayBase}/api/products`, headers: { cookie }, expect: 2, pid: gatewayPid },
+    { name: "bearer", kind: "gateway", url: `${gatewayBase}/api/products`, headers: { authorization: `Bearer ${token}` }, expect: 2, pid: gatewayPid },
+    { name: "apiKey", kind: "gateway", url: `${gatewayBase}/api/products`, headers: { "x-api-key": key }, expect: 2, pid: gatewayPid },
+    { name: "resolver", kind: "gateway", url: `${gatewayBase}/api/orders/${encodeURIComponent(userId)}`, headers: { authorization: `Bearer ${token}` }, expect: 2, pid: gatewayPid },
+    // The key's scope does not cover inventory: a 403 decided by policy.
+    { name: "denied", kind: "gateway", url: `${gatewayBase}/api/inventory`, headers: { "x-api-key": key }, expect: 4, pid: gatewayPid },
+  ].filter((p) => ONLY.length === 0 || ONLY.includes(p.name)) as Target[];
+  const targets = [...references, ...paths];
+  for (const t of targets) {
+    const check = await fetch(t.url, { headers: t.headers });
+    if (Math.floor(check.status / 100) !== t.expect) throw new Error(`${t.name}: ${t.url} answered ${check.status}: ${await check.text()}`);
+  }
+
+  process.stdout.write(`bench: ${CONNECTIONS} connections, ${ROUNDS} rounds of ${SECONDS} s per target, interleaved; warming up\n`);
+  // A Node process idle for a while runs slower at first (V8's memory reducer): every target is warmed.
+  for (const t of targets) await measure(t, 2, upstream.pid ?? 0);
+  const runs = new Map<string, Measured[]>(targets.map((t) => [t.name, []]));
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const t of targets) runs.get(t.name)?.push(await measure(t, SECONDS, upstream.pid ?? 0));
+  }
+
+  const of = (name: string): Measured[] => runs.get(name) ?? [];
+  const ratioTo = (name: string, reference: string): number => median(of(name).map((m, i) => m.rps / (of(reference)[i]?.rps ?? Infinity)));
+  const results = targets.map((t) => {
+    const m = of(t.name);
+    const cpu = (k: keyof Measured["cpuUs"]): number => Math.round(median(m.map((r) => r.cpuUs[k])));
+    return {
+      name: t.name,
+      kind: t.kind,
+      rps: Math.round(median(m.map((r) => r.rps))),
+      p50Ms: median(m.map((r) => r.p50)),
+      p99Ms: median(m.map((r) => r.p99)),
+      errors: m.reduce((s, r) => s + r.errors, 0),
+      vsReplyFrom: Number(ratioTo(t.name, "bare reply-from proxy").toFixed(3)),
+      vsUndici: Number(ratioTo(t.name, "bare undici proxy").toFixed(3)),
+      cpuUsPerRequest: { proxy: cpu("proxy"), upstream: cpu("upstream"), postgres: cpu("postgres"), redis: cpu("redis"), loadGenerator: cpu("loadGenerator") },
+    };
+  });
+  const machine = `${cpus().length} × ${cpus()[0]?.model.trim() ?? "cpu"}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}`;
+  const report = {
+    date: new Date().toISOString(),
+    machine,
+    settings: { connections: CONNECTIONS, seconds: SECONDS, rounds: ROUNDS, gatewayNodeArgs: nodeArgsOf("BENCH_GATEWAY_NODE_ARGS"), logLevel: gatewayConfig.logLevel, gatewayConfigOverride: process.env.BENCH_GATEWAY_CONFIG ?? null },
+    results,
+  };
+  const md = [
+    `Measured ${report.date.slice(0, 10)} on ${machine}; ${CONNECTIONS} connections, ${ROUNDS} interleaved rounds of ${SECONDS} s per target (medians), audit on, access log at \`${gatewayConfig.logLevel}\`.`,
+    "Load generator, upstream, proxies, PostgreSQL and Redis share the machine's cores.",
+    "",
+    "| target | req/s | × reply-from | × undici | p50 ms | p99 ms | CPU µs/req proxy | upstream | PostgreSQL | Redis | load gen. | errors |",
+    "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ...results.map((r) => `| ${r.name} | ${r.rps} | ${r.vsReplyFrom.toFixed(2)} | ${r.vsUndici.toFixed(2)} | ${r.p50Ms} | ${r.p99Ms} | ${r.cpuUsPerRequest.proxy} | ${r.cpuUsPerRequest.upstream} | ${r.cpuUsPerRequest.postgres} | ${r.cpuUsPerRequest.redis} | ${r.cpuUsPerRequest.loadGenerator} | ${r.errors} |`),
+    "",
+  ].join("\n");
+  process.stdout.write(`\n${md}\n`);
+  if (process.env.BENCH_OUT !== "none") {
+    writeFileSync(join(OUT, "benchmark-latest.json"), `${JSON.stringify(report, null, 2)}\n`);
+    writeFileSync(join(OUT, "benchmark-latest.md"), `# Latest benchmark\n\nWritten by \`npm run bench\` (test/bench/proxyBench.ts); what it measures: [Benchmark](benchmark.md).\n\n${md}`);
+    process.stdout.write(`written: ${join(OUT, "benchmark-latest.json")}, ${join(OUT, "benchmark-latest.md")}\n`);
+  }
+  if (results.some((r) => r.errors > 0)) process.exitCode = 1;
 } finally {
   for (const fn of cleanups.reverse()) await Promise.resolve(fn()).catch(() => undefined);
 }

@@ -7,6 +7,7 @@ import pg from "pg";
 import { startGatewayEnv } from "../helpers/gatewayEnv.ts";
 import { serviceGate } from "../helpers/services.ts";
 import { eventually } from "../helpers/eventually.ts";
+import { logCaughtUp } from "../helpers/logCaughtUp.ts";
 
 const pgMissing = await serviceGate("postgres");
 t.test("no secret reaches the log or the audit trail", { skip: pgMissing }, async (t) => {
@@ -44,7 +45,7 @@ t.test("no secret reaches the log or the audit trail", { skip: pgMissing }, asyn
   // Written in batches, off the request path: wait for the sign-in, the requests and the reset to be there.
   const count = async (): Promise<number> => Number((await db.query<{ n: string }>("SELECT count(*)::text AS n FROM audit_event")).rows[0]?.n ?? 0);
   t.ok(await eventually(async () => (await count()) >= 3), "the events are written");
-  await new Promise((r) => setTimeout(r, 300));
+  t.ok(await logCaughtUp(() => env.gateway.output()), "the log is written");
 
   const log = env.gateway.output();
   t.match(log, /"msg":"request"/, "access lines are written");
@@ -77,6 +78,7 @@ t.test("at trace level the headers are logged, with credentials and configured h
   t.match(line, /"x-partner-secret":"\[redacted\]"/, "a header the config names is redacted");
   const signInLine = lines.find((l) => l.includes("set-cookie")) ?? "";
   t.match(signInLine, /"set-cookie":"\[redacted\]"/, "the sign-in's set-cookie is redacted");
+  t.ok(await logCaughtUp(() => env.gateway.output()), "the log is written");
   const log = env.gateway.output();
   for (const secret of [user.token, partnerSecret, "demo-user-password", user.cookie.split("=").slice(1).join("=")]) t.notOk(log.includes(secret), `the log does not contain a ${secret.length}-character secret`);
 });

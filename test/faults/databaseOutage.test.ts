@@ -8,6 +8,7 @@ import { serviceGate } from "../helpers/services.ts";
 import { startGatewayEnv } from "../helpers/gatewayEnv.ts";
 import { startRelayedDatabase } from "../helpers/relayedDatabase.ts";
 import { runGerbang } from "../helpers/processes.ts";
+import { logCaughtUp } from "../helpers/logCaughtUp.ts";
 
 const skip = await serviceGate("postgres");
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -115,5 +116,6 @@ t.test("PostgreSQL stopped and restarted under load", { skip }, async (t) => {
       t.same([...counts.keys()], [kind.expect], `${p}: ${name}: always ${kind.expect} (${JSON.stringify(Object.fromEntries(counts))})`);
     }
   }
+  t.ok(await logCaughtUp(() => env.gateway.output()), "the log is written");
   t.notMatch(env.gateway.output(), /"level":50.*unhandled|TypeError/, "no unhandled errors");
 });

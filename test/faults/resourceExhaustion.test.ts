@@ -8,6 +8,7 @@ import { serviceGate } from "../helpers/services.ts";
 import { fileURLToPath } from "node:url";
 import { startGatewayEnv } from "../helpers/gatewayEnv.ts";
 import { startRecordingUpstream } from "../helpers/recordingUpstream.ts";
+import { logCaughtUp } from "../helpers/logCaughtUp.ts";
 
 const pgMissing = await serviceGate("postgres");
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -66,6 +67,7 @@ t.test("slow clients: connections over the limit get 503, slow headers 408, then
   t.ok(slow.every((s) => s.socket.destroyed), "and every slow connection is closed");
   const after = await fetch(`${env.url}/api/products`);
   t.equal(after.status, 200, "recovered: a normal client is served");
+  t.ok(await logCaughtUp(() => env.gateway.output()), "the log is written");
   t.notMatch(env.gateway.output(), /unhandled|FATAL|heap out of memory/i);
 });
 

@@ -11,6 +11,7 @@ import { serviceGate } from "../helpers/services.ts";
 import { startGatewayEnv, type GatewayEnv } from "../helpers/gatewayEnv.ts";
 import { startScriptedUpstream } from "../helpers/scriptedUpstream.ts";
 import { errorOf } from "../helpers/catalogueError.ts";
+import { logCaughtUp } from "../helpers/logCaughtUp.ts";
 
 const pgMissing = await serviceGate("postgres");
 const upstream = await startScriptedUpstream();
@@ -319,6 +320,7 @@ t.test("property: whatever the upstream answers, the gateway answers, owns its c
   );
   t.ok(answered > 0, `${answered} generated answers, each answered`);
   t.equal(env.gateway.child.exitCode, null, "the gateway process never ended");
+  t.ok(await logCaughtUp(() => env.gateway.output()), "the log is written");
   t.notMatch(env.gateway.output(), /uncaught|unhandled/i, "no uncaught exception in the gateway's log");
 });
 

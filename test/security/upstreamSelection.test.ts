@@ -154,8 +154,8 @@ t.test("absolute-form, authority-form and CONNECT targets naming another host ar
 
 t.test("`//host/path` and userinfo-looking paths stay paths of the configured upstream", async (t) => {
   // CVE-2021-21321 (fastify-reply-from < 4.0.2): a crafted target made the plugin request a URL outside
-  // the configured base (reply-from now special-cases sources starting with `//`); the gateway forwards
-  // with reply-from, so `//` must be collapsed before. Also the URL-parser confusion class (O. Tsai, "A New
+  // the configured base (reply-from now special-cases sources starting with `//`); the gateway hands undici
+  // the configured origin and the path apart, and `//` is collapsed before. Also the URL-parser confusion class (O. Tsai, "A New
   // Era of SSRF", Black Hat 2017; url-parse CVE-2018-3774): in `origin + path`, a path like `//host` or
   // `@host` must never become the authority.
   await check(t, "//bystander/api/products", get(`//${EVIL}/api/products`), { status: 404, code: "ROUTE_NOT_FOUND" });
