@@ -45,6 +45,11 @@ export class SessionResolver {
     this.maxEntries = maxEntries;
   }
 
+  /** Sessions cached now (at most auth.sessionCacheMaxEntries). */
+  get size(): number {
+    return this.cache.size;
+  }
+
   /** The cache key never contains the credential itself. */
   static keyOf(headers: Record<string, string>): string {
     return createHash("sha256").update(JSON.stringify(headers)).digest("base64url");

@@ -116,6 +116,7 @@ export const ConfigSchema = Type.Object(
         sessionExpiresInSec: Type.Integer({ minimum: 60, default: 604800, description: "Session lifetime (sliding).", defaultText: "`604800` (7 days)" }),
         sessionUpdateAgeSec: Type.Integer({ minimum: 60, default: 86400, description: "A session's expiry is refreshed when the session is older than this." }),
         sessionCacheTtlMs: Type.Integer({ minimum: 0, maximum: 60000, default: 5000, description: "How long a verified session is reused in-process without asking the database. Published revocations (sign-out, session revocation, password change, admin changes; see [Security model](security.md#security-model)) reach every instance at once; this bounds the others. `0` disables the cache." }),
+        sessionCacheMaxEntries: Type.Integer({ minimum: 1, default: 50000, description: "Bound of the verified-session cache; when full, the oldest entry goes first." }),
         staleIfErrorMs: Type.Integer({
           minimum: 0,
           maximum: 3600000,
@@ -151,6 +152,7 @@ export const ConfigSchema = Type.Object(
         reloadOnSignal: Type.Boolean({ default: true, description: "`SIGHUP` makes `serve` re-read `policy.dir` and activate the configured (or newest) version if it is valid and its own tests pass; otherwise the running version keeps serving (see [Policy reload](operations.md#policy-reload)). With `false`, SIGHUP has Node's default effect (the process ends)." }),
         denialDetailsFor: Type.Array(Type.String({ pattern: "^[A-Za-z][A-Za-z0-9_-]{0,63}$" }), { default: [], description: "Roles whose `403` answers carry `error.details`: the endpoint id, the deciding rule id, the blocked fields and the version, for debugging a policy (e.g. `[admin]`). Empty by default: the details tell a caller which rule to work around, so ordinary callers never get them. Audit rows always record them; `gerbang policy explain` shows the whole reasoning.", typeText: "role names" }),
         activationCheckMs: Type.Integer({ minimum: 100, maximum: 600000, default: 5000, description: "How often each instance compares the version it serves with the one recorded as active (`gerbang policy activate`). Activations normally arrive over Redis within a second; this is the bound when a message was missed or Redis is down." }),
+        abilityCacheMaxEntries: Type.Integer({ minimum: 1, default: 1024, description: "Bound of the compiled abilities of the active version (one per distinct role set and per key scope set); when full, it is emptied and abilities are compiled again as requests need them." }),
       },
       { additionalProperties: false, default: {} },
     ),
@@ -164,6 +166,7 @@ export const ConfigSchema = Type.Object(
       {
         algorithm: Type.Union([Type.Literal("EdDSA"), Type.Literal("ES256")], { default: "EdDSA", description: "Signature algorithm of `x-gerbang-assertion`." }),
         ttlSec: Type.Integer({ minimum: 5, maximum: 60, default: 60, description: "Assertion lifetime in seconds." }),
+        cacheMaxEntries: Type.Integer({ minimum: 1, default: 50000, description: "Bound of the signed-assertion cache (one entry per principal, policy version and upstream; an assertion is reused for three quarters of its lifetime); when full, it is emptied." }),
         privateKeyFile: Type.Optional(Type.String({ description: "PKCS#8 PEM signing key. A configured file that is missing is an error.", defaultText: "generated into `<dataDir>/identity-<alg>.pem`" })),
       },
       { additionalProperties: false, default: {} },
@@ -204,6 +207,7 @@ export const ConfigSchema = Type.Object(
           { additionalProperties: false, default: {} },
         ),
         ipv6Prefix: Type.Integer({ minimum: 32, maximum: 128, default: 64, description: "IPv6 client addresses are counted per prefix of this length." }),
+        maxWindows: Type.Integer({ minimum: 1, default: 100000, description: "Bound of the rate-limit windows (one per bucket and window) this instance keeps in memory between Redis round trips; when full, ended windows go first, then the oldest." }),
       },
       { additionalProperties: false, default: {} },
     ),

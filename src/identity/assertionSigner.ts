@@ -35,6 +35,11 @@ export class AssertionSigner {
     this.maxEntries = maxEntries;
   }
 
+  /** Assertions cached now (at most identity.cacheMaxEntries). */
+  get size(): number {
+    return this.entries;
+  }
+
   get jwks(): { keys: object[] } {
     return { keys: [this.key.publicJwk] };
   }

@@ -29,6 +29,11 @@ export class AbilityCache {
     this.maxEntries = maxEntries;
   }
 
+  /** Abilities held now (at most policy.abilityCacheMaxEntries). */
+  get size(): number {
+    return this.compiled.size;
+  }
+
   /** Read by the metrics at scrape time: a miss is a compilation. */
   readonly stats = { hits: 0, misses: 0 };
 

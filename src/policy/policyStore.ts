@@ -12,9 +12,12 @@ interface Active {
  */
 export class PolicyStore {
   private active: Active;
+  private readonly maxAbilities: number | undefined;
 
-  constructor(policy: PolicySet) {
-    this.active = { policy, abilities: new AbilityCache(policy) };
+  /** `maxAbilities`: the bound of each version's ability cache (policy.abilityCacheMaxEntries). */
+  constructor(policy: PolicySet, maxAbilities?: number) {
+    this.maxAbilities = maxAbilities;
+    this.active = { policy, abilities: new AbilityCache(policy, maxAbilities) };
   }
 
   get current(): Readonly<Active> {
@@ -27,7 +30,7 @@ export class PolicyStore {
 
   /** Compiles the new version's abilities first, then swaps: a request sees the old snapshot or the new one. */
   activate(policy: PolicySet): void {
-    const abilities = new AbilityCache(policy);
+    const abilities = new AbilityCache(policy, this.maxAbilities);
     abilities.warmFrom(this.active.abilities);
     this.active = { policy, abilities };
   }

@@ -119,6 +119,11 @@ export class RateLimitCounters {
     this.sweep.unref();
   }
 
+  /** Windows held in memory now (at most rateLimit.maxWindows). */
+  get size(): number {
+    return this.windows.size;
+  }
+
   status(): CountersStatus {
     if (this.options.redis === null) return { redis: "none", decidedWithoutRedis: this.decidedWithoutRedis };
     if (!this.down) return { redis: "ok", decidedWithoutRedis: this.decidedWithoutRedis };

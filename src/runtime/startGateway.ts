@@ -62,7 +62,7 @@ export async function startGateway(config: GerbangConfig, options: { log?: (msg:
   const dataDir = resolve(config.dataDir);
 
   // Policies first: a gateway without a valid active version must not start at all.
-  const policies = new PolicyStore(loadActivePolicy(config));
+  const policies = new PolicyStore(loadActivePolicy(config), config.policy.abilityCacheMaxEntries);
   const reloader = new PolicyReloader(config, policies);
   if (!(config.apiKeys.selfServiceTier in config.rateLimit.tiers)) {
     throw new Error(`config apiKeys.selfServiceTier: ${config.apiKeys.selfServiceTier} is not a rateLimit tier (${Object.keys(config.rateLimit.tiers).join(", ")})`);
@@ -129,7 +129,7 @@ export async function startGateway(config: GerbangConfig, options: { log?: (msg:
 
   const { secret, generated } = resolveSecret(config.secret, dataDir);
   if (generated) log(`using the generated secret in ${dataDir}/secret; set GERBANG_SECRET when running more than one instance`);
-  const signer = new AssertionSigner(key, config.identity.ttlSec);
+  const signer = new AssertionSigner(key, config.identity.ttlSec, config.identity.cacheMaxEntries);
 
   let demo: DemoUpstream | null = null;
   let upstreams: UpstreamConfig[] = config.upstreams ?? [];
@@ -155,7 +155,7 @@ export async function startGateway(config: GerbangConfig, options: { log?: (msg:
   });
   // One stale-if-error model for sessions and keys; it trusts the cache only while revocations can reach it.
   const staleIfError = new StaleIfError({ boundMs: config.auth.staleIfErrorMs, channelConnected: () => bus.connected, log });
-  const sessions = new SessionResolver(auth, config.auth.sessionCacheTtlMs, staleIfError);
+  const sessions = new SessionResolver(auth, config.auth.sessionCacheTtlMs, staleIfError, config.auth.sessionCacheMaxEntries);
   const resolver = new HttpResolver({
     timeoutMs: config.resolver.timeoutMs,
     cacheTtlMs: config.resolver.cacheTtlMs,
@@ -177,7 +177,7 @@ export async function startGateway(config: GerbangConfig, options: { log?: (msg:
 
   const keyStore = new ApiKeyStore(db.prisma, { ...config.apiKeys, staleIfError, onFlushError: () => log("api keys: last-used write failed; kept for the next batch") });
   const bus = new InvalidationBus(redis, subscriber, config.redis.keyPrefix, log);
-  const rateLimitCounters = new RateLimitCounters({ redis, keyPrefix: `${config.redis.keyPrefix}rl:`, log });
+  const rateLimitCounters = new RateLimitCounters({ redis, keyPrefix: `${config.redis.keyPrefix}rl:`, log, maxWindows: config.rateLimit.maxWindows });
   bus.onInvalidate((message) => {
     if (message.kind === "policy") void sync.check();
     else if (message.kind === "key") keyStore.invalidateKey(message.id);

@@ -20,6 +20,8 @@ const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 /** e.g. BENCH_PATHS=apiKey,denied to measure only those (the references always run). */
 const ONLY = (process.env.BENCH_PATHS ?? "").split(",").filter((p) => p !== "");
+/** BENCH_SOAK_SECONDS=600: instead of the comparison, the gateway's paths in turn (10 s each) for that long, RSS sampled every 10 s. */
+const SOAK_SECONDS = Number(process.env.BENCH_SOAK_SECONDS ?? 0);
 const OUT = process.env.BENCH_OUT ?? fileURLToPath(new URL("../../docs/", import.meta.url));
 const here = (file: string): string => fileURLToPath(new URL(file, import.meta.url));
 /** e.g. BENCH_GATEWAY_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" profiles that process alone. */
@@ -114,6 +116,88 @@ const median = (values: number[]): number => {
   return sorted.length % 2 === 1 ? (sorted[mid] ?? 0) : ((sorted[mid - 1] ?? 0) + (sorted[mid] ?? 0)) / 2;
 };
 
+/** Resident set size of a process in MiB (Linux /proc). */
+function rssMiB(pid: number): number {
+  const line = readFileSync(`/proc/${pid}/status`, "utf8").split("\n").find((l) => l.startsWith("VmRSS:")) ?? "";
+  return Number(/(\d+)/.exec(line)?.[1] ?? 0) / 1024;
+}
+
+/** The memory soak: every path in turn at the bench's load; a flat RSS means every cache and queue is bounded. */
+async function soak(paths: Target[], gatewayPid: number, upstreamPid: number): Promise<void> {
+  const samples: Array<{ s: number; rssMiB: number }> = [];
+  const started = Date.now();
+  let errors = 0;
+  let requests = 0;
+  process.stdout.write(`soak: ${SOAK_SECONDS} s, ${CONNECTIONS} connections, paths in turn (10 s each), gateway RSS every 10 s\n`);
+  for (let i = 0; Date.now() - started < SOAK_SECONDS * 1000; i++) {
+    const target = paths[i % paths.length];
+    if (target === undefined) break;
+    const m = await measure(target, 10, upstreamPid);
+    errors += m.errors;
+    requests += Math.round(m.rps * 10);
+    const sample = { s: Math.round((Date.now() - started) / 1000), rssMiB: Math.round(rssMiB(gatewayPid) * 10) / 10 };
+    samples.push(sample);
+    process.stdout.write(`  ${String(sample.s).padStart(4)} s  ${target.name.padEnd(10)} ${String(Math.round(m.rps)).padStart(6)} req/s  RSS ${sample.rssMiB} MiB\n`);
+  }
+  const rss = samples.map((x) => x.rssMiB);
+  const summary = { date: new Date().toISOString(), seconds: SOAK_SECONDS, connections: CONNECTIONS, requests, errors, rssMiB: { first: rss[0] ?? 0, last: rss.at(-1) ?? 0, max: Math.max(...rss) }, samples };
+  process.stdout.write(`soak: ${requests} requests, ${errors} errors; RSS first ${summary.rssMiB.first} MiB, last ${summary.rssMiB.last} MiB, max ${summary.rssMiB.max} MiB\n`);
+  if (process.env.BENCH_OUT !== "none") writeFileSync(join(OUT, "soak-latest.json"), `${JSON.stringify(summary, null, 2)}\n`);
+  if (errors > 0) process.exitCode = 1;
+}
+
+/** The comparison: every target in interleaved rounds; prints the table and writes the result files. */
+async function compare(targets: Target[], upstreamPid: number, logLevel: string): Promise<void> {
+  process.stdout.write(`bench: ${CONNECTIONS} connections, ${ROUNDS} rounds of ${SECONDS} s per target, interleaved; warming up\n`);
+  // A Node process idle for a while runs slower at first (V8's memory reducer): every target is warmed.
+  for (const t of targets) await measure(t, 2, upstreamPid);
+  const runs = new Map<string, Measured[]>(targets.map((t) => [t.name, []]));
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const t of targets) runs.get(t.name)?.push(await measure(t, SECONDS, upstreamPid));
+  }
+
+  const of = (name: string): Measured[] => runs.get(name) ?? [];
+  const ratioTo = (name: string, reference: string): number => median(of(name).map((m, i) => m.rps / (of(reference)[i]?.rps ?? Infinity)));
+  const results = targets.map((t) => {
+    const m = of(t.name);
+    const cpu = (k: keyof Measured["cpuUs"]): number => Math.round(median(m.map((r) => r.cpuUs[k])));
+    return {
+      name: t.name,
+      kind: t.kind,
+      rps: Math.round(median(m.map((r) => r.rps))),
+      p50Ms: median(m.map((r) => r.p50)),
+      p99Ms: median(m.map((r) => r.p99)),
+      errors: m.reduce((s, r) => s + r.errors, 0),
+      vsReplyFrom: Number(ratioTo(t.name, "bare reply-from proxy").toFixed(3)),
+      vsUndici: Number(ratioTo(t.name, "bare undici proxy").toFixed(3)),
+      cpuUsPerRequest: { proxy: cpu("proxy"), upstream: cpu("upstream"), postgres: cpu("postgres"), redis: cpu("redis"), loadGenerator: cpu("loadGenerator") },
+    };
+  });
+  const machine = `${cpus().length} × ${cpus()[0]?.model.trim() ?? "cpu"}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}`;
+  const report = {
+    date: new Date().toISOString(),
+    machine,
+    settings: { connections: CONNECTIONS, seconds: SECONDS, rounds: ROUNDS, gatewayNodeArgs: nodeArgsOf("BENCH_GATEWAY_NODE_ARGS"), logLevel: logLevel, gatewayConfigOverride: process.env.BENCH_GATEWAY_CONFIG ?? null },
+    results,
+  };
+  const md = [
+    `Measured ${report.date.slice(0, 10)} on ${machine}; ${CONNECTIONS} connections, ${ROUNDS} interleaved rounds of ${SECONDS} s per target (medians), audit on, access log at \`${logLevel}\`.`,
+    "Load generator, upstream, proxies, PostgreSQL and Redis share the machine's cores.",
+    "",
+    "| target | req/s | × reply-from | × undici | p50 ms | p99 ms | CPU µs/req proxy | upstream | PostgreSQL | Redis | load gen. | errors |",
+    "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ...results.map((r) => `| ${r.name} | ${r.rps} | ${r.vsReplyFrom.toFixed(2)} | ${r.vsUndici.toFixed(2)} | ${r.p50Ms} | ${r.p99Ms} | ${r.cpuUsPerRequest.proxy} | ${r.cpuUsPerRequest.upstream} | ${r.cpuUsPerRequest.postgres} | ${r.cpuUsPerRequest.redis} | ${r.cpuUsPerRequest.loadGenerator} | ${r.errors} |`),
+    "",
+  ].join("\n");
+  process.stdout.write(`\n${md}\n`);
+  if (process.env.BENCH_OUT !== "none") {
+    writeFileSync(join(OUT, "benchmark-latest.json"), `${JSON.stringify(report, null, 2)}\n`);
+    writeFileSync(join(OUT, "benchmark-latest.md"), `# Latest benchmark\n\nWritten by \`npm run bench\` (test/bench/proxyBench.ts); what it measures: [Benchmark](benchmark.md).\n\n${md}`);
+    process.stdout.write(`written: ${join(OUT, "benchmark-latest.json")}, ${join(OUT, "benchmark-latest.md")}\n`);
+  }
+  if (results.some((r) => r.errors > 0)) process.exitCode = 1;
+}
+
 const cleanups: Array<() => Promise<unknown> | unknown> = [];
 try {
   const dir = mkdtempSync(join(tmpdir(), "gerbang-bench-"));
@@ -156,7 +240,7 @@ try {
   writeFileSync(configFile, stringify(gatewayConfig));
   const env = { DATABASE_URL: "", REDIS_URL: "", PORT: "", GERBANG_SECRET: "" };
   const gatewayBase = `http://127.0.0.1:${gatewayPort}`;
-  const gateway = await startGerbang(["serve", "--config", configFile], { env, nodeArgs: nodeArgsOf("BENCH_GATEWAY_NODE_ARGS"), readyUrl: `${gatewayBase}/readyz` });
+  const gateway = await startGerbang(["serve", "--config", configFile], { env, nodeArgs: nodeArgsOf("BENCH_GATEWAY_NODE_ARGS"), readyUrl: `${gatewayBase}/readyz`, keepOutput: 1_000_000 });
   cleanups.push(() => gateway.stop());
   const gerbang = async (...args: string[]): Promise<string> => {
     const run = await runGerbang([...args, "--config", configFile], env);
@@ -196,54 +280,8 @@ try {
     if (Math.floor(check.status / 100) !== t.expect) throw new Error(`${t.name}: ${t.url} answered ${check.status}: ${await check.text()}`);
   }
 
-  process.stdout.write(`bench: ${CONNECTIONS} connections, ${ROUNDS} rounds of ${SECONDS} s per target, interleaved; warming up\n`);
-  // A Node process idle for a while runs slower at first (V8's memory reducer): every target is warmed.
-  for (const t of targets) await measure(t, 2, upstream.pid ?? 0);
-  const runs = new Map<string, Measured[]>(targets.map((t) => [t.name, []]));
-  for (let round = 0; round < ROUNDS; round++) {
-    for (const t of targets) runs.get(t.name)?.push(await measure(t, SECONDS, upstream.pid ?? 0));
-  }
-
-  const of = (name: string): Measured[] => runs.get(name) ?? [];
-  const ratioTo = (name: string, reference: string): number => median(of(name).map((m, i) => m.rps / (of(reference)[i]?.rps ?? Infinity)));
-  const results = targets.map((t) => {
-    const m = of(t.name);
-    const cpu = (k: keyof Measured["cpuUs"]): number => Math.round(median(m.map((r) => r.cpuUs[k])));
-    return {
-      name: t.name,
-      kind: t.kind,
-      rps: Math.round(median(m.map((r) => r.rps))),
-      p50Ms: median(m.map((r) => r.p50)),
-      p99Ms: median(m.map((r) => r.p99)),
-      errors: m.reduce((s, r) => s + r.errors, 0),
-      vsReplyFrom: Number(ratioTo(t.name, "bare reply-from proxy").toFixed(3)),
-      vsUndici: Number(ratioTo(t.name, "bare undici proxy").toFixed(3)),
-      cpuUsPerRequest: { proxy: cpu("proxy"), upstream: cpu("upstream"), postgres: cpu("postgres"), redis: cpu("redis"), loadGenerator: cpu("loadGenerator") },
-    };
-  });
-  const machine = `${cpus().length} × ${cpus()[0]?.model.trim() ?? "cpu"}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}`;
-  const report = {
-    date: new Date().toISOString(),
-    machine,
-    settings: { connections: CONNECTIONS, seconds: SECONDS, rounds: ROUNDS, gatewayNodeArgs: nodeArgsOf("BENCH_GATEWAY_NODE_ARGS"), logLevel: gatewayConfig.logLevel, gatewayConfigOverride: process.env.BENCH_GATEWAY_CONFIG ?? null },
-    results,
-  };
-  const md = [
-    `Measured ${report.date.slice(0, 10)} on ${machine}; ${CONNECTIONS} connections, ${ROUNDS} interleaved rounds of ${SECONDS} s per target (medians), audit on, access log at \`${gatewayConfig.logLevel}\`.`,
-    "Load generator, upstream, proxies, PostgreSQL and Redis share the machine's cores.",
-    "",
-    "| target | req/s | × reply-from | × undici | p50 ms | p99 ms | CPU µs/req proxy | upstream | PostgreSQL | Redis | load gen. | errors |",
-    "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ...results.map((r) => `| ${r.name} | ${r.rps} | ${r.vsReplyFrom.toFixed(2)} | ${r.vsUndici.toFixed(2)} | ${r.p50Ms} | ${r.p99Ms} | ${r.cpuUsPerRequest.proxy} | ${r.cpuUsPerRequest.upstream} | ${r.cpuUsPerRequest.postgres} | ${r.cpuUsPerRequest.redis} | ${r.cpuUsPerRequest.loadGenerator} | ${r.errors} |`),
-    "",
-  ].join("\n");
-  process.stdout.write(`\n${md}\n`);
-  if (process.env.BENCH_OUT !== "none") {
-    writeFileSync(join(OUT, "benchmark-latest.json"), `${JSON.stringify(report, null, 2)}\n`);
-    writeFileSync(join(OUT, "benchmark-latest.md"), `# Latest benchmark\n\nWritten by \`npm run bench\` (test/bench/proxyBench.ts); what it measures: [Benchmark](benchmark.md).\n\n${md}`);
-    process.stdout.write(`written: ${join(OUT, "benchmark-latest.json")}, ${join(OUT, "benchmark-latest.md")}\n`);
-  }
-  if (results.some((r) => r.errors > 0)) process.exitCode = 1;
+  if (SOAK_SECONDS > 0) await soak(paths, gatewayPid, upstream.pid ?? 0);
+  else await compare(targets, upstream.pid ?? 0, gatewayConfig.logLevel);
 } finally {
   for (const fn of cleanups.reverse()) await Promise.resolve(fn()).catch(() => undefined);
 }

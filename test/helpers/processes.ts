@@ -25,15 +25,24 @@ export interface RunningProcess {
 }
 
 /** Runs `gerbang <args>` as a real process and waits until `readyUrl` answers 200. */
-export async function startGerbang(args: string[], options: { env?: NodeJS.ProcessEnv; readyUrl: string; timeoutMs?: number; nodeArgs?: string[]; cwd?: string }): Promise<RunningProcess> {
+export async function startGerbang(
+  args: string[],
+  /** `keepOutput`: how many characters of output to keep, the latest (default all; a long bench logs gigabytes). */
+  options: { env?: NodeJS.ProcessEnv; readyUrl: string; timeoutMs?: number; nodeArgs?: string[]; cwd?: string; keepOutput?: number },
+): Promise<RunningProcess> {
   const child = spawn(process.execPath, [...(options.nodeArgs ?? []), GERBANG_BIN, ...args], {
     env: { ...process.env, ...options.env },
     ...(options.cwd === undefined ? {} : { cwd: options.cwd }),
     stdio: ["ignore", "pipe", "pipe"],
   });
   let output = "";
-  child.stdout?.on("data", (d: Buffer) => (output += d.toString()));
-  child.stderr?.on("data", (d: Buffer) => (output += d.toString()));
+  const keep = options.keepOutput ?? Infinity;
+  const append = (d: Buffer): void => {
+    output += d.toString();
+    if (output.length > 2 * keep) output = output.slice(-keep);
+  };
+  child.stdout?.on("data", append);
+  child.stderr?.on("data", append);
   const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
   const stop = async (): Promise<number | null> => {
     if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;

@@ -53,6 +53,17 @@ t.test("bearer: only a signed Bearer token of the right shape is looked up", asy
   t.match(await bearer.authenticate(`Bearer ${token.slice(0, -2)}xx`), { kind: "rejected" }, "a tampered signature");
 });
 
+t.test("the session cache holds at most auth.sessionCacheMaxEntries sessions, and serves beyond them", async (t) => {
+  const bounded = new SessionResolver(auth, 60_000, null, 2);
+  const bearer = bearerAuthenticator(bounded);
+  for (let i = 0; i < 5; i++) {
+    const session = await auth.api.signInEmail({ body: { email: "ana@example.test", password: "ana-password-123" }, returnHeaders: true });
+    t.match(await bearer.authenticate(`Bearer ${session.headers.get("set-auth-token") ?? ""}`), { kind: "authenticated", principal: { userId } }, `session ${i + 1} is served`);
+    t.ok(bounded.size <= 2, `${bounded.size} sessions cached`);
+  }
+  t.equal(bounded.size, 2, "the bound is reached, not exceeded");
+});
+
 t.test("session cookie: the exact cookie name, once", async (t) => {
   const byCookie = sessionCookieAuthenticator(resolver);
   t.equal(byCookie.name, "session-cookie");
