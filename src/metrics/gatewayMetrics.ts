@@ -23,12 +23,17 @@ const BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5
  * Labels are bounded: endpoint ids, upstream names, decision reasons, statuses and bucket names, never
  * raw paths or user ids.
  */
+/** Bound of the pre-bound label children (far above endpoints × decisions × reasons × statuses in practice). */
+const MAX_BOUND_CHILDREN = 10_000;
+
 export class GatewayMetrics {
   readonly registry = new Registry();
   private readonly requests: Counter<"endpoint" | "decision" | "reason" | "status">;
   private readonly gatewayDuration: Histogram<"endpoint">;
   private readonly upstreamDuration: Histogram<"upstream">;
   private readonly rateLimited: Counter<"bucket">;
+  private readonly children = new Map<string, { requests: Counter.Internal; gateway: Histogram.Internal<"endpoint"> }>();
+  private readonly upstreamChildren = new Map<string, Histogram.Internal<"upstream">>();
 
   constructor(sources: MetricSources = {}) {
     const registers = [this.registry];
@@ -86,11 +91,29 @@ export class GatewayMetrics {
     collectDefaultMetrics({ register: this.registry, prefix: "gerbang_" });
   }
 
-  /** One request, when its response has gone (onResponse): a few map lookups, no allocation beyond the labels. */
+  /**
+   * One request, when its response has gone (onResponse). The label children are bound once per
+   * label tuple and found again by one string key: prom-client would otherwise hash a labels object
+   * per call. Label values are bounded (endpoint ids, reasons, statuses), and so is this map.
+   */
   observe(endpoint: string, decision: string, reason: string, status: number, totalSeconds: number, upstream: { name: string; seconds: number } | null): void {
-    this.requests.inc({ endpoint, decision, reason, status: String(status) });
-    this.gatewayDuration.observe({ endpoint }, upstream === null ? totalSeconds : Math.max(0, totalSeconds - upstream.seconds));
-    if (upstream !== null) this.upstreamDuration.observe({ upstream: upstream.name }, upstream.seconds);
+    const key = `${endpoint}\u0000${decision}\u0000${reason}\u0000${status}`;
+    let bound = this.children.get(key);
+    if (bound === undefined) {
+      if (this.children.size >= MAX_BOUND_CHILDREN) this.children.clear();
+      bound = { requests: this.requests.labels({ endpoint, decision, reason, status: String(status) }), gateway: this.gatewayDuration.labels({ endpoint }) };
+      this.children.set(key, bound);
+    }
+    bound.requests.inc();
+    bound.gateway.observe(upstream === null ? totalSeconds : Math.max(0, totalSeconds - upstream.seconds));
+    if (upstream !== null) {
+      let child = this.upstreamChildren.get(upstream.name);
+      if (child === undefined) {
+        child = this.upstreamDuration.labels({ upstream: upstream.name });
+        this.upstreamChildren.set(upstream.name, child);
+      }
+      child.observe(upstream.seconds);
+    }
     if (status === 429) this.rateLimited.inc({ bucket: reason });
   }
 }

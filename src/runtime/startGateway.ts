@@ -292,10 +292,6 @@ export async function startGateway(config: GerbangConfig, options: { log?: (msg:
     }
   };
 
-  // Demo users have published passwords: only the demo (no config file) creates them unless asked.
-  const seedUsers = config.demo.seedUsers ?? config.demo.upstream;
-  if (seedUsers) await seedDemo(auth, db, demo);
-
   // A reload activates the configured (or newest) version here and records it, so the others follow.
   const reloadPolicy = (): Promise<ReloadOutcome> =>
     sync.exclusive(async () => {
@@ -344,5 +340,10 @@ export async function startGateway(config: GerbangConfig, options: { log?: (msg:
   };
   const operator: OperatorServices = { config, prisma: db.prisma, auth: async () => auth, keys: keyService, activations, bus, reloadPolicy, ...(audit === null ? {} : { audit }) };
   operatorServices = operator;
+  // Demo users have published passwords: only the demo (no config file) creates them unless asked.
+  // Seeded last, once the admin API can serve: a client that signs in as the first seeded user must
+  // not find the gateway's operations still missing (503) while the others are being created.
+  const seedUsers = config.demo.seedUsers ?? config.demo.upstream;
+  if (seedUsers) await seedDemo(auth, db, demo);
   return { app, url, db, auth, demo, reloadPolicy, operator, close };
 }
