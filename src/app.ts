@@ -178,7 +178,14 @@ export async function buildApp(ctx: GatewayContext): Promise<FastifyInstance> {
     closing = true;
   });
   // Last, after every other onClose hook has logged what it did.
-  if (logDestination !== null) app.addHook("onClose", (_app, done) => setImmediate(() => (logDestination.close(), done())));
+  if (logDestination !== null) {
+    app.addHook("onClose", (_app, done) => {
+      setImmediate(() => {
+        logDestination.close();
+        done();
+      });
+    });
+  }
   // Hooks without I/O are callback-style: an async hook costs a promise and a microtask per request.
   app.addHook("onRequest", (request, reply, done) => {
     try {

@@ -1,4 +1,4 @@
-import { createHash } from "node:crypto";
+import { hash } from "node:crypto";
 import type { Auth } from "./createAuth.ts";
 import { rolesFromField, type Principal } from "./principal.ts";
 import type { AuthnResult } from "./authenticators/authenticator.ts";
@@ -52,7 +52,7 @@ export class SessionResolver {
 
   /** The cache key never contains the credential itself. */
   static keyOf(headers: Record<string, string>): string {
-    return createHash("sha256").update(JSON.stringify(headers)).digest("base64url");
+    return hash("sha256", JSON.stringify(headers), "base64url");
   }
 
   /**
@@ -67,7 +67,7 @@ export class SessionResolver {
     } catch {
       // not encoded
     }
-    return createHash("sha256").update(decoded.split(".")[0] ?? "").digest("base64url");
+    return hash("sha256", decoded.split(".")[0] ?? "", "base64url");
   }
 
   /** Read by the metrics at scrape time. */

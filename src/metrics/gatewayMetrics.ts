@@ -18,14 +18,14 @@ const CIRCUIT_VALUE = { closed: 0, "half-open": 1, open: 2 } as const;
 // Seconds; the gateway's own work is usually sub-millisecond, the upstream's tens of milliseconds.
 const BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
+/** Bound of the pre-bound label children (far above endpoints × decisions × reasons × statuses in practice). */
+const MAX_BOUND_CHILDREN = 10_000;
+
 /**
  * The gateway's Prometheus series, one registry per gateway (tests build several in one process).
  * Labels are bounded: endpoint ids, upstream names, decision reasons, statuses and bucket names, never
  * raw paths or user ids.
  */
-/** Bound of the pre-bound label children (far above endpoints × decisions × reasons × statuses in practice). */
-const MAX_BOUND_CHILDREN = 10_000;
-
 export class GatewayMetrics {
   readonly registry = new Registry();
   private readonly requests: Counter<"endpoint" | "decision" | "reason" | "status">;

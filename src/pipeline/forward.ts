@@ -1,6 +1,7 @@
 import type { FastifyReply, FastifyRequest } from "fastify";
 import type { Dispatcher } from "undici";
 import type { IncomingHttpHeaders } from "node:http";
+import type { Readable } from "node:stream";
 import { GerbangError } from "../errors/catalogue.ts";
 import type { AssertionSigner } from "../identity/assertionSigner.ts";
 import { upstreamHeaders } from "./upstreamHeaders.ts";
@@ -22,7 +23,7 @@ export function isUpstreamBodyError(error: unknown): boolean {
  * Drops an upstream answer's body unread. undici's body emits an error (RequestAbortedError) when
  * destroyed before its end: with no listener, that error would take the process down.
  */
-function discard(stream: NodeJS.ReadableStream & { destroy(): void }): void {
+function discard(stream: Readable): void {
   stream.on("error", () => undefined);
   stream.destroy();
 }
@@ -78,12 +79,8 @@ export function createForward(options: ForwardOptions): (request: FastifyRequest
     });
     // The bytes as received (the proxy's content parser buffers, never parses); undici frames them.
     const body = request.body instanceof Buffer && request.body.length > 0 ? request.body : null;
-    const refuse = (error: unknown): void => {
-      request.log.warn({ upstream: upstream.name, err: { message: messageOf(error) } }, "upstream answer refused");
-      if (!reply.sent) sendError(request, reply, new GerbangError("UPSTREAM_UNREACHABLE", { reason: "INVALID_UPSTREAM_RESPONSE" }));
-    };
     dispatched = true;
-    request.gerbang.upstreamSentAt = process.hrtime.bigint();
+    const sentAt = process.hrtime.bigint();
     let answer: Dispatcher.ResponseData;
     try {
       answer = await dispatcher.request({
@@ -102,8 +99,7 @@ export function createForward(options: ForwardOptions): (request: FastifyRequest
       if (!reply.sent) sendError(request, reply, new GerbangError(code === "UND_ERR_HEADERS_TIMEOUT" ? "UPSTREAM_TIMEOUT" : "UPSTREAM_UNREACHABLE"));
       return reply;
     }
-    const sent = request.gerbang.upstreamSentAt;
-    request.gerbang.upstreamSeconds = Number(process.hrtime.bigint() - sent) / 1e9;
+    request.gerbang.upstreamSeconds = Number(process.hrtime.bigint() - sentAt) / 1e9;
     const { statusCode, body: stream } = answer;
     // The upstream's headers are applied only once its answer is known to be passed on, so a 502 of
     // the gateway never goes out with them (a Content-Encoding, a Set-Cookie).
@@ -116,7 +112,8 @@ export function createForward(options: ForwardOptions): (request: FastifyRequest
     } catch (error) {
       settle("failure");
       discard(stream);
-      refuse(error);
+      request.log.warn({ upstream: upstream.name, err: { message: messageOf(error) } }, "upstream answer refused");
+      if (!reply.sent) sendError(request, reply, new GerbangError("UPSTREAM_UNREACHABLE", { reason: "INVALID_UPSTREAM_RESPONSE" }));
       return reply;
     }
     // Not request.raw.destroyed: a request whose body was read is destroyed (autoDestroy) with its client still there.
