@@ -19,4 +19,9 @@ export function auditAbilityFor(principal: Principal, viewAllRoles: readonly str
   return build();
 }
 
-export const visibleEvents = (ability: AuditAbility): Prisma.AuditEventWhereInput => accessibleBy(ability, "read").ofType("AuditEvent");
+/**
+ * "No rule" is written `{ id: { in: [] } }`, not accessibleBy's `{ OR: [] }`: Prisma 7 reads a nested
+ * empty OR as no condition, and searchAudit nests this filter in an AND.
+ */
+export const visibleEvents = (ability: AuditAbility): Prisma.AuditEventWhereInput =>
+  ability.can("read", "AuditEvent") ? accessibleBy(ability, "read").ofType("AuditEvent") : { id: { in: [] } };

@@ -19,6 +19,11 @@ export function keyAbilityFor(principal: Principal): KeyAbility {
   return build();
 }
 
+/**
+ * "No rule" is written `{ id: { in: [] } }`, not accessibleBy's `{ OR: [] }`: Prisma 7 reads a nested
+ * empty OR as no condition, and the listing nests this filter in an AND.
+ */
 export function accessibleKeys(ability: KeyAbility, action: KeyAction): Prisma.ApikeyWhereInput {
+  if (!ability.can(action, "Apikey")) return { id: { in: [] } };
   return accessibleBy(ability, action).ofType("Apikey");
 }

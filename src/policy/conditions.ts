@@ -15,6 +15,11 @@ export type Conditions = Record<string, unknown>;
 
 const PLACEHOLDER = /^\$\{principal\.([A-Za-z][A-Za-z0-9_]*)\}$/;
 const SCALAR_OPERATORS = new Set(["$eq", "$ne", "$gt", "$gte", "$lt", "$lte"]);
+export const ORDERING_OPERATORS: ReadonlySet<string> = new Set(["$gt", "$gte", "$lt", "$lte"]);
+// Why these are refused: each would make the gateway's check and a database filter of the same rule
+// (gerbang/upstream's prismaWhere, @casl/prisma accessibleBy) select different records.
+export const STRING_ORDERING_REFUSED = "strings cannot be ordered in a condition: the gateway orders them by code unit, PostgreSQL by collation, so a data filter would disagree with the check";
+const EXISTS_REFUSED = "$exists is refused: a database filter cannot tell an absent attribute from null (write null, or { $ne: null })";
 const LIST_OPERATORS = new Set(["$in", "$nin"]);
 
 /** Returns problems as [path, message] pairs; empty when the conditions are supported. */
@@ -52,12 +57,14 @@ export function validateConditions(conditions: unknown, principalAttributes: rea
     }
     for (const [op, operand] of Object.entries(spec)) {
       const opPath = `${path}/${op}`;
-      if (SCALAR_OPERATORS.has(op)) checkValue(operand, opPath);
-      else if (LIST_OPERATORS.has(op)) {
+      if (SCALAR_OPERATORS.has(op)) {
+        checkValue(operand, opPath);
+        if (ORDERING_OPERATORS.has(op) && typeof operand === "string" && !isPlaceholder(operand)) problems.push([opPath, STRING_ORDERING_REFUSED]);
+      } else if (LIST_OPERATORS.has(op)) {
         if (!Array.isArray(operand)) problems.push([opPath, `${op} takes a list`]);
         else operand.forEach((v, i) => checkValue(v, `${opPath}/${i}`));
       } else if (op === "$exists") {
-        if (typeof operand !== "boolean") problems.push([opPath, "$exists takes true or false"]);
+        problems.push([opPath, typeof operand === "boolean" ? EXISTS_REFUSED : "$exists takes true or false"]);
       } else problems.push([opPath, `operator ${op} is not supported`]);
     }
   }

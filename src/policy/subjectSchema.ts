@@ -1,5 +1,5 @@
 import { nearMiss, type SubjectSpec } from "./schema.ts";
-import { isPlaceholder } from "./conditions.ts";
+import { isPlaceholder, ORDERING_OPERATORS, STRING_ORDERING_REFUSED } from "./conditions.ts";
 import type { RawPolicyRule } from "./policySet.ts";
 import type { EndpointSpec } from "./schema.ts";
 
@@ -49,6 +49,8 @@ export function ruleSubjectProblems(subjects: Subjects, rule: RawPolicyRule, pat
       for (const value of literals(condition)) {
         if (!fits(value, type)) problems.push([at, `${spec.name}.${top} is a ${type}; ${JSON.stringify(value)} can never be equal to one`]);
       }
+      const ordered = typeof condition === "object" && condition !== null && Object.keys(condition).some((op) => ORDERING_OPERATORS.has(op));
+      if (ordered && type !== "number") problems.push([at, `${spec.name}.${top} is a ${type}; ${STRING_ORDERING_REFUSED}`]);
     }
   }
   return problems;

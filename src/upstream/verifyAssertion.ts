@@ -1,12 +1,14 @@
 // Verifies the `x-gerbang-assertion` JWT that the gateway attaches to every forwarded request.
 // Upstream services import this instead of trusting the plain `x-gerbang-*` headers, which
 // anyone able to reach the service directly could forge.
-import { createMongoAbility, mongoQueryMatcher } from "@casl/ability";
-import type { MongoAbility, MongoQuery, RawRuleOf } from "@casl/ability";
+import { createMongoAbility } from "@casl/ability";
+import type { MongoAbility, RawRuleOf } from "@casl/ability";
 import { unpackRules } from "@casl/ability/extra";
 import type { PackRule } from "@casl/ability/extra";
 import { createRemoteJWKSet, errors, jwtVerify } from "jose";
 import type { JWTPayload } from "jose";
+import { conditionsFilter, filterFor, matchesFilter, toPrismaWhere } from "./dataFilter.ts";
+import type { DataFilter, PrismaWhere, PrismaWhereOptions } from "./dataFilter.ts";
 
 export type AuthKind = "session" | "api-key" | "anonymous";
 
@@ -33,6 +35,13 @@ export interface VerifiedIdentity {
   ownerAbility: MongoAbility;
   /** The key's scopes as an ability; null unless `authMethod` is "api-key". */
   scopeAbility: MongoAbility | null;
+  /**
+   * The records of `subjectType` the caller may `action`, as a plain filter tree (`true`: all,
+   * `false`: none); owner ∩ scopes for an API key. Throws FilterError for what has no filter.
+   */
+  filter(action: string, subjectType: string): DataFilter;
+  /** The same as a Prisma `where`: `prisma.order.findMany({ where: identity.prismaWhere("read", "Order") })`. */
+  prismaWhere(action: string, subjectType: string, options?: PrismaWhereOptions): PrismaWhere;
   /** The API key's id, or null. */
   key: string | null;
   /** The API key's scopes; empty unless `authMethod` is "api-key". */
@@ -175,6 +184,8 @@ function identityFromClaims(payload: JWTPayload, toleranceSec: number): Verified
   }
   const scope = scopeAbility;
   const can = (...args: Parameters<MongoAbility["can"]>): boolean => ownerAbility.can(...args) && (scope === null || scope.can(...args));
+  const abilities = scope === null ? [ownerAbility] : [ownerAbility, scope];
+  const filter = (action: string, subjectType: string): DataFilter => filterFor(abilities, action, subjectType);
 
   return {
     subject: sub,
@@ -186,6 +197,8 @@ function identityFromClaims(payload: JWTPayload, toleranceSec: number): Verified
     ability: { can, cannot: (...args) => !can(...args) },
     ownerAbility,
     scopeAbility,
+    filter,
+    prismaWhere: (action, subjectType, prismaOptions) => toPrismaWhere(filter(action, subjectType), prismaOptions),
     key,
     scopes,
     expiresAt: new Date(exp * 1000),
@@ -197,7 +210,9 @@ function abilityFromPackedRules(rules: unknown, claim: "rules" | "scopeRules"): 
   const packed = rules.map((rule, index) => checkPackedRule(rule, index, claim));
   let ability: MongoAbility;
   try {
-    ability = createMongoAbility(unpackRules(packed));
+    // The gateway's condition semantics, not CASL's default Mongo ones: `can()` here, the gateway's
+    // decision and `filter()` in a database must agree (missing vs null, `$ne`, types never coerced).
+    ability = createMongoAbility(unpackRules(packed), { conditionsMatcher: conditionsMatcher as never });
   } catch (error) {
     throw new AssertionError("ASSERTION_CLAIMS_INVALID", `"${claim}" rejected by CASL: ${errorMessage(error)}`, { cause: error });
   }
@@ -213,11 +228,11 @@ function checkPackedRule(rule: unknown, index: number, claim: string): PackedRul
   if (typeof subject !== "string" || subject === "") throw bad("subject must be a non-empty string");
   if (conditions !== undefined && conditions !== 0) {
     if (!isPlainObject(conditions)) throw bad("conditions must be an object or 0");
-    // CASL compiles conditions lazily on the first `can()`; compiling here turns a malformed
-    // operator (e.g. `$in` with a non-array) into a verification failure instead of an
-    // exception thrown later from inside an upstream handler.
+    // CASL compiles conditions lazily on the first `can()`; compiling here turns a malformed or
+    // unknown operator (e.g. `$in` with a non-array, `$regex`) into a verification failure instead of
+    // an exception thrown later from inside an upstream handler.
     try {
-      mongoQueryMatcher(conditions as MongoQuery);
+      conditionsFilter(conditions);
     } catch (error) {
       throw bad(`invalid conditions: ${errorMessage(error)}`);
     }
@@ -228,6 +243,11 @@ function checkPackedRule(rule: unknown, index: number, claim: string): PackedRul
   }
   if (reason !== undefined && typeof reason !== "string") throw bad("reason must be a string");
   return rule as PackedRule;
+}
+
+function conditionsMatcher(conditions: Record<string, unknown>): (object: Record<string, unknown>) => boolean {
+  const compiled = conditionsFilter(conditions);
+  return (object) => matchesFilter(compiled, object);
 }
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {

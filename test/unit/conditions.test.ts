@@ -102,7 +102,10 @@ t.test("several fields must all hold; nested paths read own properties only", as
 
 t.test("validateConditions names each problem with its path", async (t) => {
   const known = ["id", "region"];
-  t.same(validateConditions({ status: "paid", qty: { $gt: 1, $lte: 9 }, r: { $in: ["a", "${principal.region}"] }, d: { $exists: true }, n: null, b: false }, known, "/rules/0/conditions"), [], "every supported form");
+  t.same(validateConditions({ status: "paid", qty: { $gt: 1, $lte: 9 }, r: { $in: ["a", "${principal.region}"] }, n: null, b: false }, known, "/rules/0/conditions"), [], "every supported form");
+  t.match(validateConditions({ d: { $exists: true } }, known, "/c"), [["/c/d/$exists", /cannot tell an absent attribute from null/]], "$exists: a database filter could not agree");
+  t.match(validateConditions({ code: { $gt: "b" } }, known, "/c"), [["/c/code/$gt", /strings cannot be ordered/]], "string ordering: code units vs collation");
+  t.same(validateConditions({ level: { $lte: "${principal.region}" } }, known, "/c"), [], "a placeholder bound is checked against the subject's declared type");
   t.same(validateConditions("x", known, "/c"), [["/c", "conditions must be a mapping of field to value"]]);
   t.same(validateConditions(null, known, "/c"), [["/c", "conditions must be a mapping of field to value"]]);
   t.same(validateConditions([], known, "/c"), [["/c", "conditions must be a mapping of field to value"]]);
