@@ -4,7 +4,9 @@
 import Fastify from "fastify";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { createAssertionVerifier } from "../upstream/verifyAssertion.ts";
+import { matchesFilter } from "../upstream/dataFilter.ts";
 import type { VerifiedIdentity } from "../upstream/verifyAssertion.ts";
+import type { JSONWebKeySet } from "jose";
 
 export interface Shop {
   id: string;
@@ -60,6 +62,8 @@ export interface DemoUpstreamOptions {
   port?: number;
   /** When set, every /api/* request must carry a valid `x-gerbang-assertion`. */
   jwksUrl?: string;
+  /** The gateway's key set itself (the gateway's in-process demo); same effect as `jwksUrl`. */
+  jwks?: JSONWebKeySet;
   /** Expected assertion audience; defaults to "marketplace". */
   audience?: string;
   logger?: boolean;
@@ -100,10 +104,13 @@ interface Store {
 export async function startDemoUpstream(options: DemoUpstreamOptions = {}): Promise<DemoUpstream> {
   const store: Store = { shops: new Map(), products: new Map(), orders: new Map(), inventory: new Map(), counters: new Map() };
   const received: ReceivedRequest[] = [];
+  const audience = options.audience ?? "marketplace";
   const verify =
-    options.jwksUrl === undefined
-      ? undefined
-      : createAssertionVerifier({ jwksUrl: options.jwksUrl, audience: options.audience ?? "marketplace" });
+    options.jwks !== undefined
+      ? createAssertionVerifier({ jwks: options.jwks, audience })
+      : options.jwksUrl === undefined
+        ? undefined
+        : createAssertionVerifier({ jwksUrl: options.jwksUrl, audience });
 
   const app = Fastify({ logger: options.logger ?? false });
   registerBodyParsers(app);
@@ -172,6 +179,9 @@ function registerRecording(app: FastifyInstance, received: ReceivedRequest[]): v
   });
 }
 
+// The verified identity of each /api request, for the list endpoints that filter by its rules.
+const identities = new WeakMap<FastifyRequest, VerifiedIdentity>();
+
 function registerAssertionGate(app: FastifyInstance, verify: (token: string) => Promise<VerifiedIdentity>): void {
   app.addHook("preHandler", async (req, reply) => {
     if (!isApiRequest(req)) return;
@@ -189,6 +199,7 @@ function registerAssertionGate(app: FastifyInstance, verify: (token: string) => 
     if (identity.subject !== (echoed.user ?? "anonymous") || !sameRoles(identity.roles, echoed.roles)) {
       return rejectAssertion(req, reply, "ASSERTION_HEADER_MISMATCH");
     }
+    identities.set(req, identity);
     return undefined;
   });
 }
@@ -237,6 +248,22 @@ function resourceAttributes(store: Store, subject: string, id: string): Record<s
 }
 
 type IdParams<K extends string> = { Params: Record<K, string> };
+
+/**
+ * The records of a listing the caller may read, by the assertion's rules (gerbang/upstream): the
+ * gateway only checked that some could be. Without verified assertions there are no rules to apply,
+ * so a listing is refused rather than returning everything.
+ */
+function readable<T extends object>(req: FastifyRequest, subjectType: string, records: Iterable<T>): T[] | null {
+  const identity = identities.get(req);
+  if (identity === undefined) return null;
+  const filter = identity.filter("read", subjectType);
+  return [...records].filter((record) => matchesFilter(filter, record as Record<string, unknown>));
+}
+
+function listingNeedsAssertions(req: FastifyRequest, reply: FastifyReply): FastifyReply {
+  return sendJson(req, reply, 501, { error: "listing_needs_assertions", message: "start the demo upstream with --jwks-url to serve listings" });
+}
 
 function registerApiRoutes(app: FastifyInstance, store: Store): void {
   app.get<{ Querystring: { shopId?: string } }>("/api/products", async (req, reply) => {
@@ -328,6 +355,16 @@ function registerApiRoutes(app: FastifyInstance, store: Store): void {
     };
     store.orders.set(order.id, order);
     return sendJson(req, reply, 201, { ...order });
+  });
+
+  app.get("/api/orders", async (req, reply) => {
+    const orders = readable(req, "Order", store.orders.values());
+    return orders === null ? listingNeedsAssertions(req, reply) : sendJson(req, reply, 200, { orders });
+  });
+
+  app.get("/api/shops", async (req, reply) => {
+    const shops = readable(req, "Shop", store.shops.values());
+    return shops === null ? listingNeedsAssertions(req, reply) : sendJson(req, reply, 200, { shops });
   });
 
   app.get<IdParams<"orderId">>("/api/orders/:orderId", async (req, reply) => {

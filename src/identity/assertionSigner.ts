@@ -1,4 +1,5 @@
 import { SignJWT } from "jose";
+import type { JSONWebKeySet } from "jose";
 import { packRules } from "@casl/ability/extra";
 import type { Principal } from "../auth/principal.ts";
 import type { RawPolicyRule } from "../policy/policySet.ts";
@@ -40,7 +41,7 @@ export class AssertionSigner {
     return this.entries;
   }
 
-  get jwks(): { keys: object[] } {
+  get jwks(): JSONWebKeySet {
     return { keys: [this.key.publicJwk] };
   }
 

@@ -188,18 +188,42 @@ export function compileConditions(conditions: Conditions): (object: Record<Prope
 }
 
 /**
- * Resolves placeholders for one principal (for the upstream's packed rules and, later, database
- * filters). Returns null when an attribute is missing: such a rule grants nothing to this principal.
+ * Resolves placeholders for one principal (for the upstream's packed rules, and so for their data
+ * filters). Returns null when an attribute is missing: such a rule grants nothing to this principal,
+ * as its compiled test never matches. One exception, as in the compiled test: an unresolved member
+ * of `$in` is left out, and the other members still match.
  */
 export function interpolateConditions(conditions: Conditions, principal: PrincipalAttributes): Conditions | null {
-  let missing = false;
-  const text = JSON.stringify(conditions, (_key, value: unknown) => {
+  const MISSING = Symbol("missing");
+  const resolve = (value: unknown): unknown => {
     if (typeof value !== "string") return value;
     const match = PLACEHOLDER.exec(value);
     if (match === null) return value;
     const resolved = principal[match[1] ?? ""];
-    if (resolved === undefined) missing = true;
-    return resolved ?? null;
-  });
-  return missing ? null : (JSON.parse(text) as Conditions);
+    // null is a value (it matches null); only an absent attribute is missing.
+    return resolved === undefined ? MISSING : resolved;
+  };
+  const out: Conditions = {};
+  for (const [field, spec] of Object.entries(conditions)) {
+    if (typeof spec !== "object" || spec === null) {
+      const value = resolve(spec);
+      if (value === MISSING) return null;
+      out[field] = value;
+      continue;
+    }
+    const operators: Record<string, unknown> = {};
+    for (const [op, operand] of Object.entries(spec)) {
+      if (Array.isArray(operand)) {
+        const members = operand.map(resolve);
+        if (op !== "$in" && members.includes(MISSING)) return null;
+        operators[op] = members.filter((member) => member !== MISSING);
+        continue;
+      }
+      const value = resolve(operand);
+      if (value === MISSING) return null;
+      operators[op] = value;
+    }
+    out[field] = operators;
+  }
+  return out;
 }

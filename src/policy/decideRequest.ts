@@ -36,7 +36,8 @@ export function decideEndpoint(
   fields: readonly string[],
 ): Decision {
   const scope = principal.scopes === null ? null : abilities.forScopes(principal.scopes).ability;
-  return evaluateWithin(abilities.get(principal.roles).ability, scope, { action: spec.action, subject: spec.subject, resource, fields, principal: principal.attributes });
+  const listing = spec.resource?.from === "filter";
+  return evaluateWithin(abilities.get(principal.roles).ability, scope, { action: spec.action, subject: spec.subject, resource, fields, principal: principal.attributes }, listing);
 }
 
 /**

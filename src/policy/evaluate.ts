@@ -50,13 +50,27 @@ export function evaluate(ability: PolicyAbility, input: CheckInput): Decision {
 }
 
 /**
- * An API key may do what its owner's roles allow and its scopes allow, nothing more: both abilities
- * decide, fields included. `scope` null means the principal is not a key.
+ * A listing (`resource: { from: filter }`): may the caller act on some records of the type? Which
+ * ones is the upstream's to select, with the assertion's rules (gerbang/upstream `filter()`), which
+ * are these rules — so the gateway never lets through a list it would refuse record by record.
+ * Conditional deny rules do not decide here (they narrow the filter); an unconditional one does.
  */
-export function evaluateWithin(ability: PolicyAbility, scope: PolicyAbility | null, input: CheckInput): Decision {
-  const decision = evaluate(ability, input);
+export function evaluateType(ability: PolicyAbility, action: string, subjectType: string): Decision {
+  const rule = ability.relevantRuleFor(action, subjectType);
+  if (rule === null) return { allowed: false, reason: "NO_MATCHING_RULE", ruleId: null };
+  if (rule.inverted) return { allowed: false, reason: "DENIED_BY_RULE", ruleId: ruleIdOf(rule.origin) };
+  return { allowed: true, reason: "ALLOWED_BY_RULE", ruleId: ruleIdOf(rule.origin) };
+}
+
+/**
+ * An API key may do what its owner's roles allow and its scopes allow, nothing more: both abilities
+ * decide, fields included. `scope` null means the principal is not a key. `listing`: decide on the
+ * type (a `filter` endpoint), see evaluateType.
+ */
+export function evaluateWithin(ability: PolicyAbility, scope: PolicyAbility | null, input: CheckInput, listing = false): Decision {
+  const decision = listing ? evaluateType(ability, input.action, input.subject) : evaluate(ability, input);
   if (!decision.allowed || scope === null) return decision;
-  const scoped = evaluate(scope, input);
+  const scoped = listing ? evaluateType(scope, input.action, input.subject) : evaluate(scope, input);
   if (scoped.allowed) return decision;
   return { allowed: false, reason: "OUTSIDE_KEY_SCOPE", ruleId: null, ...(scoped.field === undefined ? {} : { field: scoped.field }) };
 }

@@ -60,7 +60,8 @@ export function explainRequest(abilities: AbilityCache, principal: RequestPrinci
   }
   const trace = (ability: PolicyAbility, raw: readonly RawPolicyRule[]): RuleTrace[] => {
     const byId = new Map(raw.map((r) => [r.id, r]));
-    const object = asSubject(spec.subject, { ...outcome.resource, [PRINCIPAL]: principal.attributes });
+    // A listing is decided on the type (its conditions narrow the upstream's filter, they are not "unmet").
+    const object = spec.resource?.from === "filter" ? spec.subject : asSubject(spec.subject, { ...outcome.resource, [PRINCIPAL]: principal.attributes });
     return ability.possibleRulesFor(spec.action, spec.subject).map((rule) => {
       const id = ruleIdOf(rule.origin) ?? "";
       const source = byId.get(id);

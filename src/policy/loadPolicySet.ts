@@ -189,6 +189,7 @@ export function loadPolicySet(dir: string, options: LoadPolicyOptions = {}): Pol
       for (const [p, reason] of endpointSubjectProblems(subjects, spec, "")) add(p, reason);
       const endpoint = compileEndpoint(spec, options.caseInsensitivePaths === true);
       if (spec.resource?.from === "resolver" && spec.resource.id === undefined) add("/resource/id", "a resolver needs the path parameter holding the id");
+      if (spec.resource?.from === "filter" && spec.fields !== undefined) add("/fields", "a listing (resource from filter) has no body fields to check");
       if (spec.resource?.id !== undefined && !endpoint.paramNames.includes(spec.resource.id)) {
         add("/resource/id", `:${spec.resource.id} is not a parameter of ${spec.path}`);
       }

@@ -105,7 +105,7 @@ export const EndpointSchema = Type.Object(
     resource: Type.Optional(
       Type.Object(
         {
-          from: Type.Union([Type.Literal("none"), Type.Literal("params"), Type.Literal("body"), Type.Literal("resolver")]),
+          from: Type.Union([Type.Literal("none"), Type.Literal("params"), Type.Literal("body"), Type.Literal("resolver"), Type.Literal("filter")]),
           id: Type.Optional(Name),
         },
         { additionalProperties: false },

@@ -134,7 +134,9 @@ export async function startGateway(config: GerbangConfig, options: { log?: (msg:
   let demo: DemoUpstream | null = null;
   let upstreams: UpstreamConfig[] = config.upstreams ?? [];
   if (config.demo.upstream) {
-    demo = await startDemoUpstream({ host: "127.0.0.1", port: 0 });
+    // It listens on a loopback port anyone on the host can reach: it believes only signed assertions.
+    demo = await startDemoUpstream({ host: "127.0.0.1", port: 0, jwks: signer.jwks });
+    log(`demo marketplace upstream at ${demo.url}: it accepts only requests that carry the gateway's signed assertion`);
     upstreams = [{ name: "marketplace", prefix: "/api", url: demo.url, timeoutMs: 10000, circuitBreaker: { failureThreshold: 5, openMs: 5000, maxOpenMs: 60000 } }, ...upstreams];
   }
 

@@ -5,8 +5,8 @@ import { createMongoAbility } from "@casl/ability";
 import type { MongoAbility, RawRuleOf } from "@casl/ability";
 import { unpackRules } from "@casl/ability/extra";
 import type { PackRule } from "@casl/ability/extra";
-import { createRemoteJWKSet, errors, jwtVerify } from "jose";
-import type { JWTPayload } from "jose";
+import { createLocalJWKSet, createRemoteJWKSet, errors, jwtVerify } from "jose";
+import type { JSONWebKeySet, JWTPayload } from "jose";
 import { conditionsFilter, filterFor, matchesFilter, toPrismaWhere } from "./dataFilter.ts";
 import type { DataFilter, PrismaWhere, PrismaWhereOptions } from "./dataFilter.ts";
 
@@ -50,7 +50,10 @@ export interface VerifiedIdentity {
 }
 
 export interface AssertionVerifierOptions {
-  jwksUrl: string;
+  /** The gateway's `/.well-known/jwks.json`; fetched, cached and refetched on an unknown `kid`. */
+  jwksUrl?: string;
+  /** The key set itself instead of `jwksUrl`: for a service in the gateway's own process (the demo). */
+  jwks?: JSONWebKeySet;
   audience: string;
   /** Defaults to "gerbang". */
   issuer?: string;
@@ -94,9 +97,12 @@ export function createAssertionVerifier(options: AssertionVerifierOptions): (tok
   if (!Number.isFinite(tolerance) || tolerance < 0) {
     throw new TypeError("createAssertionVerifier: clockToleranceSec must be a non-negative number");
   }
+  if ((options.jwksUrl === undefined) === (options.jwks === undefined)) {
+    throw new TypeError("createAssertionVerifier: give exactly one of jwksUrl and jwks");
+  }
   // One key set per verifier so keys are cached across requests; jose refetches on an unknown
   // `kid` (after its cooldown), which is what makes gateway key rotation work without restarts.
-  const jwks = createRemoteJWKSet(new URL(options.jwksUrl));
+  const jwks = options.jwks !== undefined ? createLocalJWKSet(options.jwks) : createRemoteJWKSet(new URL(options.jwksUrl ?? ""));
 
   return async (token: string): Promise<VerifiedIdentity> => {
     if (typeof token !== "string" || token === "") {

@@ -15,7 +15,8 @@ function workspace(t: { teardown(fn: () => void): void }): { root: string; cli: 
   const cwd = mkdtempSync(join(tmpdir(), "gerbang-authoring-"));
   t.teardown(() => rmSync(cwd, { recursive: true, force: true }));
   const root = join(cwd, "policies");
-  cpSync(SHIPPED, root, { recursive: true });
+  // The versions this file's counts are written against (2026-12-01 newest); later shipped ones are left out.
+  for (const version of ["2026-11-26", "2026-11-27", "2026-12-01"]) cpSync(join(SHIPPED, version), join(root, version), { recursive: true });
   writeFileSync(join(cwd, "gerbang.yaml"), `policy:\n  dir: ${root}\ndemo:\n  upstream: true\n`);
   return { root, cli: (...args) => runGerbang([...args, "--config", join(cwd, "gerbang.yaml")], {}, { cwd }) };
 }

@@ -250,7 +250,7 @@ t.test("a random policy corpus: whatever validate accepts, the four answers agre
       const found = await disagreements({ label: JSON.stringify({ rules, attributes }), principal, rules }, new Map([["Order", ["read"]]]), "random");
       if (found.length > 0) throw new Error(found.slice(0, 3).join("\n"));
     }),
-    { numRuns: 400 },
+    { numRuns: 1000 },
   );
   t.ok(accepted > 50, `most generated corpora are valid (${accepted} accepted, ${refused} refused)`);
   t.ok(refused > 0, "and the refused operators were generated too");

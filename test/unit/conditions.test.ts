@@ -132,7 +132,8 @@ t.test("hasPlaceholder and interpolateConditions (the upstream's packed rules)",
   t.same(interpolateConditions({ ownerId: "${principal.id}", status: "paid", r: { $in: ["${principal.region}", "global"] } }, SALES_EU), { ownerId: "u1", status: "paid", r: { $in: ["eu", "global"] } });
   t.same(interpolateConditions({ level: { $lte: "${principal.level}" } }, SALES_EU), { level: { $lte: 3 } }, "numbers stay numbers");
   t.equal(interpolateConditions({ region: "${principal.region}" }, NO_REGION), null, "a missing attribute: the rule grants this principal nothing");
-  t.equal(interpolateConditions({ r: { $in: ["global", "${principal.region}"] } }, NO_REGION), null, "also inside a list");
+  t.same(interpolateConditions({ r: { $in: ["global", "${principal.region}"] } }, NO_REGION), { r: { $in: ["global"] } }, "an unresolved $in member is left out: the literal one still matches, as in the compiled test");
+  t.equal(interpolateConditions({ r: { $nin: ["global", "${principal.region}"] } }, NO_REGION), null, "an unresolved $nin member: the rule grants nothing, as in the compiled test");
   t.same(interpolateConditions({ note: "text with ${principal.id} inside" }, SALES_EU), { note: "text with ${principal.id} inside" }, "only whole-value placeholders are replaced");
   t.same(interpolateConditions({ d: null }, { id: "u", d: null }), { d: null });
   t.same(interpolateConditions({ d: "${principal.d}" }, { id: "u", d: null }), { d: null }, "an attribute that is null is known");

@@ -76,7 +76,7 @@ const mistakes: Array<[string, string, string, string, string]> = [
   ["wrote a number for a method", "endpoints/api.yaml", endpoint("methods: [5]\npath: /api/products\naction: read\nsubject: Product"), "/endpoints/0/methods/0", METHODS],
   ["gave an endpoint no methods", "endpoints/api.yaml", endpoint("methods: []\npath: /api/products\naction: read\nsubject: Product"), "/endpoints/0/methods", "must not be empty"],
   ["left the leading slash off a path", "endpoints/api.yaml", endpoint("methods: [GET]\npath: api/products\naction: read\nsubject: Product"), "/endpoints/0/path", "must be a path pattern starting with /"],
-  ["misspelt where the resource comes from", "endpoints/api.yaml", endpoint("methods: [GET]\npath: /api/products/:id\naction: read\nsubject: Product\nresource: { from: resolvr, id: id }"), "/endpoints/0/resource/from", 'must be one of "none", "params", "body", "resolver"; did you mean "resolver"?'],
+  ["misspelt where the resource comes from", "endpoints/api.yaml", endpoint("methods: [GET]\npath: /api/products/:id\naction: read\nsubject: Product\nresource: { from: resolvr, id: id }"), "/endpoints/0/resource/from", 'must be one of "none", "params", "body", "resolver", "filter"; did you mean "resolver"?'],
   ["gave the resource an unknown key", "endpoints/api.yaml", endpoint("methods: [GET]\npath: /api/products/:id\naction: read\nsubject: Product\nresource: { from: params, key: id }"), "/endpoints/0/resource", 'unknown property "key" (allowed: from, id)'],
   ["asked for fields from the query", "endpoints/api.yaml", endpoint("methods: [GET]\npath: /api/products\naction: read\nsubject: Product\nfields: query"), "/endpoints/0/fields", 'must be "body"'],
   ["set a rate limit of zero", "endpoints/api.yaml", endpoint("methods: [GET]\npath: /api/products\naction: read\nsubject: Product\nrateLimit: { max: 0 }"), "/endpoints/0/rateLimit/max", "must be at least 1"],
@@ -305,4 +305,9 @@ t.test("rules that can never have an effect are warnings, with their place, and 
       ["v1/roles/user.yaml", 10, "/rules/2", "no endpoint asks for read Order: the rule reaches upstreams only through the packed rules"],
     ],
   );
+});
+
+t.test("a listing has no body fields to check", async (t) => {
+  const listing = endpoint("methods: [GET]\npath: /api/orders\naction: read\nsubject: Product\nresource: { from: filter }\nfields: body");
+  t.same(problemsOf(version(t, { "endpoints/api.yaml": listing })), [{ file: "v1/endpoints/api.yaml", path: "/endpoints/0/fields", reason: "a listing (resource from filter) has no body fields to check" }]);
 });

@@ -229,3 +229,11 @@ t.test("an API key's token: owner ∩ scopes, and its key claims are required", 
   await rejectsWith(t, sign({ claims: { ...keyClaims, scopeRules: [["read"]] } }), "ASSERTION_CLAIMS_INVALID", "a malformed scope rule");
   await rejectsWith(t, sign({ claims: { scopes: ["catalog:read"] } }), "ASSERTION_CLAIMS_INVALID", "key claims on a session token");
 });
+
+t.test("a key set given in-process instead of a URL; exactly one of the two", async (t) => {
+  const local = createAssertionVerifier({ jwks: { keys }, audience: "marketplace" });
+  t.equal((await local(await sign())).subject, "user_1", "verified against the given keys");
+  await t.rejects(local(await sign({ key: impostor.privateKey })), { code: "ASSERTION_SIGNATURE_INVALID" }, "a key not in the set is refused");
+  t.throws(() => createAssertionVerifier({ audience: "marketplace" }), TypeError, "neither");
+  t.throws(() => createAssertionVerifier({ jwksUrl, jwks: { keys }, audience: "marketplace" }), TypeError, "both");
+});
