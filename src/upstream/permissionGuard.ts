@@ -92,20 +92,27 @@ interface NodeLikeResponse {
 export function expressGuard(options: PermissionGuardOptions): (permissions?: Permissions) => (req: NodeLikeRequest, res: NodeLikeResponse, next: (error?: unknown) => void) => void {
   const guard = createPermissionGuard(options);
   return (permissions) => (req, res, next) => {
-    guard.check(req.headers, permissions).then(
-      (result) => {
+    // next() runs the rest of the chain inside this promise: a handler that throws must reach the
+    // framework's error handling once, and never become an unhandled rejection of the process.
+    let handedOn = false;
+    const proceed = (error?: unknown): void => {
+      if (handedOn) return;
+      handedOn = true;
+      next(error);
+    };
+    guard
+      .check(req.headers, permissions)
+      .then((result) => {
         if (result.ok) {
           req.gerbang = result.identity;
-          next();
+          proceed();
           return;
         }
         res.statusCode = result.status;
         res.setHeader("content-type", "application/json; charset=utf-8");
         res.end(JSON.stringify(result.body));
-      },
-      // Handed to the framework's error handling, never thrown into the event loop.
-      (error: unknown) => next(error),
-    );
+      })
+      .catch(proceed);
   };
 }
 

@@ -80,3 +80,23 @@ for (const [name, base] of [["Web Request", webUrl], ["Connect/Express", express
     t.match(await call("/orders", anonymousToken), [403, { error: "FORBIDDEN" }], "anonymous may not read orders");
   });
 }
+
+t.test("Connect/Express: a handler that throws reaches next once, never the process", async (t) => {
+  const rejections: unknown[] = [];
+  const onRejection = (reason: unknown): void => void rejections.push(reason);
+  process.on("unhandledRejection", onRejection);
+  t.teardown(() => process.off("unhandledRejection", onRejection));
+  const calls: unknown[] = [];
+  const req = { headers: { "x-gerbang-assertion": userToken } };
+  const res = { statusCode: 200, setHeader: () => undefined, end: () => undefined };
+  await new Promise<void>((resolve) => {
+    guard({ order: ["read"] })(req, res, (error) => {
+      calls.push(error);
+      setTimeout(resolve, 50);
+      throw new Error("the handler failed");
+    });
+  });
+  await new Promise((r) => setTimeout(r, 50));
+  t.same(calls, [undefined], "next was called once, without an error");
+  t.same(rejections, [], "no unhandled rejection");
+});
