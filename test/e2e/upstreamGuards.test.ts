@@ -6,7 +6,7 @@ import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import Fastify from "fastify";
 import { serviceGate } from "../helpers/services.ts";
-import { startGatewayEnv } from "../helpers/gatewayEnv.ts";
+import { assertionThrough, startGatewayEnv } from "../helpers/gatewayEnv.ts";
 import { expressGuard, fastifyGuard, webGuard, type Permissions } from "../../src/upstream/permissionGuard.ts";
 import type { VerifiedIdentity } from "../../src/upstream/verifyAssertion.ts";
 
@@ -15,14 +15,7 @@ const env = await startGatewayEnv({ postgres: pgMissing === false });
 t.teardown(() => env.close());
 const options = { jwksUrl: `${env.url}/.well-known/jwks.json`, audience: "marketplace" };
 
-async function assertionFor(headers: Record<string, string>): Promise<string> {
-  await env.clearReceived();
-  const response = await fetch(`${env.url}/api/products`, { headers });
-  if (response.status !== 200) throw new Error(`GET /api/products: ${response.status}`);
-  const token = (await env.received())[0]?.headers["x-gerbang-assertion"];
-  if (typeof token !== "string") throw new Error("no assertion");
-  return token;
-}
+const assertionFor = (headers: Record<string, string>): Promise<string> => assertionThrough(env, headers);
 const user = await env.signIn("user@demo.gerbang.dev", "demo-user-password");
 const userToken = await assertionFor({ authorization: `Bearer ${user.token}` });
 const anonymousToken = await assertionFor({});

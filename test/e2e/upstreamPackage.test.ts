@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { promisify } from "node:util";
 import { serviceGate } from "../helpers/services.ts";
-import { startGatewayEnv } from "../helpers/gatewayEnv.ts";
+import { assertionThrough, startGatewayEnv } from "../helpers/gatewayEnv.ts";
 
 const run = promisify(execFile);
 const repo = resolve(import.meta.dirname, "../..");
@@ -68,15 +68,7 @@ t.test("the tarball ships the helper as JavaScript with types", async (t) => {
   t.notOk(existsSync(join(installed, "dist/upstream/index.ts")), "no TypeScript source under dist (Node does not strip types in node_modules)");
 });
 
-async function assertionFor(headers: Record<string, string>): Promise<string> {
-  await env.clearReceived();
-  const response = await fetch(`${env.url}/api/products`, { headers });
-  if (response.status !== 200) throw new Error(`GET /api/products: ${response.status} ${await response.text()}`);
-  const [seen] = await env.received();
-  const token = seen?.headers["x-gerbang-assertion"];
-  if (typeof token !== "string") throw new Error("the upstream saw no assertion");
-  return token;
-}
+const assertionFor = (headers: Record<string, string>): Promise<string> => assertionThrough(env, headers);
 
 t.test("imported by name in a bare Node process: the gateway's identity and data filters, nothing of the gateway loaded", async (t) => {
   const sales = await env.signIn("sales@demo.gerbang.dev", "demo-sales-password");

@@ -3,7 +3,7 @@
 // a catalog:read key of an admin is not an admin.
 import t from "tap";
 import { serviceGate } from "../helpers/services.ts";
-import { startGatewayEnv } from "../helpers/gatewayEnv.ts";
+import { assertionThrough, startGatewayEnv } from "../helpers/gatewayEnv.ts";
 import { createAssertionVerifier } from "../../src/upstream/verifyAssertion.ts";
 
 const pgMissing = await serviceGate("postgres");
@@ -11,14 +11,7 @@ const env = await startGatewayEnv({ postgres: pgMissing === false });
 t.teardown(() => env.close());
 const verify = createAssertionVerifier({ jwksUrl: `${env.url}/.well-known/jwks.json`, audience: "marketplace" });
 
-/** The assertion the upstream received for one request through the gateway. */
-async function assertionFor(headers: Record<string, string>): Promise<string> {
-  await env.clearReceived();
-  const response = await fetch(`${env.url}/api/products`, { headers });
-  if (response.status !== 200) throw new Error(`GET /api/products: ${response.status} ${await response.text()}`);
-  const [seen] = await env.received();
-  return seen?.headers["x-gerbang-assertion"] ?? "";
-}
+const assertionFor = (headers: Record<string, string>): Promise<string> => assertionThrough(env, headers);
 
 t.test("an admin's catalog:read key: the helper's ability is owner ∩ scopes", async (t) => {
   const admin = await env.signIn("admin@demo.gerbang.dev", "demo-admin-password");

@@ -147,3 +147,13 @@ export async function startGatewayEnv(options: GatewayEnvOptions): Promise<Gatew
     throw error;
   }
 }
+
+/** The `x-gerbang-assertion` the upstream received for one `GET /api/products` through the gateway. */
+export async function assertionThrough(env: GatewayEnv, headers: Record<string, string>): Promise<string> {
+  await env.clearReceived();
+  const response = await fetch(`${env.url}/api/products`, { headers });
+  if (response.status !== 200) throw new Error(`GET /api/products: ${response.status} ${await response.text()}`);
+  const token = (await env.received())[0]?.headers["x-gerbang-assertion"];
+  if (typeof token !== "string") throw new Error("the upstream saw no assertion");
+  return token;
+}
