@@ -1,7 +1,7 @@
 import tseslint from "typescript-eslint";
 
 export default tseslint.config(
-  { ignores: ["src/generated/**", "node_modules/**", ".tap/**"] },
+  { ignores: ["src/generated/**", "node_modules/**", ".tap/**", "test/fixtures/nextApp/.next/**"] },
   ...tseslint.configs.recommended,
   {
     rules: {

@@ -5,5 +5,5 @@ export { AssertionError, createAssertionVerifier } from "./verifyAssertion.ts";
 export type { AssertionErrorCode, AssertionVerifierOptions, AuthKind, IdentityAbility, VerifiedIdentity } from "./verifyAssertion.ts";
 export { FilterError, filterFor, matchesFilter, simplify, toPrismaWhere } from "./dataFilter.ts";
 export type { DataFilter, FilterOperator, FilterValue, PrismaWhere, PrismaWhereOptions } from "./dataFilter.ts";
-export { createPermissionGuard, expressGuard, fastifyGuard, webGuard } from "./permissionGuard.ts";
-export type { GuardResult, HeaderSource, PermissionGuard, PermissionGuardOptions, Permissions } from "./permissionGuard.ts";
+export { createPermissionGuard, expressGuard, fastifyGuard, requestGuard, webGuard } from "./permissionGuard.ts";
+export type { GuardResult, HeaderSource, PermissionGuard, PermissionGuardOptions, Permissions, RequestGuardOptions } from "./permissionGuard.ts";

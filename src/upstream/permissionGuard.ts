@@ -78,6 +78,35 @@ export function webGuard(options: PermissionGuardOptions): (request: { headers: 
   };
 }
 
+export interface RequestGuardOptions extends PermissionGuardOptions {
+  /**
+   * Where the current request's headers come from, for handlers that do not get the request
+   * passed in: in Next.js, `headers` from `next/headers` (sync or async, both work).
+   */
+  headers: () => HeaderSource | Promise<HeaderSource>;
+}
+
+/**
+ * `requirePermission({ order: ["read"] })` for Next.js route handlers and server code, the shape the
+ * marketplace's handlers already use: the caller's identity, or a JSON 401/403 `Response` to return.
+ *   export const requirePermission = requestGuard({ jwksUrl, audience, headers });
+ *   const auth = await requirePermission({ order: ["read"] });
+ *   if (auth instanceof Response) return auth;
+ * The verifier is made on the first call, so a module that builds the guard can be imported where
+ * its configuration is not set yet (Next.js loads route modules while it builds).
+ */
+export function requestGuard(options: RequestGuardOptions | (() => RequestGuardOptions)): (permissions?: Permissions) => Promise<VerifiedIdentity | Response> {
+  let made: { guard: PermissionGuard; headers: RequestGuardOptions["headers"] } | undefined;
+  return async (permissions) => {
+    if (made === undefined) {
+      const { headers, ...guardOptions } = typeof options === "function" ? options() : options;
+      made = { guard: createPermissionGuard(guardOptions), headers };
+    }
+    const result = await made.guard.check(await made.headers(), permissions);
+    return result.ok ? result.identity : Response.json(result.body, { status: result.status });
+  };
+}
+
 interface NodeLikeRequest {
   headers: Readonly<Record<string, string | string[] | undefined>>;
   gerbang?: VerifiedIdentity;

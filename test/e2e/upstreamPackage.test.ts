@@ -103,7 +103,7 @@ t.test("imported by name in a bare Node process: the gateway's identity and data
   const foreign = files.filter((url) => !/\/node_modules\/(gerbang\/dist\/upstream|jose|@casl\/ability|@ucast)\//.test(url));
   t.same(foreign, [], "only the helper, jose and @casl/ability (with its @ucast parts) were loaded");
   t.notOk(out.loaded.some((url) => /fastify|prisma|better-auth|ioredis|pino/.test(url)), "no Fastify, Prisma, Better Auth, Redis client or logger");
-  t.same(out.exports, ["AssertionError", "FilterError", "createAssertionVerifier", "createPermissionGuard", "expressGuard", "fastifyGuard", "filterFor", "matchesFilter", "simplify", "toPrismaWhere", "webGuard"]);
+  t.same(out.exports, ["AssertionError", "FilterError", "createAssertionVerifier", "createPermissionGuard", "expressGuard", "fastifyGuard", "filterFor", "matchesFilter", "requestGuard", "simplify", "toPrismaWhere", "webGuard"]);
 
   const [salesId, userId, keyId, anonymous] = out.identities;
   t.match(salesId, { authMethod: "session", roles: ["sales"], readOrder: { field: "region", op: "eq", value: "eu" }, readOrderPrisma: { region: { equals: "eu" } }, readInventory: true, readProduct: true }, "sales: orders of their region");

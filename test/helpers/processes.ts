@@ -24,13 +24,25 @@ export interface RunningProcess {
   stop(): Promise<number | null>;
 }
 
+export interface StartOptions {
+  env?: NodeJS.ProcessEnv;
+  readyUrl: string;
+  timeoutMs?: number;
+  nodeArgs?: string[];
+  cwd?: string;
+  /** How many characters of output to keep, the latest (default all; a long bench logs gigabytes). */
+  keepOutput?: number;
+}
+
 /** Runs `gerbang <args>` as a real process and waits until `readyUrl` answers 200. */
-export async function startGerbang(
-  args: string[],
-  /** `keepOutput`: how many characters of output to keep, the latest (default all; a long bench logs gigabytes). */
-  options: { env?: NodeJS.ProcessEnv; readyUrl: string; timeoutMs?: number; nodeArgs?: string[]; cwd?: string; keepOutput?: number },
-): Promise<RunningProcess> {
-  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), GERBANG_BIN, ...args], {
+export async function startGerbang(args: string[], options: StartOptions): Promise<RunningProcess> {
+  return startNodeScript(GERBANG_BIN, args, options);
+}
+
+/** Runs `node <script> <args>` (this Node) and waits until `readyUrl` answers 200. */
+export async function startNodeScript(script: string, args: string[], options: StartOptions): Promise<RunningProcess> {
+  const label = script === GERBANG_BIN ? "gerbang" : script;
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), script, ...args], {
     env: { ...process.env, ...options.env },
     ...(options.cwd === undefined ? {} : { cwd: options.cwd }),
     stdio: ["ignore", "pipe", "pipe"],
@@ -54,7 +66,7 @@ export async function startGerbang(
   };
   const deadline = Date.now() + (options.timeoutMs ?? 60_000);
   for (;;) {
-    if (child.exitCode !== null) throw new Error(`gerbang ${args.join(" ")} exited with ${child.exitCode}:\n${output}`);
+    if (child.exitCode !== null) throw new Error(`${label} ${args.join(" ")} exited with ${child.exitCode}:\n${output}`);
     try {
       const response = await fetch(options.readyUrl, { signal: AbortSignal.timeout(1000) });
       if (response.status === 200) break;
@@ -63,7 +75,7 @@ export async function startGerbang(
     }
     if (Date.now() > deadline) {
       await stop();
-      throw new Error(`gerbang ${args.join(" ")} not ready in time:\n${output}`);
+      throw new Error(`${label} ${args.join(" ")} not ready in time:\n${output}`);
     }
     await new Promise((r) => setTimeout(r, 200));
   }
