@@ -9,6 +9,7 @@ import { sanitizeResponseHeaders, type ResponseHeaderOptions } from "../forward/
 import { sendError } from "./sendError.ts";
 import type { UpstreamCircuits } from "../forward/upstreamCircuits.ts";
 import { whenRequestEnds } from "./whenRequestEnds.ts";
+import { forMasking, masksAnswer, sendMasked } from "./maskResponse.ts";
 
 /**
  * Errors of an upstream body stream: when one fails before the answer's head went out, Fastify hands
@@ -68,7 +69,9 @@ export function createForward(options: ForwardOptions): (request: FastifyRequest
     const rules = abilities.get(principal.roles).rules;
     const scopeRules = principal.key === undefined ? undefined : abilities.forScopes(principal.key.scopes).rules;
     const assertion = await options.signer.assertionFor(principal, rules, policy.version, upstream.name, scopeRules);
-    const headers = upstreamHeaders(request.headers, {
+    const endpoint = request.gerbang.endpoint?.endpoint.spec;
+    const masking = endpoint?.response;
+    const identityHeaders = upstreamHeaders(request.headers, {
       principal,
       policyVersion: policy.version,
       requestId: request.id,
@@ -77,6 +80,7 @@ export function createForward(options: ForwardOptions): (request: FastifyRequest
       proto: options.proto,
       trace: request.gerbang.trace,
     });
+    const headers = masking === undefined ? identityHeaders : forMasking(identityHeaders);
     // The bytes as received (the proxy's content parser buffers, never parses); undici frames them.
     const body = request.body instanceof Buffer && request.body.length > 0 ? request.body : null;
     dispatched = true;
@@ -121,6 +125,9 @@ export function createForward(options: ForwardOptions): (request: FastifyRequest
       // The client has gone meanwhile: nothing to answer, and the upstream's body is not read.
       discard(stream);
       return reply;
+    }
+    if (masking !== undefined && endpoint !== undefined && masksAnswer(request.method, statusCode)) {
+      return sendMasked(request, reply, masking, endpoint.subject, { statusCode, headers: passOn, stream }, { principal, abilities });
     }
     // Registered before Fastify's own listener, so the error is marked when Fastify sees it.
     stream.once("error", (error: unknown) => {

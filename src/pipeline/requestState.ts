@@ -36,6 +36,8 @@ export interface GatewayState {
   event?: { action: string; actorId: string | null; target: string | null; reason?: string; details?: JsonValue };
   /** Set on the gateway's own routes that the policy authorizes (the admin API): audited like proxied requests. */
   gatewayRoute?: "admin";
+  /** forward, on an endpoint with response masking: what the caller was not shown. */
+  masked?: { removedFields: number; removedRecords: number };
   /** forward: how long the upstream took to its response headers (seconds). */
   upstreamSeconds?: number;
   /** The catalogue code's reason when the gateway answered with an error (RATE_LIMITED's bucket, say). */

@@ -9,7 +9,7 @@ export type Verdict = "allow" | "deny" | "conditional" | "unmapped";
 export interface CellState {
   verdict: Verdict;
   /** What the endpoint means in this version (null: not mapped): a change of any of these changes who gets what. */
-  meaning: { action: string; subject: string; path: string; resource: string; fields: string | null } | null;
+  meaning: { action: string; subject: string; path: string; resource: string; fields: string | null; response?: string } | null;
   /** The rules that apply, in precedence order. */
   rules: string[];
 }
@@ -83,7 +83,9 @@ function cellState(cache: AbilityCache, roles: string[], endpointId: string, met
   if (spec === undefined || !(spec.methods as readonly string[]).includes(method)) return { verdict: "unmapped", meaning: null, rules: [] };
   const ability = cache.get(roles).ability;
   const applicable = ability.possibleRulesFor(spec.action, spec.subject);
-  const meaning = { action: spec.action, subject: spec.subject, path: spec.path, resource: `${spec.resource?.from ?? "none"}${spec.resource?.id === undefined ? "" : `:${spec.resource.id}`}`, fields: spec.fields ?? null };
+  const meaning = { action: spec.action, subject: spec.subject, path: spec.path, resource: `${spec.resource?.from ?? "none"}${spec.resource?.id === undefined ? "" : `:${spec.resource.id}`}`, fields: spec.fields ?? null,
+    // Masking changes what a caller sees of an answer: a cell whose masking changes has changed.
+    ...(spec.response === undefined ? {} : { response: `masked${spec.response.at === undefined ? "" : ` at ${spec.response.at}`}, maxBytes ${spec.response.maxBytes ?? "default"}` }) };
   return { verdict: verdictOf(applicable), meaning, rules: applicable.map((r) => ruleIdOf(r.origin) ?? "") };
 }
 

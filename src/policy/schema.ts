@@ -112,6 +112,17 @@ export const EndpointSchema = Type.Object(
       ),
     ),
     fields: Type.Optional(Type.Literal("body")),
+    // Opt-in: the gateway removes from the JSON answer every field the caller may not read.
+    response: Type.Optional(
+      Type.Object(
+        {
+          fields: Type.Literal("masked"),
+          at: Type.Optional(Type.String({ minLength: 1, maxLength: 128, description: "the property of an envelope object that holds the records" })),
+          maxBytes: Type.Optional(Type.Integer({ minimum: 1, maximum: 16 * 1024 * 1024, description: "the largest answer buffered for masking (default 1 MiB); a larger one is refused with 502" })),
+        },
+        { additionalProperties: false },
+      ),
+    ),
     // Its own bucket per caller (key, user or address) replacing the tier/session/anonymous limit here.
     rateLimit: Type.Optional(
       Type.Object(
