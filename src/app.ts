@@ -11,7 +11,7 @@ import type { SessionResolver } from "./auth/sessionResolver.ts";
 import type { Authenticator } from "./auth/authenticators/authenticator.ts";
 import { authRoutes } from "./auth/authRoutes.ts";
 import type { PolicyStore } from "./policy/policyStore.ts";
-import type { AttributeResolver } from "./resolvers/httpResolver.ts";
+import type { AttributeResolver } from "./resolvers/attributeResolver.ts";
 import type { AssertionSigner } from "./identity/assertionSigner.ts";
 import type { AuditWriter } from "./audit/auditWriter.ts";
 import { UpstreamTable } from "./pipeline/routeUpstream.ts";

@@ -4,6 +4,27 @@ import Type from "#typebox";
  * The whole configuration, one schema. Every field but `upstreams` has a default that runs the
  * example policy set on the embedded database. Each field's description is the README reference.
  */
+const FieldName = Type.String({ pattern: "^[A-Za-z_][A-Za-z0-9_]{0,127}$" });
+const PrismaSubject = Type.Object(
+  {
+    model: Type.String({ pattern: "^[A-Za-z][A-Za-z0-9_]{0,127}$", description: "The Prisma model, e.g. `Order`." }),
+    id: Type.Optional(Type.String({ pattern: "^[A-Za-z_][A-Za-z0-9_]{0,127}$", description: "The model's `@id` or `@unique` field that the endpoint's `resource.id` path parameter holds (default `id`); a lookup is one query by it." })),
+    attributes: Type.Array(FieldName, { minItems: 1, maxItems: 64, description: "The fields read as the subject's attributes; nothing else is selected." }),
+  },
+  { additionalProperties: false },
+);
+/** Exported for the docs generator: where an upstream's resources' attributes come from. */
+export const PrismaResolverSchema = Type.Object(
+  {
+    databaseUrl: Type.String({ pattern: "^postgres(ql)?://", description: "PostgreSQL URL of the business database, as a **read-only** role ([Prisma resolver](policies.md#prisma-resolver)). Never logged.", typeText: "URL" }),
+    client: Type.String({ default: "demo-marketplace", description: "The generated Prisma client (`prisma-client` generator, ESM) to read with: `demo-marketplace` for the demo marketplace's own (shipped), or the path of a module that exports `PrismaClient` (relative to the working directory)." }),
+    requireReadOnly: Type.Boolean({ default: true, description: "Refuse to start when the role could write: a superuser, or any INSERT/UPDATE/DELETE/TRUNCATE privilege on a table of the database. Connections are read-only either way (`default_transaction_read_only`)." }),
+    poolMax: Type.Integer({ minimum: 1, maximum: 100, default: 5, description: "Connections to the business database, per instance." }),
+    subjects: Type.Record(Type.String({ pattern: "^[A-Za-z][A-Za-z0-9_]{0,63}$" }), PrismaSubject, { minProperties: 1, description: "Policy subject → `{ model, id, attributes }`. Subjects not named here use the HTTP resolver contract.", typeText: "map subject → `{ model, id, attributes }`" }),
+  },
+  { additionalProperties: false },
+);
+
 const Upstream = Type.Object(
   {
     name: Type.String({ pattern: "^[a-z][a-z0-9-]{0,62}$", description: "Name. It is also the audience (`aud`) of the identity assertion." }),
@@ -17,6 +38,12 @@ const Upstream = Type.Object(
         maxOpenMs: Type.Integer({ minimum: 100, maximum: 3600000, default: 60000, description: "The longest an open circuit waits between trials." }),
       },
       { additionalProperties: false, default: {} },
+    ),
+    resolver: Type.Optional(
+      Type.Object(
+        { prisma: PrismaResolverSchema },
+        { additionalProperties: false, description: "Where the attributes of this upstream's resources (`resource: { from: resolver }`) come from: absent, the [HTTP resolver contract](policies.md#the-resolver-contract); `prisma`, the business database read directly." },
+      ),
     ),
   },
   { additionalProperties: false },

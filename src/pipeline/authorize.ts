@@ -4,7 +4,7 @@ import type { Decision } from "../policy/evaluate.ts";
 import { blockedFields, decideEndpoint, deniedStatus, paramAttributes, precheckEndpoint, type RequestPrincipal } from "../policy/decideRequest.ts";
 import type { Principal } from "../auth/principal.ts";
 import type { PolicyStore } from "../policy/policyStore.ts";
-import type { AttributeResolver } from "../resolvers/httpResolver.ts";
+import type { AttributeResolver } from "../resolvers/attributeResolver.ts";
 import { WWW_AUTHENTICATE } from "./authenticate.ts";
 import { formHasMethodOverride, methodOverrideRefused } from "./methodOverride.ts";
 

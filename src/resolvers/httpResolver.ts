@@ -1,16 +1,7 @@
 import { GerbangError } from "../errors/catalogue.ts";
 import type { UpstreamConfig } from "../config/schema.ts";
-
-export type Attributes = Record<string, unknown>;
-export type ResolveResult = { found: true; attributes: Attributes } | { found: false };
-
-/** Where a policy's resource attributes come from when they live in upstream data. */
-export interface AttributeResolver {
-  /** `fresh` skips cached answers: writes are decided on current data. */
-  resolve(upstream: UpstreamConfig, subject: string, id: string, options?: { fresh?: boolean }): Promise<ResolveResult>;
-  /** Forgets a resource's attributes after a write through the gateway may have changed them. */
-  invalidate(upstream: UpstreamConfig, subject: string, id: string): void;
-}
+import { ResolverCache } from "./resolverCache.ts";
+import type { Attributes, AttributeResolver, ResolveResult } from "./attributeResolver.ts";
 
 export interface HttpResolverOptions {
   timeoutMs: number;
@@ -33,38 +24,22 @@ function attributesUrl(upstream: UpstreamConfig, subject: string, id: string): s
  * attributes it could not read. Answers are cached briefly and concurrent lookups are coalesced.
  */
 export class HttpResolver implements AttributeResolver {
-  private readonly cache = new Map<string, { result: ResolveResult; until: number }>();
-  private readonly inFlight = new Map<string, Promise<ResolveResult>>();
-
+  private readonly cache: ResolverCache;
   private readonly options: HttpResolverOptions;
 
   constructor(options: HttpResolverOptions) {
     this.options = options;
+    this.cache = new ResolverCache(options);
   }
 
   /** Read by the metrics at scrape time. */
-  readonly stats = { hits: 0, misses: 0 };
+  get stats(): { hits: number; misses: number } {
+    return this.cache.stats;
+  }
 
   async resolve(upstream: UpstreamConfig, subject: string, id: string, options: { fresh?: boolean } = {}): Promise<ResolveResult> {
     const url = attributesUrl(upstream, subject, id);
-    const now = Date.now();
-    const hit = this.cache.get(url);
-    if (hit !== undefined && hit.until > now && options.fresh !== true) {
-      this.stats.hits += 1;
-      return hit.result;
-    }
-    this.stats.misses += 1;
-    const pending = this.inFlight.get(url);
-    if (pending !== undefined && options.fresh !== true) return pending;
-
-    const lookup = this.fetchAttributes(upstream, url).finally(() => this.inFlight.delete(url));
-    this.inFlight.set(url, lookup);
-    const result = await lookup;
-    if (this.options.cacheTtlMs > 0 && this.options.cacheMaxEntries > 0) {
-      if (this.cache.size >= this.options.cacheMaxEntries) this.cache.delete(this.cache.keys().next().value ?? "");
-      this.cache.set(url, { result, until: now + this.options.cacheTtlMs });
-    }
-    return result;
+    return this.cache.get(url, options.fresh === true, () => this.fetchAttributes(upstream, url));
   }
 
   private async fetchAttributes(upstream: UpstreamConfig, url: string): Promise<ResolveResult> {
@@ -96,7 +71,7 @@ export class HttpResolver implements AttributeResolver {
   }
 
   invalidate(upstream: UpstreamConfig, subject: string, id: string): void {
-    this.cache.delete(attributesUrl(upstream, subject, id));
+    this.cache.forget(attributesUrl(upstream, subject, id));
   }
 
   clear(): void {

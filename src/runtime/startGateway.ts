@@ -19,6 +19,7 @@ import { InvalidationBus } from "../keys/invalidationBus.ts";
 import { RateLimitCounters } from "../ratelimit/rateLimitCounters.ts";
 import { PolicyStore } from "../policy/policyStore.ts";
 import { HttpResolver } from "../resolvers/httpResolver.ts";
+import { UpstreamResolvers } from "../resolvers/upstreamResolvers.ts";
 import { loadSigningKey, signingKeyOptionsOf } from "../identity/signingKey.ts";
 import { AssertionSigner } from "../identity/assertionSigner.ts";
 import { AuditWriter } from "../audit/auditWriter.ts";
@@ -68,14 +69,30 @@ export async function startGateway(config: GerbangConfig, options: { log?: (msg:
     throw new Error(`config apiKeys.selfServiceTier: ${config.apiKeys.selfServiceTier} is not a rateLimit tier (${Object.keys(config.rateLimit.tiers).join(", ")})`);
   }
 
+  // Business databases next (the Prisma resolver checks its role and subjects): a gateway that could
+  // not read its resources' attributes must not start, and nothing else is open yet to wait for.
+  const httpResolver = new HttpResolver({
+    timeoutMs: config.resolver.timeoutMs,
+    cacheTtlMs: config.resolver.cacheTtlMs,
+    cacheMaxEntries: config.resolver.cacheMaxEntries,
+    headersFor: async (upstream) => ({
+      "x-gerbang-assertion": await signer.assertionFor({ ...ANONYMOUS, roles: ["gateway"] }, [], policies.current.policy.version, upstream.name),
+    }),
+  });
+  const resolver = await UpstreamResolvers.open(config.upstreams ?? [], httpResolver, { ...config.resolver, log });
+
   // Secret, signing key, embedded database and admin endpoint live here: the user's own, not the group's.
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  const db = await openDatabase({ url: config.database.url, embeddedDir: resolve(config.database.embeddedDir), poolMax: config.database.poolMax });
+  const db = await openDatabase({ url: config.database.url, embeddedDir: resolve(config.database.embeddedDir), poolMax: config.database.poolMax }).catch(async (error: unknown) => {
+    await resolver.close();
+    throw error;
+  });
   try {
     const { applied } = await migrate(db.executor, { migrationsDir: MIGRATIONS_DIR, log });
     if (applied.length > 0) log(`migrations applied: ${applied.join(", ")}`);
   } catch (error) {
     await db.close();
+    await resolver.close();
     throw error;
   }
 
@@ -124,6 +141,7 @@ export async function startGateway(config: GerbangConfig, options: { log?: (msg:
     await sync.check();
   } catch (error) {
     await db.close();
+    await resolver.close();
     throw error;
   }
 
@@ -158,14 +176,6 @@ export async function startGateway(config: GerbangConfig, options: { log?: (msg:
   // One stale-if-error model for sessions and keys; it trusts the cache only while revocations can reach it.
   const staleIfError = new StaleIfError({ boundMs: config.auth.staleIfErrorMs, channelConnected: () => bus.connected, log });
   const sessions = new SessionResolver(auth, config.auth.sessionCacheTtlMs, staleIfError, config.auth.sessionCacheMaxEntries);
-  const resolver = new HttpResolver({
-    timeoutMs: config.resolver.timeoutMs,
-    cacheTtlMs: config.resolver.cacheTtlMs,
-    cacheMaxEntries: config.resolver.cacheMaxEntries,
-    headersFor: async (upstream) => ({
-      "x-gerbang-assertion": await signer.assertionFor({ ...ANONYMOUS, roles: ["gateway"] }, [], policies.current.policy.version, upstream.name),
-    }),
-  });
 
   // An unreachable Redis makes the gateway not ready, not absent: keys still verify from the database.
   // No offline queue and a command timeout: while Redis is away, callers learn it at once and fall back.
@@ -250,6 +260,7 @@ export async function startGateway(config: GerbangConfig, options: { log?: (msg:
               },
             },
           ]),
+      ...resolver.readiness(),
       { name: "policy", check: async () => void policies.current.policy.version, describe: () => ({ version: policies.current.policy.version }) },
       {
         name: "policyActivation",
@@ -333,6 +344,7 @@ export async function startGateway(config: GerbangConfig, options: { log?: (msg:
       rateLimitCounters.close();
       subscriber?.disconnect();
       await demo?.close();
+      await resolver.close();
       redis?.disconnect();
       smtp?.close();
       await otlp?.shutdown().catch(() => log("tracing: spans could not be sent before exit"));
