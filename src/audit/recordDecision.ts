@@ -54,7 +54,8 @@ export function recordDecision(audit: AuditWriter, request: FastifyRequest, stat
     endpointId,
     blockedFields: state.blockedFields === undefined || state.blockedFields.length === 0 ? null : state.blockedFields.join(","),
     decisionInput: decisionInput(state),
-    details: event?.details === undefined ? null : boundedDetails(event.details),
+    // A masked answer's row says how much of it the caller was not shown.
+    details: event?.details !== undefined ? boundedDetails(event.details) : state.masked === undefined ? null : { masked: state.masked },
     sheddable: rateLimited || (allowed && event === undefined),
   });
 }

@@ -206,8 +206,10 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
     .option("--port <port>", "listen port")
     .option("--jwks-url <url>", "the gateway's JWKS, to verify identity assertions")
     .option("--audience <name>", "the upstream name assertions are addressed to")
-    .action(async (o: { host: string; port?: string; jwksUrl?: string; audience?: string }) => {
-      const args = ["--host", o.host, ...(o.port === undefined ? [] : ["--port", o.port]), ...(o.jwksUrl === undefined ? [] : ["--jwks-url", o.jwksUrl]), ...(o.audience === undefined ? [] : ["--audience", o.audience])];
+    .option("--database-url <url>", "keep the marketplace's data in PostgreSQL (prisma/marketplace), for the Prisma resolver")
+    .action(async (o: { host: string; port?: string; jwksUrl?: string; audience?: string; databaseUrl?: string }) => {
+      const optional = (flag: string, value: string | undefined): string[] => (value === undefined ? [] : [flag, value]);
+      const args = ["--host", o.host, ...optional("--port", o.port), ...optional("--jwks-url", o.jwksUrl), ...optional("--audience", o.audience), ...optional("--database-url", o.databaseUrl)];
       await (await import("../demo/upstreamMain.ts")).main(args);
       done(0);
     });

@@ -14,7 +14,7 @@ export async function seedDemo(auth: Auth, db: Database, upstream: DemoUpstream 
     ids[user.email.split("@")[0] ?? user.role] = existing?.id ?? (await createVerifiedUser(auth, db.prisma, { ...user, attributes: "attributes" in user ? { ...user.attributes } : {} }));
   }
   const owner = ids.user ?? "";
-  upstream?.seed({
+  await upstream?.seed({
     shops: [
       { id: "shop_1", name: "Kebun Sari Organics", ownerId: owner, region: "eu" },
       { id: "shop_2", name: "Tani Makmur Seeds", ownerId: ids.admin ?? "", region: "apac" },

@@ -7,6 +7,7 @@ import { createAssertionVerifier } from "../upstream/verifyAssertion.ts";
 import { matchesFilter } from "../upstream/dataFilter.ts";
 import type { VerifiedIdentity } from "../upstream/verifyAssertion.ts";
 import type { JSONWebKeySet } from "jose";
+import type { MarketplaceDatabase } from "./marketplaceDatabase.ts";
 
 export interface Shop {
   id: string;
@@ -64,6 +65,11 @@ export interface DemoUpstreamOptions {
   jwksUrl?: string;
   /** The gateway's key set itself (the gateway's in-process demo); same effect as `jwksUrl`. */
   jwks?: JSONWebKeySet;
+  /**
+   * PostgreSQL database for the marketplace's tables (prisma/marketplace, migrated at start): the
+   * data is kept there too, so a gateway can read ownership with the Prisma resolver.
+   */
+  databaseUrl?: string;
   /** Expected assertion audience; defaults to "marketplace". */
   audience?: string;
   logger?: boolean;
@@ -73,7 +79,7 @@ export interface DemoUpstream {
   url: string;
   close(): Promise<void>;
   /** Replaces each collection present in `data`; collections left out are kept. */
-  seed(data: DemoSeed): void;
+  seed(data: DemoSeed): Promise<void>;
   received(): ReceivedRequest[];
   clearReceived(): void;
 }
@@ -112,21 +118,27 @@ export async function startDemoUpstream(options: DemoUpstreamOptions = {}): Prom
         ? undefined
         : createAssertionVerifier({ jwksUrl: options.jwksUrl, audience });
 
+  // Loaded only when asked for: the in-process demo of `npm start` does without Prisma's client.
+  const db = options.databaseUrl === undefined ? null : await (await import("./marketplaceDatabase.ts")).openMarketplaceDatabase(options.databaseUrl);
+  if (db !== null) seedStore(store, await db.load());
+
   const app = Fastify({ logger: options.logger ?? false });
   registerBodyParsers(app);
   registerRecording(app, received);
   if (verify !== undefined) registerAssertionGate(app, verify);
   registerDemoRoutes(app, received);
   registerAttributeRoutes(app, store);
-  registerApiRoutes(app, store);
+  registerApiRoutes(app, store, db);
 
   app.setNotFoundHandler((req, reply) => sendJson(req, reply, 404, { error: "not_found" }));
   app.setErrorHandler((error, req, reply) => {
     const statusCode = isRecord(error) ? error.statusCode : undefined;
     const status = typeof statusCode === "number" && statusCode >= 400 && statusCode < 600 ? statusCode : 500;
     if (status >= 500) req.log.error({ err: error }, "demo upstream error");
+    // A 5xx says nothing more: its message may be a database driver's.
+    if (status >= 500) return sendJson(req, reply, status, { error: "internal_error" });
     const message = error instanceof Error ? error.message : String(error);
-    return sendJson(req, reply, status, { error: status >= 500 ? "internal_error" : "bad_request", message });
+    return sendJson(req, reply, status, { error: "bad_request", message });
   });
 
   const url = await app.listen({ host: options.host ?? "127.0.0.1", port: options.port ?? 0 });
@@ -134,8 +146,12 @@ export async function startDemoUpstream(options: DemoUpstreamOptions = {}): Prom
     url,
     close: async () => {
       await app.close();
+      await db?.close();
     },
-    seed: (data) => seedStore(store, data),
+    seed: async (data) => {
+      await db?.replace(data);
+      seedStore(store, data);
+    },
     received: () => structuredClone(received),
     clearReceived: () => {
       received.length = 0;
@@ -265,7 +281,11 @@ function listingNeedsAssertions(req: FastifyRequest, reply: FastifyReply): Fasti
   return sendJson(req, reply, 501, { error: "listing_needs_assertions", message: "start the demo upstream with --jwks-url to serve listings" });
 }
 
-function registerApiRoutes(app: FastifyInstance, store: Store): void {
+// Nullable columns of the marketplace's tables: prismaWhere keeps NULL out of comparisons on them.
+const ORDER_NULLABLE = ["region", "shippingAddress", "notes"];
+
+/** Every write goes to the database (when there is one) before the memory the reads use. */
+function registerApiRoutes(app: FastifyInstance, store: Store, db: MarketplaceDatabase | null): void {
   app.get<{ Querystring: { shopId?: string } }>("/api/products", async (req, reply) => {
     const { shopId } = req.query;
     const products = [...store.products.values()].filter((p) => shopId === undefined || p.shopId === shopId);
@@ -286,6 +306,7 @@ function registerApiRoutes(app: FastifyInstance, store: Store): void {
       return invalidBody(req, reply, "region must be a non-empty string");
     }
     const shop: Shop = { id: nextId(store, "shop", store.shops), name: body.name, ownerId, region: body.region ?? DEFAULT_REGION };
+    await db?.prisma.shop.create({ data: shop });
     store.shops.set(shop.id, shop);
     return sendJson(req, reply, 201, { ...shop });
   });
@@ -304,14 +325,17 @@ function registerApiRoutes(app: FastifyInstance, store: Store): void {
       return invalidBody(req, reply, "region must be a non-empty string");
     }
     // id and ownerId are not editable: ownership changes would bypass the gateway's owner checks.
-    if (body.name !== undefined) shop.name = body.name;
-    if (body.region !== undefined) shop.region = body.region;
+    const changes = { ...(body.name === undefined ? {} : { name: body.name }), ...(body.region === undefined ? {} : { region: body.region }) };
+    await db?.prisma.shop.update({ where: { id: shop.id }, data: changes });
+    Object.assign(shop, changes);
     return sendJson(req, reply, 200, { ...shop });
   });
 
   app.delete<IdParams<"shopId">>("/api/shops/:shopId", async (req, reply) => {
     const { shopId } = req.params;
-    if (!store.shops.delete(shopId)) return notFound(req, reply);
+    if (!store.shops.has(shopId)) return notFound(req, reply);
+    await db?.prisma.$transaction([db.prisma.shop.delete({ where: { id: shopId } }), db.prisma.product.deleteMany({ where: { shopId } }), db.prisma.inventory.deleteMany({ where: { shopId } })]);
+    store.shops.delete(shopId);
     for (const [id, product] of store.products) if (product.shopId === shopId) store.products.delete(id);
     for (const [id, item] of store.inventory) if (item.shopId === shopId) store.inventory.delete(id);
     return sendJson(req, reply, 200, { deleted: shopId });
@@ -324,6 +348,7 @@ function registerApiRoutes(app: FastifyInstance, store: Store): void {
     if (!isNonEmptyString(body.name)) return invalidBody(req, reply, "name must be a non-empty string");
     if (!isNonNegativeInteger(body.priceCents)) return invalidBody(req, reply, "priceCents must be a non-negative integer");
     const product: Product = { id: nextId(store, "prd", store.products), shopId: shop.id, name: body.name, priceCents: body.priceCents };
+    await db?.prisma.product.create({ data: product });
     store.products.set(product.id, product);
     return sendJson(req, reply, 201, { ...product });
   });
@@ -353,11 +378,18 @@ function registerApiRoutes(app: FastifyInstance, store: Store): void {
       shippingAddress: body.shippingAddress,
       notes: null,
     };
+    await db?.prisma.order.create({ data: order });
     store.orders.set(order.id, order);
     return sendJson(req, reply, 201, { ...order });
   });
 
   app.get("/api/orders", async (req, reply) => {
+    const identity = identities.get(req);
+    if (db !== null && identity !== undefined) {
+      // The listing as a service on Prisma writes it: the caller's rules as the query's where.
+      const rows = await db.prisma.order.findMany({ where: identity.prismaWhere("read", "Order", { nullable: ORDER_NULLABLE }), orderBy: { id: "asc" } });
+      return sendJson(req, reply, 200, { orders: rows.map((row) => store.orders.get(row.id) ?? row) });
+    }
     const orders = readable(req, "Order", store.orders.values());
     return orders === null ? listingNeedsAssertions(req, reply) : sendJson(req, reply, 200, { orders });
   });
@@ -385,9 +417,13 @@ function registerApiRoutes(app: FastifyInstance, store: Store): void {
     if (body.notes !== undefined && body.notes !== null && typeof body.notes !== "string") {
       return invalidBody(req, reply, "notes must be a string or null");
     }
-    if (body.shippingAddress !== undefined) order.shippingAddress = body.shippingAddress;
-    if (body.status !== undefined) order.status = body.status;
-    if (body.notes !== undefined) order.notes = body.notes;
+    const changes = {
+      ...(body.shippingAddress === undefined ? {} : { shippingAddress: body.shippingAddress }),
+      ...(body.status === undefined ? {} : { status: body.status }),
+      ...(body.notes === undefined ? {} : { notes: body.notes }),
+    };
+    await db?.prisma.order.update({ where: { id: order.id }, data: changes });
+    Object.assign(order, changes);
     return sendJson(req, reply, 200, { ...order });
   });
 

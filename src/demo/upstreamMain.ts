@@ -15,6 +15,7 @@ export async function main(argv: string[]): Promise<void> {
       port: { type: "string" },
       "jwks-url": { type: "string" },
       audience: { type: "string" },
+      "database-url": { type: "string" },
     },
     strict: true,
     allowPositionals: false,
@@ -25,6 +26,7 @@ export async function main(argv: string[]): Promise<void> {
   if (values.port !== undefined) options.port = parsePort(values.port);
   if (values["jwks-url"] !== undefined) options.jwksUrl = values["jwks-url"];
   if (values.audience !== undefined) options.audience = values.audience;
+  if (values["database-url"] !== undefined) options.databaseUrl = values["database-url"];
 
   const upstream = await startDemoUpstream(options);
   process.stdout.write(`demo upstream listening on ${upstream.url}\n`);

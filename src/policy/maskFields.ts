@@ -93,9 +93,11 @@ function maskObject(value: Plain, prefix: string, depth: number, inherited: read
   for (const [key, field] of Object.entries(value)) {
     const path = prefix === "" ? key : `${prefix}.${key}`;
     const here = readable(path, inherited);
-    const part = depth + 1 >= MAX_DEPTH ? undefined : maskValue(field, path, depth + 1, here, readable, counts);
-    if (part === undefined) counts.removedFields += 1;
-    else kept.push([key, part]);
+    const deeper = depth + 1 < MAX_DEPTH;
+    const part = deeper ? maskValue(field, path, depth + 1, here, readable, counts) : undefined;
+    if (part !== undefined) kept.push([key, part]);
+    // Counted where removed whole: a value that was looked into has had its own parts counted.
+    else if (!deeper || here.includes("denied") || !((isPlain(field) && Object.keys(field).length > 0) || isRecordList(field))) counts.removedFields += 1;
   }
   if (kept.length === 0 && !readableAll(inherited)) return undefined;
   // fromEntries defines properties: a "__proto__" key stays data, never a prototype.

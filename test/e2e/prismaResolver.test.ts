@@ -8,48 +8,25 @@ import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import pg from "pg";
 import { stringify } from "yaml";
 import { serviceGate, testPgUrl } from "../helpers/services.ts";
-import { createTestDatabase } from "../helpers/testDatabase.ts";
+import { createMarketplaceDatabase, grantRoles } from "../helpers/marketplaceDatabase.ts";
 import { startGatewayEnv } from "../helpers/gatewayEnv.ts";
 import { startRecordingUpstream } from "../helpers/recordingUpstream.ts";
 import { runGerbang } from "../helpers/processes.ts";
 import { errorOf } from "../helpers/catalogueError.ts";
 import { withDatabase } from "../../src/db/adminUrl.ts";
-import { migrate } from "../../src/db/migrate.ts";
-import { pgExecutor } from "../../src/db/sqlExecutor.ts";
 
 const pgMissing = await serviceGate("postgres");
 if (pgMissing !== false) throw new Error(`PostgreSQL is required: ${pgMissing}`);
 
-const db = await createTestDatabase({ migrate: false });
-const owner = new pg.Pool({ connectionString: db.url, max: 2 });
-owner.on("error", () => undefined);
-await migrate(pgExecutor(owner), { migrationsDir: fileURLToPath(new URL("../../prisma/marketplace/migrations", import.meta.url)) });
-// Roles belong to the server, not the database: each run makes its own and drops it after.
-const reader = `gerbang_reader_${randomBytes(4).toString("hex")}`;
-const writer = `gerbang_writer_${randomBytes(4).toString("hex")}`;
+const db = await createMarketplaceDatabase();
+await grantRoles(db);
+t.teardown(() => db.drop());
+const { owner, reader, writer, password: PASSWORD } = db;
 const q = pg.escapeIdentifier;
-await owner.query(`CREATE ROLE ${q(reader)} LOGIN; CREATE ROLE ${q(writer)} LOGIN`);
-await owner.query(`GRANT USAGE ON SCHEMA public TO ${q(reader)}, ${q(writer)}; GRANT SELECT ON ALL TABLES IN SCHEMA public TO ${q(reader)}, ${q(writer)}; GRANT UPDATE ON "order" TO ${q(writer)}`);
-// The test server trusts local connections; the password is there to be looked for in the logs.
-const PASSWORD = `pw-${randomBytes(6).toString("hex")}`;
-const urlAs = (role: string): string => {
-  const url = new URL(withDatabase(testPgUrl(), db.name));
-  url.username = role;
-  url.password = PASSWORD;
-  return url.toString();
-};
-t.teardown(async () => {
-  await owner.end();
-  await db.drop();
-  const admin = new pg.Client({ connectionString: testPgUrl() });
-  await admin.connect();
-  await admin.query(`DROP ROLE IF EXISTS ${q(reader)}; DROP ROLE IF EXISTS ${q(writer)}`).catch(() => undefined);
-  await admin.end();
-});
+const urlAs = (role: string): string => db.urlAs(role);
 
 const subjects = { Order: { model: "Order", attributes: ["buyerId", "region", "status"] }, Shop: { model: "Shop", attributes: ["ownerId", "region"] } };
 const upstream = await startRecordingUpstream();

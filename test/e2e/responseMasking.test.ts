@@ -9,6 +9,8 @@ import { serviceGate } from "../helpers/services.ts";
 import { startGatewayEnv } from "../helpers/gatewayEnv.ts";
 import { startScriptedUpstream } from "../helpers/scriptedUpstream.ts";
 import { errorOf } from "../helpers/catalogueError.ts";
+import { eventually } from "../helpers/eventually.ts";
+import pg from "pg";
 
 const pgMissing = await serviceGate("postgres");
 const upstream = await startScriptedUpstream();
@@ -143,4 +145,20 @@ t.test("the client's range and validators do not reach a masked endpoint's upstr
   const head = upstream.heads.at(-1) ?? "";
   t.notMatch(head, /\r\n(range|if-none-match):/i);
   t.match(head, /\r\naccept-encoding: identity(\r\n|$)/i);
+});
+
+t.test("the audit row of a masked answer records how much the caller was not shown", { skip: env.databaseUrl === null ? "needs PostgreSQL" : false }, async (t) => {
+  const answered = await get("/orders", user.token, json("200 OK", [own, other]));
+  const requestId = answered.headers.get("x-request-id") ?? "";
+  const db = new pg.Client({ connectionString: env.databaseUrl ?? "" });
+  await db.connect();
+  t.teardown(() => db.end());
+  let details: unknown;
+  t.ok(await eventually(async () => {
+    ({ rows: [{ details } = { details: undefined }] } = await db.query("SELECT details FROM audit_event WHERE request_id = $1", [requestId]));
+    return details !== undefined;
+  }), "the row is written");
+  // Each field removed whole counts once. Own order: internal, payment.iban. The other's: buyerId,
+  // region, internal, payment's method, cardLast4 and iban, items.price, shippingAddress's street and city.
+  t.same(details, { masked: { removedFields: 2 + 9, removedRecords: 0 } });
 });

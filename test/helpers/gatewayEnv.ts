@@ -45,6 +45,12 @@ export interface GatewayEnvOptions {
   serverConfig?: Record<string, unknown>;
   /** Gateway processes in front of the same upstream, database and Redis (default 1). */
   instances?: number;
+  /** More arguments for the demo upstream process (e.g. `--database-url`). */
+  upstreamArgs?: string[];
+  /** Runs once the demo upstream is up, before any gateway starts. */
+  beforeGateways?: () => Promise<void>;
+  /** The demo upstream's `resolver` entry in the gateways' config (e.g. a Prisma resolver). */
+  upstreamResolver?: Record<string, unknown>;
   /** Merged into one instance's config over `config` (e.g. its own policy folder). */
   instanceConfig?: (index: number) => Record<string, unknown>;
 }
@@ -76,10 +82,11 @@ export async function startGatewayEnv(options: GatewayEnvOptions): Promise<Gatew
     const [gatewayPort, upstreamPort, ...extraPorts] = ports as [number, number, ...number[]];
     const url = `http://127.0.0.1:${gatewayPort}`;
     const upstreamUrl = `http://127.0.0.1:${upstreamPort}`;
-    const upstream = await startGerbang(["demo-upstream", "--port", String(upstreamPort), "--jwks-url", `${url}/.well-known/jwks.json`], {
+    const upstream = await startGerbang(["demo-upstream", "--port", String(upstreamPort), "--jwks-url", `${url}/.well-known/jwks.json`, ...(options.upstreamArgs ?? [])], {
       readyUrl: `${upstreamUrl}/__demo/received`,
     });
     cleanups.push(() => upstream.stop());
+    await options.beforeGateways?.();
 
     // Tests share one Redis: every environment gets its own key prefix and invalidation channel.
     const redisPrefix = `gerbang-test-${randomUUID().slice(0, 8)}:`;
@@ -94,7 +101,7 @@ export async function startGatewayEnv(options: GatewayEnvOptions): Promise<Gatew
       demo: { seedUsers: first },
       logLevel: "warn",
       audit: { flushIntervalMs: 50 },
-      upstreams: [{ name: "marketplace", prefix: "/api", url: upstreamUrl, timeoutMs: 5000 }],
+      upstreams: [{ name: "marketplace", prefix: "/api", url: upstreamUrl, timeoutMs: 5000, ...(options.upstreamResolver === undefined ? {} : { resolver: options.upstreamResolver }) }],
       // Tests send far more than a minute's worth from one address; rate-limit tests set their own limits.
       rateLimit: GENEROUS_LIMITS,
       redis: { keyPrefix: redisPrefix, ...(redisConfig as Record<string, unknown> | undefined) },

@@ -137,7 +137,7 @@ t.test("shop, product and order flows echo the forwarded identity", async (t) =>
 t.test("seed replaces collections and the attributes contract answers from them", async (t) => {
   const upstream = await startDemoUpstream();
   t.teardown(() => upstream.close());
-  upstream.seed({
+  await upstream.seed({
     shops: [{ id: "shop_1", name: "Seeded", ownerId: "u1", region: "eu" }],
     products: [{ id: "prd_1", shopId: "shop_1", name: "Tea", priceCents: 100 }],
     orders: [
@@ -170,7 +170,7 @@ t.test("seed replaces collections and the attributes contract answers from them"
   const created = await call(upstream, "POST", "/api/shops", { headers: seller, json: { name: "New" } });
   t.equal(created.body.id, "shop_2", "created ids skip seeded ones");
 
-  upstream.seed({ shops: [] });
+  await upstream.seed({ shops: [] });
   t.equal((await attrs("Shop", "shop_1")).status, 404, "provided collections are replaced");
   t.equal((await attrs("Product", "prd_1")).status, 200, "omitted collections are kept");
 });

@@ -166,7 +166,7 @@ t.test("an unreachable JWKS is reported as such", async (t) => {
 t.test("a demo upstream with jwksUrl requires a matching assertion", async (t) => {
   const upstream = await startDemoUpstream({ jwksUrl });
   t.teardown(() => upstream.close());
-  upstream.seed({ shops: [{ id: "shop_1", name: "S", ownerId: "user_1", region: "eu" }] });
+  await upstream.seed({ shops: [{ id: "shop_1", name: "S", ownerId: "user_1", region: "eu" }] });
   const identityHeaders = {
     "x-gerbang-user": "user_1",
     "x-gerbang-roles": "buyer,seller",
