@@ -1,4 +1,5 @@
 import Type, { type Static, type TSchema } from "#typebox";
+import Value from "#typebox/value";
 import type { GerbangConfig } from "../config/schema.ts";
 import type { Auth } from "../auth/createAuth.ts";
 import type { PrismaClient } from "../generated/prisma/client.ts";
@@ -13,10 +14,11 @@ import { activateVersion, operator, policyStatus, rollbackVersion } from "../act
 import type { AuditWriter } from "../audit/auditWriter.ts";
 import { AuditFilters } from "../audit/searchAudit.ts";
 import { instanceEvent } from "../audit/instanceEvent.ts";
+import { BanInput, Email, PRINTABLE, RevokeSessionsInput, SetAttributesInput, SetRoleInput, UnbanInput, USER_SELECT, UsersListInput, banUser, listUsers, revokeSessions, setAttributes, setRole, unbanUser, userView, type UserView } from "./userOperations.ts";
+
+export type { UserView };
 
 /** What an operation runs against: the CLI's own connections, or those of the running gateway. */
-/** Printable text only (no terminal control sequences): reasons are printed in operators' terminals. */
-const PRINTABLE = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$";
 
 export interface OperatorServices {
   /** Who the activation history names; absent: the OS user and host of this process. */
@@ -38,29 +40,6 @@ export interface OperatorServices {
 }
 
 
-export interface UserView {
-  id: string;
-  email: string;
-  name: string;
-  roles: string[];
-  region: string | null;
-  emailVerified: boolean;
-  banned: boolean;
-  createdAt: string;
-}
-
-const USER_SELECT = { id: true, email: true, name: true, role: true, region: true, emailVerified: true, banned: true, createdAt: true } as const;
-const userView = (u: { id: string; email: string; name: string; role: string | null; region: string | null; emailVerified: boolean; banned: boolean | null; createdAt: Date }): UserView => ({
-  id: u.id,
-  email: u.email,
-  name: u.name,
-  roles: (u.role ?? "").split(",").map((r) => r.trim()).filter(Boolean),
-  region: u.region,
-  emailVerified: u.emailVerified,
-  banned: u.banned === true,
-  createdAt: u.createdAt.toISOString(),
-});
-
 async function ownerId(s: OperatorServices, email: string): Promise<string> {
   const user = await s.prisma.user.findUnique({ where: { email: email.toLowerCase() }, select: { id: true } });
   if (user === null) throw new OperationError(`no user with email ${email}`);
@@ -77,7 +56,6 @@ async function refusalsAsMessages<T>(work: Promise<T>): Promise<T> {
   }
 }
 
-const Email = Type.String({ minLength: 3, maxLength: 320 });
 const Id = Type.String({ minLength: 1, maxLength: 200 });
 
 function op<I extends TSchema, O>(input: I, run: (s: OperatorServices, input: Static<I>) => Promise<O>): { input: I; run: (s: OperatorServices, input: Static<I>) => Promise<O> } {
@@ -110,10 +88,12 @@ export const OPERATIONS = {
       return userView(user);
     },
   ),
-  "users.list": op(Type.Object({}, { additionalProperties: false }), async (s): Promise<UserView[]> => {
-    const users = await s.prisma.user.findMany({ select: USER_SELECT, orderBy: { createdAt: "asc" } });
-    return users.map(userView);
-  }),
+  "users.list": op(UsersListInput, listUsers),
+  "users.set-role": op(SetRoleInput, setRole),
+  "users.set-attr": op(SetAttributesInput, setAttributes),
+  "users.ban": op(BanInput, banUser),
+  "users.unban": op(UnbanInput, unbanUser),
+  "users.revoke-sessions": op(RevokeSessionsInput, revokeSessions),
   "users.show": op(Type.Object({ email: Email }, { additionalProperties: false }), async (s, input): Promise<UserView & { keys: KeyView[] }> => {
     const user = await s.prisma.user.findUnique({ where: { email: input.email.toLowerCase() }, select: USER_SELECT });
     if (user === null) throw new OperationError(`no user with email ${input.email}`);
@@ -174,6 +154,11 @@ export const isOperationName = (name: string): name is OperationName => Object.h
 /** The audited operations: their action and what they changed (ids only, never a key or an email). */
 const AUDITED: Partial<Record<OperationName, { action: string; target: (input: never, output: never) => string | null }>> = {
   "users.create": { action: "user.created", target: (_i, o: UserView | undefined) => o?.id ?? null },
+  "users.set-role": { action: "user.role_changed", target: (_i, o: UserView | undefined) => o?.id ?? null },
+  "users.set-attr": { action: "user.attributes_changed", target: (_i, o: UserView | undefined) => o?.id ?? null },
+  "users.ban": { action: "user.banned", target: (_i, o: UserView | undefined) => o?.id ?? null },
+  "users.unban": { action: "user.unbanned", target: (_i, o: UserView | undefined) => o?.id ?? null },
+  "users.revoke-sessions": { action: "session.revoked", target: (_i, o: { user: string } | undefined) => o?.user ?? null },
   "keys.create": { action: "key.created", target: (_i, o: { view: KeyView } | undefined) => o?.view.id ?? null },
   "keys.revoke": { action: "key.revoked", target: (i: { id: string }) => i.id },
   "keys.rotate": { action: "key.rotated", target: (i: { id: string }) => i.id },
@@ -182,8 +167,15 @@ const AUDITED: Partial<Record<OperationName, { action: string; target: (input: n
   "audit.prune": { action: "audit.pruned", target: () => null },
 };
 
-/** Runs one operation; the input must already satisfy its schema (the admin endpoint checks it). */
+/** Runs one operation, on input checked against its schema here whoever called (the CLI, the admin API). */
 export async function runOperation<N extends OperationName>(s: OperatorServices, name: N, input: OperationInput<N>): Promise<OperationOutput<N>> {
+  const schema = OPERATIONS[name].input as TSchema;
+  const first = [...Value.Errors(schema, input)][0];
+  if (first !== undefined) {
+    // A printable-text pattern explains itself better than the regular expression would.
+    const printable = first.keyword === "pattern" && (first.params as { pattern?: unknown }).pattern === PRINTABLE;
+    throw new OperationError(`${first.instancePath.slice(1).replaceAll("/", ".") || "input"}: ${printable ? "must be printable text (no control characters)" : first.message}`);
+  }
   // Each entry's run matches its own input; TypeScript cannot correlate the two through the union.
   const run = OPERATIONS[name].run as unknown as (s: OperatorServices, input: OperationInput<N>) => Promise<OperationOutput<N>>;
   const audited = AUDITED[name];

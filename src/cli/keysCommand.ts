@@ -4,7 +4,8 @@ import { CliError } from "./cliError.ts";
 import type { CommonFlags, KeysCreateFlags } from "./main.ts";
 import { operate, operatorConfig } from "./operate.ts";
 
-function seconds(text: string, flag: string): number {
+/** A duration flag (90s, 15m, 24h, 30d) in seconds, or a usage error naming the flag. */
+export function seconds(text: string, flag: string): number {
   const value = parseDuration(text);
   if (value === null) throw new CliError(`${flag} takes a duration such as 90s, 15m, 24h or 30d, got ${text}`);
   return value;

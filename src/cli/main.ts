@@ -50,10 +50,48 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
     .action(async (o: UsersCreateFlags) => done(await (await import("./usersCommand.ts")).usersCreate(o)));
   users
     .command("list")
-    .description("list users")
+    .description("list users, oldest first, a page at a time (the next page's --offset goes to stderr)")
+    .option("--search <text>", "part of the email or name, any case")
+    .option("--role <role>", "only users with this role")
+    .option("--banned", "only banned users")
+    .option("--limit <n>", "users per page (1-1000, default 100)")
+    .option("--offset <n>", "users to skip")
     .addOption(json())
     .addOption(config())
-    .action(async (o: CommonFlags) => done(await (await import("./usersCommand.ts")).usersList(o)));
+    .action(async (o: UsersListFlags) => done(await (await import("./usersCommand.ts")).usersList(o)));
+  users
+    .command("set-role <email> <roles>")
+    .description("replace a user's roles (comma-separated); every instance applies it at once")
+    .addOption(json())
+    .addOption(config())
+    .action(async (email: string, roles: string, o: CommonFlags) => done(await (await import("./usersCommand.ts")).usersSetRole(email, roles, o)));
+  users
+    .command("set-attr <email> <key=value...>")
+    .description("set attributes policies read (e.g. region=eu; region= removes it); every instance applies it at once")
+    .addOption(json())
+    .addOption(config())
+    .action(async (email: string, pairs: string[], o: CommonFlags) => done(await (await import("./usersCommand.ts")).usersSetAttr(email, pairs, o)));
+  users
+    .command("ban <email>")
+    .description("ban a user: sign-in refused, every session ended and their API keys refused, on every instance at once")
+    .option("--reason <text>", "why (kept with the user and audited)")
+    .option("--expires-in <duration>", "lift the ban after this long (e.g. 7d); default: until unbanned")
+    .addOption(json())
+    .addOption(config())
+    .action(async (email: string, o: UsersBanFlags) => done(await (await import("./usersCommand.ts")).usersBan(email, o)));
+  users
+    .command("unban <email>")
+    .description("lift a ban (sessions ended by it stay ended)")
+    .addOption(json())
+    .addOption(config())
+    .action(async (email: string, o: CommonFlags) => done(await (await import("./usersCommand.ts")).usersUnban(email, o)));
+  users
+    .command("revoke-sessions <email>")
+    .description("end every session of a user, on every instance at once")
+    .option("--keys", "also revoke the user's API keys")
+    .addOption(json())
+    .addOption(config())
+    .action(async (email: string, o: UsersRevokeFlags) => done(await (await import("./usersCommand.ts")).usersRevokeSessions(email, o)));
   users
     .command("show <email>")
     .description("one user, with their API keys")
@@ -234,6 +272,20 @@ function synopsis(command: Command, path: string[] = []): string[] {
 export interface CommonFlags {
   config?: string;
   json?: boolean;
+}
+export interface UsersListFlags extends CommonFlags {
+  search?: string;
+  role?: string;
+  banned?: boolean;
+  limit?: string;
+  offset?: string;
+}
+export interface UsersBanFlags extends CommonFlags {
+  reason?: string;
+  expiresIn?: string;
+}
+export interface UsersRevokeFlags extends CommonFlags {
+  keys?: boolean;
 }
 export interface UsersCreateFlags extends CommonFlags {
   email: string;

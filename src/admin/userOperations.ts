@@ -1,0 +1,158 @@
+// The operator's account controls (`gerbang users …` and the admin API): each change is written,
+// then published on the invalidation bus so every instance forgets the user's cached sessions and
+// keys at once — the next request anywhere, a keep-alive connection's included, is decided anew.
+import Type from "#typebox";
+import { ROLES } from "../auth/createAuth.ts";
+import { USER_ATTRIBUTES } from "../auth/createUser.ts";
+import { OperationError } from "./operationError.ts";
+import type { OperatorServices } from "./operations.ts";
+import type { Prisma } from "../generated/prisma/client.ts";
+
+export interface UserView {
+  id: string;
+  email: string;
+  name: string;
+  roles: string[];
+  region: string | null;
+  emailVerified: boolean;
+  banned: boolean;
+  banReason: string | null;
+  banExpires: string | null;
+  createdAt: string;
+}
+
+export const USER_SELECT = { id: true, email: true, name: true, role: true, region: true, emailVerified: true, banned: true, banReason: true, banExpires: true, createdAt: true } as const;
+type UserRow = Prisma.UserGetPayload<{ select: typeof USER_SELECT }>;
+
+export const userView = (u: UserRow): UserView => ({
+  id: u.id,
+  email: u.email,
+  name: u.name,
+  roles: (u.role ?? "").split(",").map((r) => r.trim()).filter(Boolean),
+  region: u.region,
+  emailVerified: u.emailVerified,
+  banned: u.banned === true,
+  banReason: u.banReason,
+  banExpires: u.banExpires?.toISOString() ?? null,
+  createdAt: u.createdAt.toISOString(),
+});
+
+/** Printable text only: reasons end up in operators' terminals and in audit rows. */
+export const PRINTABLE = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$";
+export const Email = Type.String({ minLength: 3, maxLength: 320 });
+
+export const UsersListInput = Type.Object(
+  {
+    search: Type.Optional(Type.String({ minLength: 1, maxLength: 320, pattern: PRINTABLE, description: "part of the email or name, any case" })),
+    role: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
+    banned: Type.Optional(Type.Boolean()),
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })),
+    offset: Type.Optional(Type.Integer({ minimum: 0 })),
+  },
+  { additionalProperties: false },
+);
+export const SetRoleInput = Type.Object({ email: Email, role: Type.String({ minLength: 1, maxLength: 200 }) }, { additionalProperties: false });
+export const SetAttributesInput = Type.Object(
+  { email: Email, attributes: Type.Record(Type.String({ minLength: 1, maxLength: 64 }), Type.Union([Type.String({ minLength: 1, maxLength: 200, pattern: PRINTABLE }), Type.Null()])) },
+  { additionalProperties: false },
+);
+export const BanInput = Type.Object(
+  { email: Email, reason: Type.Optional(Type.String({ minLength: 1, maxLength: 500, pattern: PRINTABLE })), expiresInSec: Type.Optional(Type.Integer({ minimum: 60, maximum: 10 * 365 * 86400 })) },
+  { additionalProperties: false },
+);
+export const UnbanInput = Type.Object({ email: Email }, { additionalProperties: false });
+export const RevokeSessionsInput = Type.Object({ email: Email, keys: Type.Optional(Type.Boolean({ description: "also revoke the user's API keys" })) }, { additionalProperties: false });
+
+async function target(s: OperatorServices, email: string): Promise<UserRow> {
+  const user = await s.prisma.user.findUnique({ where: { email: email.toLowerCase() }, select: USER_SELECT });
+  if (user === null) throw new OperationError(`no user with email ${email}`);
+  return user;
+}
+
+/**
+ * Tells every instance to forget the user's cached sessions and keys. False: no instance but this
+ * process was told (no Redis, or it refused; the bus retries with every heartbeat), so running
+ * gateways apply the change within auth.sessionCacheTtlMs — the CLI says so rather than pretend.
+ */
+async function announce(s: OperatorServices, userId: string): Promise<boolean> {
+  const published = await s.bus.publish({ kind: "user", id: userId });
+  // Inside a running gateway (the admin API, or the CLI asking the embedded database's holder) the
+  // local apply has reached the instance that serves.
+  return published || s.reloadPolicy !== undefined;
+}
+
+/** An admin acting on their own account through the API could lock everyone out; the shell can undo it. */
+function refuseSelf(s: OperatorServices, user: UserRow, what: string): void {
+  if (s.caller?.userId !== undefined && s.caller.userId === user.id) throw new OperationError(`you cannot ${what} your own account`);
+}
+
+export async function listUsers(s: OperatorServices, input: Type.Static<typeof UsersListInput>): Promise<{ users: UserView[]; total: number; nextOffset: number | null }> {
+  const where: Prisma.UserWhereInput = {
+    AND: [
+      input.search === undefined ? {} : { OR: [{ email: { contains: input.search, mode: "insensitive" } }, { name: { contains: input.search, mode: "insensitive" } }] },
+      // Roles are a comma-separated column: a whole-item match, never a substring ("sales" is not "presales").
+      input.role === undefined ? {} : { OR: [{ role: input.role }, { role: { startsWith: `${input.role},` } }, { role: { endsWith: `,${input.role}` } }, { role: { contains: `,${input.role},` } }] },
+      input.banned === undefined ? {} : input.banned ? { banned: true } : { OR: [{ banned: false }, { banned: null }] },
+    ],
+  };
+  const limit = input.limit ?? 100;
+  const offset = input.offset ?? 0;
+  const [rows, total] = await Promise.all([s.prisma.user.findMany({ where, select: USER_SELECT, orderBy: [{ createdAt: "asc" }, { id: "asc" }], take: limit, skip: offset }), s.prisma.user.count({ where })]);
+  return { users: rows.map(userView), total, nextOffset: offset + rows.length < total ? offset + rows.length : null };
+}
+
+/** What a change returns: the user as now stored, and whether the running instances were told. */
+export type Changed<T> = T & { announced: boolean };
+
+export async function setRole(s: OperatorServices, input: Type.Static<typeof SetRoleInput>): Promise<Changed<UserView>> {
+  const roles = [...new Set(input.role.split(",").map((r) => r.trim()).filter(Boolean))];
+  const unknown = roles.find((r) => !(ROLES as readonly string[]).includes(r));
+  if (roles.length === 0 || unknown !== undefined) throw new OperationError(`unknown role ${unknown ?? "(none)"} (known: ${ROLES.join(", ")})`);
+  const user = await target(s, input.email);
+  refuseSelf(s, user, "change the roles of");
+  const updated = await s.prisma.user.update({ where: { id: user.id }, data: { role: roles.join(",") }, select: USER_SELECT });
+  return { ...userView(updated), announced: await announce(s, user.id) };
+}
+
+export async function setAttributes(s: OperatorServices, input: Type.Static<typeof SetAttributesInput>): Promise<Changed<UserView>> {
+  const unknown = Object.keys(input.attributes).find((k) => !USER_ATTRIBUTES.has(k));
+  if (unknown !== undefined) throw new OperationError(`unknown attribute ${unknown} (known: ${[...USER_ATTRIBUTES].join(", ")})`);
+  const user = await target(s, input.email);
+  const updated = await s.prisma.user.update({ where: { id: user.id }, data: input.attributes, select: USER_SELECT });
+  return { ...userView(updated), announced: await announce(s, user.id) };
+}
+
+/** A ban ends every session of the user at once; their keys stop verifying (a banned owner's keys are refused). */
+export async function banUser(s: OperatorServices, input: Type.Static<typeof BanInput>): Promise<Changed<UserView & { sessionsRevoked: number }>> {
+  const user = await target(s, input.email);
+  refuseSelf(s, user, "ban");
+  const [updated, sessions] = await s.prisma.$transaction([
+    s.prisma.user.update({
+      where: { id: user.id },
+      data: { banned: true, banReason: input.reason ?? null, banExpires: input.expiresInSec === undefined ? null : new Date(Date.now() + input.expiresInSec * 1000) },
+      select: USER_SELECT,
+    }),
+    s.prisma.session.deleteMany({ where: { userId: user.id } }),
+  ]);
+  return { ...userView(updated), sessionsRevoked: sessions.count, announced: await announce(s, user.id) };
+}
+
+export async function unbanUser(s: OperatorServices, input: Type.Static<typeof UnbanInput>): Promise<Changed<UserView>> {
+  const user = await target(s, input.email);
+  const updated = await s.prisma.user.update({ where: { id: user.id }, data: { banned: false, banReason: null, banExpires: null }, select: USER_SELECT });
+  return { ...userView(updated), announced: await announce(s, user.id) };
+}
+
+export async function revokeSessions(s: OperatorServices, input: Type.Static<typeof RevokeSessionsInput>): Promise<Changed<{ user: string; sessionsRevoked: number; keysRevoked: string[] }>> {
+  const user = await target(s, input.email);
+  const { count } = await s.prisma.session.deleteMany({ where: { userId: user.id } });
+  const keysRevoked: string[] = [];
+  if (input.keys === true) {
+    for (const key of await s.keys.list({}, user.id)) {
+      if (key.status !== "active") continue;
+      await s.keys.revoke(key.id, {});
+      keysRevoked.push(key.id);
+    }
+  }
+  return { user: user.id, sessionsRevoked: count, keysRevoked, announced: await announce(s, user.id) };
+}
