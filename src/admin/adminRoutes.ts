@@ -10,7 +10,7 @@ import { OperationError } from "./operationError.ts";
 import type { createAuthorize } from "../pipeline/authorize.ts";
 import { rolesFromField } from "../auth/principal.ts";
 import { normalizeTarget } from "../pipeline/normalizeTarget.ts";
-import { runOperation, type OperationName, type OperatorServices } from "./operations.ts";
+import { OPERATIONS, runOperation, type OperationName, type OperatorServices } from "./operations.ts";
 import { listVersions, loadVersionForAsking } from "./versionForAsking.ts";
 import { playgroundRoutes } from "./playgroundRoutes.ts";
 import { diffVersions, type PermissionDiff } from "../policy/diffVersions.ts";
@@ -47,6 +47,22 @@ export const ExplainBody = Type.Object(
 export type ExplainInput = Static<typeof ExplainBody>;
 const VersionName = Type.String({ minLength: 1, maxLength: 65 });
 const DiffBody = Type.Object({ from: VersionName, to: VersionName, replayMs: Type.Optional(Type.Integer({ minimum: 1000, maximum: 90 * 86_400_000 })) }, { additionalProperties: false });
+
+const USER_CHANGES = ["users.set-role", "users.set-attr", "users.ban", "users.unban", "users.revoke-sessions"] as const satisfies readonly OperationName[];
+
+/** `GET …/users?search=&role=&banned=true&limit=&offset=` as the operation's input (numbers and flags typed, the rest as given). */
+function usersQuery(query: unknown): Record<string, unknown> {
+  const given = (query ?? {}) as Record<string, string | string[]>;
+  const typed: Record<string, unknown> = {};
+  for (const [name, value] of Object.entries(given)) {
+    // A repeated parameter is ambiguous: passed on as a list, the schema refuses it.
+    if (Array.isArray(value)) typed[name] = value;
+    else if (name === "limit" || name === "offset") typed[name] = /^\d{1,9}$/.test(value) ? Number(value) : value;
+    else if (name === "banned") typed[name] = value === "true" ? true : value === "false" ? false : value;
+    else typed[name] = value;
+  }
+  return typed;
+}
 
 /** An operation's refusal (OperationError) as the API's 422. */
 function refusable<T>(work: () => T): T {
@@ -106,6 +122,16 @@ export async function adminRoutes(app: FastifyInstance, options: AdminRoutesOpti
       throw error;
     }
   };
+  // Account controls: `gerbang users …` over HTTP, one policy endpoint to read, one to change.
+  const users = `${options.gatewayPrefix}/api/users`;
+  app.get(users, bound("gateway.users.list"), async (request) => run(request, "users.list", checked(OPERATIONS["users.list"].input, usersQuery(request.query)) as never));
+  app.post<{ Params: { operation: string } }>(`${users}/:operation`, bound("gateway.users.manage"), async (request) => {
+    const name = `users.${request.params.operation}`;
+    if (!(USER_CHANGES as readonly string[]).includes(name)) throw new GerbangError("ROUTE_NOT_FOUND");
+    const operation = name as (typeof USER_CHANGES)[number];
+    return run(request, operation, checked(OPERATIONS[operation].input, request.body) as never);
+  });
+
   const api = `${options.gatewayPrefix}/api/policy`;
   app.post(`${api}/diff`, bound("gateway.policy.diff"), async (request): Promise<{ diff: PermissionDiff; replay: ReplaySummary | null }> => {
     const input = checked(DiffBody, request.body);

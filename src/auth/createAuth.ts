@@ -89,7 +89,8 @@ export function createAuth(options: AuthOptions) {
       ipAddress: { ipAddressHeaders: ["x-gerbang-client-ip"] },
     },
     plugins: [
-      admin({ ac, roles, defaultRole: "user", adminRoles: ["admin"] }),
+      // Impersonation stays on for admins: audited, and an impersonation session ends after an hour.
+      admin({ ac, roles, defaultRole: "user", adminRoles: ["admin"], impersonationSessionDuration: 3600 }),
       // Only the signed token (set-auth-token) is a credential: the bare token as stored in the session table is not.
       bearer({ requireSignature: true }),
       // Issuance and storage only: src/keys verifies keys on the hot path (the plugin would write to

@@ -9,7 +9,7 @@ import { sanitizeResponseHeaders, type ResponseHeaderOptions } from "../forward/
 import { sendError } from "./sendError.ts";
 import type { UpstreamCircuits } from "../forward/upstreamCircuits.ts";
 import { whenRequestEnds } from "./whenRequestEnds.ts";
-import { forMasking, masksAnswer, sendMasked } from "./maskResponse.ts";
+import { forMasking, masksAnswer, sendMasked, withoutOriginalHeaders } from "./maskResponse.ts";
 
 /**
  * Errors of an upstream body stream: when one fails before the answer's head went out, Fastify hands
@@ -126,8 +126,9 @@ export function createForward(options: ForwardOptions): (request: FastifyRequest
       discard(stream);
       return reply;
     }
-    if (masking !== undefined && endpoint !== undefined && masksAnswer(request.method, statusCode)) {
-      return sendMasked(request, reply, masking, endpoint.subject, { statusCode, headers: passOn, stream }, { principal, abilities });
+    if (masking !== undefined && endpoint !== undefined) {
+      if (masksAnswer(request.method, statusCode)) return sendMasked(request, reply, masking, endpoint.subject, { statusCode, headers: passOn, stream }, { principal, abilities });
+      passOn = withoutOriginalHeaders(passOn);
     }
     // Registered before Fastify's own listener, so the error is marked when Fastify sees it.
     stream.once("error", (error: unknown) => {

@@ -39,16 +39,25 @@ interface SubjectLookup {
 const DEMO_CLIENT = "demo-marketplace";
 
 /**
- * Can the connected role change anything? A superuser can; otherwise any write privilege on any
- * table, view or foreign table of the database (owning one implies them all).
+ * Can the connected role change anything, itself or through any role it is a member of (SET ROLE
+ * needs no inheritance)? A superuser or a role that creates roles can; so can any write privilege on
+ * a table, view or foreign table (whole or on a column), a sequence, or creating in a schema. And
+ * are its transactions read-only, as this pool asks (a URL's own `options` would replace that)?
  */
 const WRITE_PRIVILEGES_SQL = `
+WITH me AS (SELECT oid, rolname FROM pg_roles WHERE pg_has_role(current_user, oid, 'MEMBER'))
 SELECT current_user AS role,
-       (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) AS superuser,
-       (SELECT n.nspname || '.' || c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-         WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%'
-           AND (has_table_privilege(c.oid, 'INSERT') OR has_table_privilege(c.oid, 'UPDATE') OR has_table_privilege(c.oid, 'DELETE') OR has_table_privilege(c.oid, 'TRUNCATE'))
-         ORDER BY 1 LIMIT 1) AS writable`;
+       (SELECT string_agg(r.rolname, ', ') FROM pg_roles r JOIN me ON me.oid = r.oid WHERE r.rolsuper OR r.rolcreaterole) AS privileged,
+       (SELECT n.nspname || '.' || c.relname || CASE WHEN me.rolname = current_user THEN '' ELSE ' (as ' || me.rolname || ')' END
+          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace CROSS JOIN me
+         WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S') AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%'
+           AND CASE WHEN c.relkind = 'S' THEN has_sequence_privilege(me.oid, c.oid, 'USAGE, UPDATE')
+                    ELSE has_table_privilege(me.oid, c.oid, 'INSERT, UPDATE, DELETE, TRUNCATE') OR has_any_column_privilege(me.oid, c.oid, 'INSERT, UPDATE') END
+         ORDER BY 1 LIMIT 1) AS writable,
+       (SELECT n.nspname FROM pg_namespace n CROSS JOIN me
+         WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%' AND has_schema_privilege(me.oid, n.oid, 'CREATE')
+         ORDER BY 1 LIMIT 1) AS creates_in,
+       current_setting('default_transaction_read_only') AS read_only`;
 
 const firstLine = (error: unknown): string =>
   (error instanceof Error ? error.message : String(error))
@@ -57,16 +66,25 @@ const firstLine = (error: unknown): string =>
     .filter((line) => line !== "" && !line.startsWith("→") && !/^\d+ /.test(line))
     .at(-1) ?? "unknown error";
 
+/** Prisma's Decimal (decimal.js): what distinguishes it without importing the runtime. */
+const isDecimal = (value: unknown): value is { toString(): string } =>
+  typeof value === "object" && value !== null && typeof (value as { toFixed?: unknown }).toFixed === "function" && typeof (value as { isFinite?: unknown }).isFinite === "function";
+
 /** A database value as a policy attribute: what conditions compare (strings, numbers, booleans, lists, JSON). */
 function attributeValue(value: unknown): unknown {
   if (value === null || typeof value === "string" || typeof value === "number" || typeof value === "boolean") return value;
   if (value instanceof Date) return value.toISOString();
-  if (typeof value === "bigint") return Number.isSafeInteger(Number(value)) ? Number(value) : value.toString();
+  // Numbers stay numbers (conditions compare like with like; a string would never match a number
+  // rule, deny rules included): big integers and decimals to the nearest double.
+  if (typeof value === "bigint") return Number(value);
   if (Array.isArray(value)) return value.map(attributeValue);
   if (value instanceof Uint8Array) return undefined;
-  // A Decimal's string is exact; a Json column is already plain data.
-  if (typeof value === "object" && Object.getPrototypeOf(value) !== Object.prototype) return String(value);
-  return value;
+  if (isDecimal(value)) {
+    const number = Number(value.toString());
+    return Number.isFinite(number) ? number : undefined;
+  }
+  // A Json column is plain data already; anything else is not an attribute a condition can read.
+  return typeof value === "object" && Object.getPrototypeOf(value) === Object.prototype ? value : undefined;
 }
 
 /**
@@ -112,7 +130,7 @@ export class PrismaResolver implements AttributeResolver {
     pool.on("error", (error) => options.log(`${where}: idle connection failed: ${error.message}`));
     const client = new PrismaClient({ adapter: new PrismaPg(pool as never) });
     try {
-      if (config.requireReadOnly) await refuseWriters(pool, where);
+      await refuseWriters(pool, where, config.requireReadOnly);
       const subjects = new Map<string, SubjectLookup>();
       for (const [subject, spec] of Object.entries(config.subjects)) {
         const delegate = (client as unknown as Record<string, unknown>)[spec.model.charAt(0).toLowerCase() + spec.model.slice(1)] as ModelDelegate | undefined;
@@ -209,7 +227,7 @@ async function loadClient(spec: string, where: string): Promise<ClientClass> {
   return loaded.PrismaClient as ClientClass;
 }
 
-async function refuseWriters(pool: Pool, where: string): Promise<void> {
+async function refuseWriters(pool: Pool, where: string, requireReadOnly: boolean): Promise<void> {
   let row: Record<string, unknown> | undefined;
   try {
     ({ rows: [row] } = await pool.query(WRITE_PRIVILEGES_SQL));
@@ -217,8 +235,12 @@ async function refuseWriters(pool: Pool, where: string): Promise<void> {
     throw new Error(`${where}: the business database could not be checked: ${firstLine(error)}`, { cause: error });
   }
   const role = String(row?.role ?? "?");
-  if (row?.superuser === true) throw new Error(`${where}: the role ${role} is a superuser; give the resolver a read-only role (GRANT SELECT only), or set requireReadOnly: false`);
-  if (row?.writable !== null && row?.writable !== undefined) {
-    throw new Error(`${where}: the role ${role} may write ${String(row.writable)}; give the resolver a read-only role (GRANT SELECT only), or set requireReadOnly: false`);
-  }
+  // Whatever the role may do, this pool's transactions must be read-only: a URL whose `options`
+  // replaced the setting (or a pooler that dropped it) is refused.
+  if (row?.read_only !== "on") throw new Error(`${where}: connections are not read-only (default_transaction_read_only is ${String(row?.read_only)}); remove options from the URL, or let the pooler pass startup options`);
+  if (!requireReadOnly) return;
+  const fix = "give the resolver a read-only role (GRANT SELECT only; see docs/policies.md#prisma-resolver), or set requireReadOnly: false";
+  if (typeof row?.privileged === "string") throw new Error(`${where}: the role ${role} is, or may become, a superuser or role creator (${row.privileged}); ${fix}`);
+  if (typeof row?.writable === "string") throw new Error(`${where}: the role ${role} may write ${row.writable}; ${fix}`);
+  if (typeof row?.creates_in === "string") throw new Error(`${where}: the role ${role} may create objects in schema ${row.creates_in}; ${fix}`);
 }

@@ -12,6 +12,11 @@ export interface ResolverCacheOptions {
 export class ResolverCache {
   private readonly cache = new Map<string, { result: ResolveResult; until: number }>();
   private readonly inFlight = new Map<string, Promise<ResolveResult>>();
+  /**
+   * Bumped by forget(): a lookup that started before a write through the gateway must not store
+   * what it read before the write, or the stale answer would be served for a whole TTL.
+   */
+  private readonly generations = new Map<string, number>();
   private readonly options: ResolverCacheOptions;
 
   /** Read by the metrics at scrape time. */
@@ -32,12 +37,18 @@ export class ResolverCache {
     this.stats.misses += 1;
     const pending = this.inFlight.get(key);
     if (pending !== undefined && !fresh) return pending;
+    const generation = this.generations.get(key) ?? 0;
+    let stale = false;
     const started = lookup().finally(() => {
-      if (this.inFlight.get(key) === started) this.inFlight.delete(key);
+      stale = (this.generations.get(key) ?? 0) !== generation;
+      if (this.inFlight.get(key) === started) {
+        this.inFlight.delete(key);
+        this.generations.delete(key);
+      }
     });
     this.inFlight.set(key, started);
     const result = await started;
-    if (this.options.cacheTtlMs > 0 && this.options.cacheMaxEntries > 0) {
+    if (this.options.cacheTtlMs > 0 && this.options.cacheMaxEntries > 0 && !stale) {
       if (this.cache.size >= this.options.cacheMaxEntries) this.cache.delete(this.cache.keys().next().value ?? "");
       this.cache.set(key, { result, until: now + this.options.cacheTtlMs });
     }
@@ -46,9 +57,12 @@ export class ResolverCache {
 
   forget(key: string): void {
     this.cache.delete(key);
+    // Only keys with a lookup under way need a generation; the map stays as small as the traffic.
+    if (this.inFlight.has(key)) this.generations.set(key, (this.generations.get(key) ?? 0) + 1);
   }
 
   clear(): void {
     this.cache.clear();
+    for (const key of this.inFlight.keys()) this.generations.set(key, (this.generations.get(key) ?? 0) + 1);
   }
 }

@@ -12,7 +12,12 @@ t.test("help lists every command with all its flags, --json and --config include
   for (const line of [
     "gerbang serve [--config <file>]",
     "gerbang users create --email <email> --password <password> --role <roles> [--name <name>] [--attr <key=value>] [--json] [--config <file>]",
-    "gerbang users list [--json] [--config <file>]",
+    "gerbang users list [--search <text>] [--role <role>] [--banned] [--limit <n>] [--offset <n>] [--json] [--config <file>]",
+    "gerbang users set-role <email> <roles> [--json] [--config <file>]",
+    "gerbang users set-attr <email> <key=value> [--json] [--config <file>]",
+    "gerbang users ban <email> [--reason <text>] [--expires-in <duration>] [--json] [--config <file>]",
+    "gerbang users unban <email> [--json] [--config <file>]",
+    "gerbang users revoke-sessions <email> [--keys] [--json] [--config <file>]",
     "gerbang users show <email> [--json] [--config <file>]",
     "gerbang keys create --owner <email> --name <name> --tier <tier> [--scopes <a,b>] [--expires-in <duration>] [--json] [--config <file>]",
     "gerbang keys list [--owner <email>] [--json] [--config <file>]",

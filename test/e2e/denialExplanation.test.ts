@@ -30,7 +30,7 @@ t.test("denial details and the audit row's explanation", { skip: pgMissing }, as
   // The owner may rename the shop (and set its region) but not transfer it.
   const transfer = await call(owner.token, "PATCH", `/api/shops/${shopId}`, { name: "Kebun Baru", ownerId: sales.userId, region: "us" });
   t.equal(transfer.status, 403);
-  t.same(transfer.json.error?.details, { version: "2026-12-06", endpoint: "shops.update", rule: "user.shops.owner-immutable", blockedFields: ["ownerId"] }, "a role in denialDetailsFor sees why");
+  t.same(transfer.json.error?.details, { version: "2026-12-07", endpoint: "shops.update", rule: "user.shops.owner-immutable", blockedFields: ["ownerId"] }, "a role in denialDetailsFor sees why");
 
   const salesDenied = await call(sales.token, "PATCH", `/api/shops/${shopId}`, { name: "x" });
   t.equal(salesDenied.status, 403);

@@ -36,7 +36,7 @@ t.test("metrics", { skip: pgMissing }, async (t) => {
   t.notMatch(local.text, /unknown-/, "raw paths never become labels");
   t.ok(value(local.text, 'gerbang_upstream_duration_seconds_count{upstream="marketplace"}') >= 3, "the upstream's time, apart");
   t.ok(value(local.text, 'gerbang_gateway_duration_seconds_count{endpoint="products.list"}') >= 3, "the gateway's own time");
-  t.equal(value(local.text, 'gerbang_policy_info{version="2026-12-06"}'), 1);
+  t.equal(value(local.text, 'gerbang_policy_info{version="2026-12-07"}'), 1);
   t.equal(value(local.text, 'gerbang_circuit_state{upstream="marketplace"}'), 0);
   t.equal(value(local.text, 'gerbang_dependency_up{dependency="database"}'), 1);
   t.equal(value(local.text, 'gerbang_audit_lost_total'), 0);

@@ -23,7 +23,7 @@ t.test("a role with attributes: the decision, the endpoint, each rule with the v
   t.equal(
     run.stdout,
     [
-      'version 2026-12-06; roles sales; attributes {"region":"us"}',
+      'version 2026-12-07; roles sales; attributes {"region":"us"}',
       "GET /api/orders/ord_2 -> endpoint orders.get: read Order (resource from resolver)",
       'resource {"id":"ord_2","buyerId":"u1","region":"eu"}',
       "decision: deny 403 CONDITIONS_NOT_MET",

@@ -49,7 +49,7 @@ async function cell(tt: Test, who: Who, method: string, path: string, expected: 
       tt.equal(got.headers["x-gerbang-user"], who === "anonymous" ? undefined : users[who].userId, `${label}: x-gerbang-user`);
       tt.equal(got.headers["x-gerbang-roles"], ROLES[who], `${label}: x-gerbang-roles`);
       tt.equal(got.headers["x-gerbang-auth"], who === "anonymous" ? "anonymous" : "session", `${label}: x-gerbang-auth`);
-      tt.equal(got.headers["x-gerbang-policy"], "2026-12-06", `${label}: x-gerbang-policy`);
+      tt.equal(got.headers["x-gerbang-policy"], "2026-12-07", `${label}: x-gerbang-policy`);
       tt.equal(got.headers.authorization, undefined, `${label}: credentials not forwarded`);
       tt.ok(got.headers["x-gerbang-assertion"], `${label}: signed assertion present`);
       tt.ok(got.headers["x-request-id"], `${label}: request id present`);

@@ -91,9 +91,28 @@ t.test("an envelope (at: orders) keeps its other properties; a single record is 
   t.same(JSON.parse(one.text), {}, "a record sales may not read: nothing of it");
   const mine = await get("/orders/ord_own", user.token, json("200 OK", own));
   t.same(Object.keys(JSON.parse(mine.text) as object).sort(), ["buyerId", "id", "items", "payment", "region", "shippingAddress", "status"]);
+  // A long list is masked a slice at a time; the outcome is the same, in order.
+  const many = Array.from({ length: 700 }, (_, i) => ({ id: `o${i}`, buyerId: i % 2 === 0 ? user.userId : "usr_x", status: "pending", internal: { n: i } }));
+  const long = await get("/orders/page", user.token, json("200 OK", { orders: many, next: null }));
+  t.equal(long.status, 200);
+  const longBody = JSON.parse(long.text) as { orders: Array<Record<string, unknown>>; next: null };
+  t.equal(longBody.orders.length, 700);
+  t.same(longBody.orders.slice(0, 2), [{ id: "o0", buyerId: user.userId, status: "pending" }, { id: "o1", status: "pending" }], "own: all but internal; another's: the summary");
+  t.same(longBody.orders.map((o) => o.id), many.map((o) => o.id), "in order");
   const missing = await get("/orders/page", user.token, json("200 OK", { items: [other] }));
   t.equal(missing.status, 502, "an envelope without its records property");
   t.same([errorOf(missing.text).code, errorOf(missing.text).reason], ["RESPONSE_NOT_MASKABLE", "NOT_RECORDS"]);
+});
+
+t.test("lists of anything, nested lists, empty keys and CASL's own marker: no denied field escapes", async (t) => {
+  const tricky = { ...other, region: "eu", payment: [{ method: "card", iban: IBAN }, null, [{ iban: IBAN }]], "": { payment: { iban: IBAN } }, __caslSubjectType__: "Shop" };
+  const asSales = await get("/orders", sales.token, json("200 OK", [tricky]));
+  t.equal(asSales.status, 200);
+  t.notMatch(asSales.text, IBAN, "the IBAN is removed from every element, at every depth");
+  t.same((JSON.parse(asSales.text) as Array<Record<string, unknown>>)[0]?.payment, [{ method: "card" }, null, [{}]], "elements keep their places");
+  const asUser = await get("/orders", user.token, json("200 OK", [tricky]));
+  t.notMatch(asUser.text, IBAN);
+  t.notOk(Object.hasOwn((JSON.parse(asUser.text) as Array<Record<string, unknown>>)[0] ?? {}, ""), "an empty key is never a readable field");
 });
 
 t.test("masking is opt-in: an endpoint without it passes the answer as it is", async (t) => {
@@ -125,15 +144,28 @@ t.test("what cannot be masked is refused with 502 and a reason, never sent unmas
   t.equal(after.status, 200, "and the gateway serves on");
 });
 
-t.test("error answers and bodiless answers pass as they are", async (t) => {
+t.test("answers of every status with a body are masked; bodiless ones lose the headers of the unmasked bytes", async (t) => {
+  const conflict = await get("/orders/ord_eu", user.token, json("409 Conflict", { ...other, error: "version_mismatch" }));
+  t.equal(conflict.status, 409, "the status is the upstream's");
+  t.same(JSON.parse(conflict.text), { id: "ord_eu", status: "pending", items: [{ sku: "padi-ir64", quantity: 2 }] }, "a 409 carrying the current record is masked like a 200");
+  t.notMatch(conflict.text, IBAN);
   const notFound = await get("/orders/nope", user.token, json("404 Not Found", { error: "not_found" }));
   t.equal(notFound.status, 404);
-  t.same(JSON.parse(notFound.text), { error: "not_found" });
-  const head = await get("/orders/ord_own", user.token, answer("200 OK", ["Content-Type: application/json", "Content-Length: 120"], ""), "HEAD");
+  t.same(JSON.parse(notFound.text), {}, "an error body is masked too: only fields the caller may read get through");
+  const html = await get("/orders/nope", user.token, answer("500 Internal Server Error", ["Content-Type: text/html", "Content-Length: 22"], `<p>${IBAN}</p>`.slice(0, 22)));
+  t.same([html.status, errorOf(html.text).code, errorOf(html.text).reason], [502, "RESPONSE_NOT_MASKABLE", "NOT_JSON"], "an error page that is not JSON is refused, not passed");
+  const head = await get("/orders/ord_own", user.token, answer("200 OK", ["Content-Type: application/json", "Content-Length: 120", "ETag: \"abc\"", "Digest: sha-256=xyz"], ""), "HEAD");
   t.equal(head.status, 200);
   t.equal(head.text, "");
-  const empty = await get("/orders", user.token, answer("204 No Content", [], ""));
+  t.equal(head.headers.get("etag"), null, "HEAD: no validator of the unmasked body");
+  t.equal(head.headers.get("digest"), null, "nor its digest");
+  t.not(head.headers.get("content-length"), "120", "nor its length");
+  t.equal(head.headers.get("cache-control"), "no-store");
+  const empty = await get("/orders", user.token, answer("204 No Content", ["ETag: \"e\""], ""));
   t.equal(empty.status, 204);
+  t.equal(empty.headers.get("etag"), null);
+  const accepted = await get("/orders", user.token, answer("202 Accepted", ["Content-Type: application/json", "Content-Length: 0"], ""));
+  t.same([accepted.status, accepted.text], [202, ""], "a 2xx without a body has nothing to mask");
 });
 
 t.test("the client's range and validators do not reach a masked endpoint's upstream", async (t) => {

@@ -165,3 +165,33 @@ t.test("users list: search, role, banned and pages", async (t) => {
   const banned = JSON.parse((await cli("users", "list", "--banned", "--json")).stdout) as unknown[];
   t.same(banned, [], "nobody is banned now");
 });
+
+t.test("the admin API: the same controls over HTTP, authorized by the policy and audited", async (t) => {
+  const admin = await env.signIn("admin@demo.gerbang.dev", "demo-admin-password");
+  const user = await env.signIn("user@demo.gerbang.dev", "demo-user-password");
+  const call = async (base: string, s: SignedIn, method: string, path: string, body?: unknown): Promise<{ status: number; json: Record<string, unknown> }> => {
+    const response = await fetch(`${base}/admin/api/users${path}`, { method, headers: { ...bearer(s), ...(body === undefined ? {} : { "content-type": "application/json" }) }, ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
+    return { status: response.status, json: (await response.json()) as Record<string, unknown> };
+  };
+  const page = await call(a, admin, "GET", "?role=user&limit=1");
+  t.equal(page.status, 200);
+  t.match(page.json, { total: Number, nextOffset: 1 });
+  t.equal((page.json.users as unknown[]).length, 1);
+  t.equal((await call(a, admin, "GET", "?limit=lots")).status, 400, "a bad query is a 400");
+  t.match(await call(a, user, "GET", ""), { status: 403 }, "a user may not list accounts");
+  t.match(await call(a, user, "POST", "/ban", { email: "buyer@demo.gerbang.dev" }), { status: 403 }, "nor ban");
+
+  const buyer = await env.signIn("buyer@demo.gerbang.dev", "demo-buyer-password");
+  t.equal((await fetch(`${b}/api/orders`, { headers: bearer(buyer) })).status, 200);
+  const banned = await call(a, admin, "POST", "/ban", { email: "buyer@demo.gerbang.dev", reason: "over HTTP" });
+  t.equal(banned.status, 200);
+  t.match(banned.json, { banned: true, announced: true });
+  t.ok(await eventually(async () => (await fetch(`${b}/api/orders`, { headers: bearer(buyer) })).status === 401, 1000), "refused on B within a second");
+  t.ok(await eventually(async () => ((await db.query("SELECT 1 FROM audit_event WHERE action = 'user.banned' AND target = $1 AND principal_id = $2", [buyer.userId, admin.userId])).rowCount ?? 0) > 0), "audited with the admin as actor");
+  t.equal((await call(a, admin, "POST", "/unban", { email: "buyer@demo.gerbang.dev" })).status, 200);
+
+  t.match(await call(a, admin, "POST", "/ban", { email: "admin@demo.gerbang.dev" }), { status: 422, json: { error: { code: "OPERATION_REFUSED", message: "you cannot ban your own account" } } }, "an admin cannot lock themselves out");
+  t.match(await call(a, admin, "POST", "/set-role", { email: "user@demo.gerbang.dev", role: "root" }), { status: 422, json: { error: { message: /unknown role root/ } } });
+  t.match(await call(a, admin, "POST", "/set-role", { email: "user@demo.gerbang.dev" }), { status: 400 }, "a body without the role");
+  t.match(await call(a, admin, "POST", "/delete-everything", {}), { status: 404 }, "no such operation");
+});

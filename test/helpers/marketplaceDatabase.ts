@@ -22,6 +22,8 @@ export interface MarketplaceTestDatabase {
   /** The roles' password in their URLs (the test server trusts local connections): to look for in logs. */
   password: string;
   urlAs(role: string): string;
+  /** Another login role of this run (dropped with the rest); the test grants it what it needs. */
+  addRole(prefix: string): Promise<string>;
   drop(): Promise<void>;
 }
 
@@ -35,6 +37,7 @@ export async function createMarketplaceDatabase(options: { migrate?: boolean } =
   const q = pg.escapeIdentifier;
   await owner.query(`CREATE ROLE ${q(reader)} LOGIN; CREATE ROLE ${q(writer)} LOGIN`);
   const password = `pw-${randomBytes(6).toString("hex")}`;
+  const roles = [reader, writer];
   return {
     url: db.url,
     name: db.name,
@@ -48,12 +51,18 @@ export async function createMarketplaceDatabase(options: { migrate?: boolean } =
       url.password = password;
       return url.toString();
     },
+    async addRole(prefix) {
+      const role = `${prefix}_${randomBytes(4).toString("hex")}`;
+      await owner.query(`CREATE ROLE ${q(role)} LOGIN`);
+      roles.push(role);
+      return role;
+    },
     async drop() {
       await owner.end();
       await db.drop();
       const admin = new pg.Client({ connectionString: testPgUrl() });
       await admin.connect();
-      await admin.query(`DROP ROLE IF EXISTS ${q(reader)}; DROP ROLE IF EXISTS ${q(writer)}`).catch(() => undefined);
+      for (const role of roles) await admin.query(`DROP ROLE IF EXISTS ${q(role)}`).catch(() => undefined);
       await admin.end();
     },
   };

@@ -105,7 +105,7 @@ t.test("auth flows on PostgreSQL", { skip }, async (t) => {
     }
     const denied = rows.find((r) => r.path === "/api/inventory");
     const allowed = rows.find((r) => r.path === "/api/products");
-    t.match(denied, { allowed: false, reason: "NO_MATCHING_RULE", policy_version: "2026-12-06", status: 401 });
+    t.match(denied, { allowed: false, reason: "NO_MATCHING_RULE", policy_version: "2026-12-07", status: 401 });
     t.match(allowed, { allowed: true, reason: "ALLOWED_BY_RULE", rule_id: "anonymous.products.read", status: 200 });
   });
 

@@ -37,6 +37,15 @@ t.test("rule shapes", async (t) => {
   t.same(mask([rule("deny-all", undefined, { inverted: true }), rule("all")], [record]), [], "an unconditional deny wins");
 });
 
+t.test("lists of anything, empty keys, CASL's marker", async (t) => {
+  const rules = [rule("all"), rule("deny", ["payment.iban"], { inverted: true })];
+  t.same(mask(rules, { payment: [{ iban: "x", method: "card" }, null, [{ iban: "y" }], "s"] }), { payment: [{ method: "card" }, null, [{}], "s"] }, "a deny reaches into mixed and nested lists");
+  t.same(mask([rule("id", ["id", "lines.sku"])], { id: 1, lines: [{ sku: "a", price: 1 }, 7, [{ sku: "b", price: 2 }]] }), { id: 1, lines: [{ sku: "a" }, [{ sku: "b" }]] }, "an unreadable list keeps only its readable parts");
+  t.same(mask([rule("id", ["id"])], { id: 1, "": { secret: 1 } }), { id: 1 }, "an empty key is never readable, nor what is under it");
+  t.same(mask([rule("all")], { id: 1, "": 2 }), { id: 1 }, "not even when everything is");
+  t.same(mask([rule("all")], { id: 1, __caslSubjectType__: "Shop" }), { id: 1, __caslSubjectType__: "Shop" }, "CASL's marker in data is data, and does not make CASL throw");
+});
+
 t.test("envelopes, shapes that are not records, and keys' scopes", async (t) => {
   const record = { id: "o1", notes: "n" };
   t.same(mask([rule("id", ["id"])], { orders: [record], next: "c2" }, { at: "orders" }), { orders: [{ id: "o1" }], next: "c2" });
@@ -61,7 +70,8 @@ const KEYS = ["id", "buyerId", "notes", "address", "city", "lines", "price"] as 
 const key = fc.constantFrom(...KEYS);
 const leaf = fc.oneof(fc.string({ maxLength: 4 }), fc.integer(), fc.boolean(), fc.constant(null));
 const value: fc.Arbitrary<unknown> = fc.letrec((tie) => ({
-  value: fc.oneof({ depthSize: "small", withCrossShrink: true }, leaf, tie("object"), fc.array(tie("object"), { maxLength: 3 })),
+  // Lists of anything: objects, leaves, nested lists, mixed.
+  value: fc.oneof({ depthSize: "small", withCrossShrink: true }, leaf, tie("object"), fc.array(tie("value"), { maxLength: 3 })),
   object: fc.dictionary(key, tie("value"), { maxKeys: 4 }),
 })).value;
 const record = fc.dictionary(key, value, { maxKeys: 5 });
