@@ -321,7 +321,7 @@ export async function buildApp(ctx: GatewayContext): Promise<FastifyInstance> {
   };
   await app.register(authRoutes, { auth: ctx.auth, sessions: ctx.sessions, publicUrl: ctx.publicUrl, trustedOrigins, limiter, rateLimit: config.rateLimit, countCaller, uniformResponseMs: config.auth.uniformResponseMs, ...(ctx.onUserChanged === undefined ? {} : { onUserChanged: ctx.onUserChanged }) });
 
-  if (ctx.keys !== null) await app.register(keyRoutes, { ...ctx.keys, authenticate });
+  if (ctx.keys !== null) await app.register(keyRoutes, { ...ctx.keys, authenticate, freshSignInSec: config.auth.freshSignInSec });
   if (ctx.auditStore !== undefined) await app.register(auditRoutes, { prisma: ctx.auditStore, authenticate, viewAllRoles: config.audit.viewAllRoles });
   const authorize = createAuthorize({ policies: ctx.policies, resolver: ctx.resolver, denialDetailsFor: config.policy.denialDetailsFor });
   if (metrics !== null) await app.register(metricsRoutes, { metrics, authenticate, authorize });

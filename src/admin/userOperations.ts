@@ -104,14 +104,22 @@ export async function listUsers(s: OperatorServices, input: Type.Static<typeof U
 /** What a change returns: the user as now stored, and whether the running instances were told. */
 export type Changed<T> = T & { announced: boolean };
 
-export async function setRole(s: OperatorServices, input: Type.Static<typeof SetRoleInput>): Promise<Changed<UserView>> {
+/**
+ * New roles take a new sign-in: the user's sessions end (their tokens are never promoted, so one
+ * lifted earlier gains nothing), and the next sign-in issues a fresh token with the new roles.
+ */
+export async function setRole(s: OperatorServices, input: Type.Static<typeof SetRoleInput>): Promise<Changed<UserView & { sessionsRevoked: number }>> {
   const roles = [...new Set(input.role.split(",").map((r) => r.trim()).filter(Boolean))];
   const unknown = roles.find((r) => !(ROLES as readonly string[]).includes(r));
   if (roles.length === 0 || unknown !== undefined) throw new OperationError(`unknown role ${unknown ?? "(none)"} (known: ${ROLES.join(", ")})`);
   const user = await target(s, input.email);
   refuseSelf(s, user, "change the roles of");
-  const updated = await s.prisma.user.update({ where: { id: user.id }, data: { role: roles.join(",") }, select: USER_SELECT });
-  return { ...userView(updated), announced: await announce(s, user.id) };
+  const unchanged = [...roles].sort().join(",") === userView(user).roles.sort().join(",");
+  const [updated, sessions] = await s.prisma.$transaction([
+    s.prisma.user.update({ where: { id: user.id }, data: { role: roles.join(",") }, select: USER_SELECT }),
+    s.prisma.session.deleteMany({ where: unchanged ? { id: { in: [] } } : { userId: user.id } }),
+  ]);
+  return { ...userView(updated), sessionsRevoked: sessions.count, announced: await announce(s, user.id) };
 }
 
 export async function setAttributes(s: OperatorServices, input: Type.Static<typeof SetAttributesInput>): Promise<Changed<UserView>> {

@@ -74,6 +74,7 @@ export function createAuth(options: AuthOptions) {
     session: {
       expiresIn: options.config.auth.sessionExpiresInSec,
       updateAge: options.config.auth.sessionUpdateAgeSec,
+      freshAge: options.config.auth.freshSignInSec,
       // No cookie cache: a revoked session must stop working on the next lookup, not in minutes.
       cookieCache: { enabled: false },
     },

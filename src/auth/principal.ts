@@ -11,6 +11,8 @@ export interface Principal {
   attributes: PrincipalAttributes;
   /** Set for session principals: lets sign-out drop exactly this cache entry. */
   sessionId?: string;
+  /** Set for session principals: when the session was signed in (ms), for actions that need a fresh sign-in. */
+  signedInAt?: number;
   /** Set for API key principals: the key's id, tier and scopes (its ability is owner ∩ scopes). */
   key?: { id: string; tier: string; scopes: readonly string[] };
 }

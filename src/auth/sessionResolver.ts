@@ -120,6 +120,7 @@ export class SessionResolver {
       authMethod: "session",
       attributes: { id: user.id, email: user.email, region: user.region ?? undefined },
       sessionId: found.session.id,
+      signedInAt: new Date(found.session.createdAt).getTime(),
     };
     const result = { kind: "authenticated" as const, principal, credentialKey: key };
     const renewed = answerHeaders.getSetCookie().filter((c) => SESSION_COOKIE_NAMES.some((n) => c.startsWith(`${n}=`)));

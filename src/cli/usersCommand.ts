@@ -53,7 +53,7 @@ function changed(announced: boolean): void {
 
 export async function usersSetRole(email: string, role: string, flags: CommonFlags): Promise<number> {
   const user = await operate(operatorConfig(flags.config), "users.set-role", { email, role });
-  out(flags.json === true ? JSON.stringify(user) : userLine(user));
+  out(flags.json === true ? JSON.stringify(user) : `${userLine(user)}\t${user.sessionsRevoked} sessions ended (a new role takes a new sign-in)`);
   changed(user.announced);
   return 0;
 }

@@ -15,6 +15,8 @@ export interface KeyRoutesOptions {
   authenticate: (request: FastifyRequest, reply: FastifyReply) => Promise<void>;
   /** The tier a non-admin gets; only admins choose another. */
   selfServiceTier: string;
+  /** A key's secret is issued only to a sign-in at most this old (auth.freshSignInSec). */
+  freshSignInSec: number;
 }
 
 const CreateBody = Type.Object(
@@ -64,6 +66,13 @@ export async function keyRoutes(app: FastifyInstance, options: KeyRoutesOptions)
   const audited = (request: FastifyRequest, action: string, target: string | null): void => {
     request.gerbang.event = { action, actorId: request.gerbang.principal?.userId ?? null, target };
   };
+  // A stolen session cookie that is days old must not mint a long-lived credential: issuing a secret
+  // (create, rotate) asks for a recent sign-in, as Better Auth's fresh-session age does for its own.
+  const freshOnly = (request: FastifyRequest): void => {
+    const signedInAt = request.gerbang.principal?.signedInAt;
+    if (signedInAt !== undefined && Date.now() - signedInAt <= options.freshSignInSec * 1000) return;
+    throw new GerbangError("FORBIDDEN", { reason: "FRESH_SIGN_IN_REQUIRED", message: `Sign in again to issue API keys: this needs a sign-in in the last ${Math.round(options.freshSignInSec / 60)} minutes.` });
+  };
   const who = (request: FastifyRequest): { principal: Principal; ability: KeyAbility } => {
     const principal = request.gerbang.principal;
     if (principal === undefined) throw new GerbangError("INTERNAL_ERROR");
@@ -79,6 +88,7 @@ export async function keyRoutes(app: FastifyInstance, options: KeyRoutesOptions)
   app.post("/api/keys", async (request, reply) => {
     audited(request, "key.created", null);
     const body = checked<Type.Static<typeof CreateBody>>(CreateBody, request.body, "body");
+    freshOnly(request);
     const { principal, ability } = who(request);
     const ownerId = body.ownerId ?? principal.userId ?? "";
     if (!ability.can("create", subject("Apikey", { referenceId: ownerId } as never))) throw new GerbangError("FORBIDDEN", { reason: "NOT_YOUR_KEY" });
@@ -101,6 +111,7 @@ export async function keyRoutes(app: FastifyInstance, options: KeyRoutesOptions)
   app.post<{ Params: { id: string } }>("/api/keys/:id/rotate", async (request, reply) => {
     audited(request, "key.rotated", request.params.id);
     const body = checked<{ grace?: string }>(RotateBody, request.body, "body");
+    freshOnly(request);
     const { ability } = who(request);
     const graceSec = duration(body.grace, "body/grace") ?? 86400;
     const { key, view, previous } = await service.rotate(request.params.id, graceSec, accessibleKeys(ability, "rotate"));

@@ -94,9 +94,15 @@ t.test("demotion (set-role) and an attribute change reach both instances within 
   t.equal(demoted.lateAllowed, 0, "sales → user: inventory refused everywhere a second later");
   t.ok(demoted.refusedAfterMs.a !== null && demoted.refusedAfterMs.a <= 1000 && demoted.refusedAfterMs.b !== null && demoted.refusedAfterMs.b <= 1000, `refused on A after ${demoted.refusedAfterMs.a} ms, on B after ${demoted.refusedAfterMs.b} ms`);
   t.ok(await audited("user.role_changed", sales.userId));
-  const restored = await cli("users", "set-role", "sales@demo.gerbang.dev", "sales");
+  t.equal((await fetch(`${b}/api/inventory`, { headers: bearer(sales) })).status, 401, "a role change ends the user's sessions (tokens are rotated, never promoted)");
+  const restored = await cli("users", "set-role", "sales@demo.gerbang.dev", "sales", "--json");
   t.equal(restored.code, 0, restored.stderr);
-  t.ok(await eventually(async () => (await fetch(`${b}/api/inventory`, { headers: bearer(sales) })).status === 200, 2000), "promoted back: the same session reads inventory again");
+  t.match(JSON.parse(restored.stdout), { roles: ["sales"], sessionsRevoked: 0 }, "no session was left to end");
+  const again = await env.signIn("sales@demo.gerbang.dev", "demo-sales-password");
+  t.equal((await fetch(`${b}/api/inventory`, { headers: bearer(again) })).status, 200, "promoted back: a new sign-in reads inventory again");
+  const same = await cli("users", "set-role", "sales@demo.gerbang.dev", "sales", "--json");
+  t.match(JSON.parse(same.stdout), { sessionsRevoked: 0 }, "the same roles again: sessions are kept");
+  t.equal((await fetch(`${b}/api/inventory`, { headers: bearer(again) })).status, 200);
 
   // An order in the eu region, which sales of region eu may read and no one else of their role.
   const user = await env.signIn("user@demo.gerbang.dev", "demo-user-password");
@@ -106,7 +112,7 @@ t.test("demotion (set-role) and an attribute change reach both instances within 
   const product = await post(`/api/shops/${String(shop.id)}/products`, user, { name: "Shallots", priceCents: 100 });
   const order = await post("/api/orders", user, { productId: product.id, quantity: 1, shippingAddress: "Jl. Merdeka 1" });
   t.equal(order.region, "eu");
-  const moved = await underLoad(`/api/orders/${String(order.id)}`, bearer(sales), 200, async () => {
+  const moved = await underLoad(`/api/orders/${String(order.id)}`, bearer(again), 200, async () => {
     const run = await cli("users", "set-attr", "sales@demo.gerbang.dev", "region=apac");
     t.equal(run.code, 0, run.stderr);
   });

@@ -33,7 +33,8 @@ async function reload(): Promise<string> {
   env.gateway.child.kill("SIGHUP");
   const deadline = Date.now() + 20_000;
   while (outcomes().length === before) {
-    if (Date.now() > deadline) throw new Error("no reload outcome logged within 20 s");
+    // The gateway's own last words say why (it may have exited: the code is in the message).
+    if (Date.now() > deadline) throw new Error(`no reload outcome logged within 20 s (gateway exit code ${String(env.gateway.child.exitCode)}, signal ${String(env.gateway.child.signalCode)}):\n${env.gateway.output().slice(-4000)}`);
     await new Promise((r) => setTimeout(r, 50));
   }
   return outcomes().at(-1) ?? "";
