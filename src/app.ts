@@ -319,7 +319,8 @@ export async function buildApp(ctx: GatewayContext): Promise<FastifyInstance> {
       if (!(error instanceof GerbangError && error.code === "INVALID_CREDENTIALS")) throw error;
     }
   };
-  await app.register(authRoutes, { auth: ctx.auth, sessions: ctx.sessions, publicUrl: ctx.publicUrl, trustedOrigins, limiter, rateLimit: config.rateLimit, countCaller, uniformResponseMs: config.auth.uniformResponseMs, ...(ctx.onUserChanged === undefined ? {} : { onUserChanged: ctx.onUserChanged }) });
+  const keyService = ctx.keys?.service;
+  await app.register(authRoutes, { auth: ctx.auth, sessions: ctx.sessions, publicUrl: ctx.publicUrl, trustedOrigins, limiter, rateLimit: config.rateLimit, countCaller, uniformResponseMs: config.auth.uniformResponseMs, ...(ctx.onUserChanged === undefined ? {} : { onUserChanged: ctx.onUserChanged }), ...(keyService === undefined ? {} : { revokeKeysOf: async (userId: string) => (await keyService.revokeAllOf(userId)).length }) });
 
   if (ctx.keys !== null) await app.register(keyRoutes, { ...ctx.keys, authenticate, freshSignInSec: config.auth.freshSignInSec });
   if (ctx.auditStore !== undefined) await app.register(auditRoutes, { prisma: ctx.auditStore, authenticate, viewAllRoles: config.audit.viewAllRoles });
@@ -409,3 +410,4 @@ function writeRawError(socket: Duplex, code: "HEADERS_TOO_LARGE" | "MALFORMED_RE
   const { status } = ERRORS[code];
   socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ""}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n${extraHeaders}\r\n${body}`);
 }
+

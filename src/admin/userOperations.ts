@@ -154,13 +154,6 @@ export async function unbanUser(s: OperatorServices, input: Type.Static<typeof U
 export async function revokeSessions(s: OperatorServices, input: Type.Static<typeof RevokeSessionsInput>): Promise<Changed<{ user: string; sessionsRevoked: number; keysRevoked: string[] }>> {
   const user = await target(s, input.email);
   const { count } = await s.prisma.session.deleteMany({ where: { userId: user.id } });
-  const keysRevoked: string[] = [];
-  if (input.keys === true) {
-    for (const key of await s.keys.list({}, user.id)) {
-      if (key.status !== "active") continue;
-      await s.keys.revoke(key.id, {});
-      keysRevoked.push(key.id);
-    }
-  }
+  const keysRevoked = input.keys === true ? await s.keys.revokeAllOf(user.id) : [];
   return { user: user.id, sessionsRevoked: count, keysRevoked, announced: await announce(s, user.id) };
 }

@@ -28,6 +28,21 @@ export interface AuthRoutesOptions {
   countCaller: (request: FastifyRequest, reply: FastifyReply) => Promise<void>;
   /** auth.uniformResponseMs. */
   uniformResponseMs: number;
+  /** Revokes every active API key of a user; the number revoked. For `revokeApiKeys: true` (below). */
+  revokeKeysOf?: (userId: string) => Promise<number>;
+}
+
+/** Routes that end sessions of the caller and take the gateway's own `revokeApiKeys: true` as well. */
+const KEY_REVOKING = new Set(["/change-password", "/revoke-sessions", "/revoke-other-sessions"]);
+
+/** Whether a JSON body asks for the user's API keys to go too (a field Better Auth ignores). */
+function asksToRevokeKeys(body: unknown): boolean {
+  if (!(body instanceof Buffer) || body.length === 0) return false;
+  try {
+    return (JSON.parse(body.toString("utf8")) as { revokeApiKeys?: unknown }).revokeApiKeys === true;
+  } catch {
+    return false;
+  }
 }
 
 const DROP = new Set(["connection", "keep-alive", "transfer-encoding", "upgrade", "host", "x-gerbang-client-ip", "content-length"]);
@@ -139,9 +154,14 @@ export async function authRoutes(app: FastifyInstance, options: AuthRoutesOption
       // Sessions ended by a token rather than a session (a reset link, a deletion link): whose they were is
       // not known here, so every instance forgets every cached session (stale-if-error must not revive them).
       if (response.status < 400 && TOKEN_REVOKING.test(authPath)) options.onUserChanged?.(null);
+      let keysRevoked: number | null = null;
       if (revoking && credential !== null && response.status < 300) {
         // Again after the deletion: a lookup that started before it may have cached the session meanwhile.
         options.sessions.forget(credential);
+        // A password changed or sessions ended because the account may be compromised: its keys too, when asked.
+        if (revokedUser !== null && KEY_REVOKING.has(authPath) && options.revokeKeysOf !== undefined && asksToRevokeKeys(request.body)) {
+          keysRevoked = await options.revokeKeysOf(revokedUser);
+        }
         if (revokedUser !== null) options.onUserChanged?.(revokedUser);
       }
       // Whether the account exists changes what these routes do (a user created, a mail queued), never when they answer.
@@ -171,6 +191,7 @@ export async function authRoutes(app: FastifyInstance, options: AuthRoutesOption
       if (renewed !== undefined && !cookies.some((c) => SESSION_COOKIE_NAMES.some((n) => c.startsWith(`${n}=`)))) cookies.push(...renewed);
       if (cookies.length > 0) void reply.header("set-cookie", cookies);
       void reply.header("cache-control", "no-store");
+      if (keysRevoked !== null) void reply.header("x-gerbang-keys-revoked", String(keysRevoked));
       return reply.send(payload);
     },
   });

@@ -12,6 +12,14 @@ const PARENT_CHECK_MS = 500;
 
 export async function serveCommand(flags: { config?: string; exitWithParent?: boolean }): Promise<number> {
   const config = loadConfig(flags.config === undefined ? {} : { file: flags.config });
+  // SIGHUP's default action ends the process without draining: handled from the first moment, so a
+  // reload sent while the gateway is still starting (it is reading the policy folder then anyway)
+  // never kills it; once it serves, a reload re-reads the folder.
+  let reload: (() => void) | null = null;
+  process.on("SIGHUP", () => {
+    if (reload === null) process.stderr.write("SIGHUP while starting: the policy folder is being read now; send it again to reload later\n");
+    else reload();
+  });
   const gateway = await startGateway(config);
   const dataDir = resolve(config.dataDir);
   const log = (msg: string): void => gateway.app.log.info(msg);
@@ -53,11 +61,10 @@ export async function serveCommand(flags: { config?: string; exitWithParent?: bo
         done();
       });
     };
-    // SIGHUP's default action ends the process without draining: handle it either way.
-    process.on("SIGHUP", () => {
+    reload = (): void => {
       if (!config.policy.reloadOnSignal) gateway.app.log.info("SIGHUP ignored (policy.reloadOnSignal is false)");
       else gateway.reloadPolicy().catch((error: unknown) => gateway.app.log.error({ err: (error as Error).message }, "policy reload failed"));
-    });
+    };
     process.once("SIGTERM", () => stop("SIGTERM"));
     process.once("SIGINT", () => stop("SIGINT"));
     // Under `npm start` (which passes --exit-with-parent), a signal sent to npm's pid may end npm

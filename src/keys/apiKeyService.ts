@@ -105,6 +105,17 @@ export class ApiKeyService {
     return (await this.find(id, {})) ?? toView(row);
   }
 
+  /** Revokes every active key of a user (a compromised or closed account); the ids revoked. */
+  async revokeAllOf(userId: string): Promise<string[]> {
+    const revoked: string[] = [];
+    for (const key of await this.list({}, userId)) {
+      if (key.status !== "active") continue;
+      await this.revoke(key.id, {});
+      revoked.push(key.id);
+    }
+    return revoked;
+  }
+
   /**
    * Issues a successor with the same owner, name, tier, scopes and expiry; the old key keeps
    * working until now + grace (or its own expiry, if sooner), then fails everywhere.

@@ -50,3 +50,21 @@ t.test("a user lists their own sessions and ends one of them", async (t) => {
   t.equal((await fetch(`${env.url}/api/orders`, { headers: { authorization: `Bearer ${there.token}` } })).status, 401, "the ended session is refused");
   t.equal((await fetch(`${env.url}/api/orders`, { headers: { authorization: `Bearer ${here.token}` } })).status, 200, "this one goes on");
 });
+
+t.test("changing the password or ending all sessions can take the user's API keys too (revokeApiKeys)", async (t) => {
+  const session = await env.signIn("sales@demo.gerbang.dev", "demo-sales-password");
+  const created = await keys(session, "POST", "", { name: "feed", scopes: ["catalog:read"], expiresIn: "1d" });
+  const { key: secret } = JSON.parse(created.text) as { key: string };
+  const post = (path: string, s: SignedIn, body: unknown): Promise<Response> =>
+    fetch(`${env.url}/api/auth${path}`, { method: "POST", headers: { authorization: `Bearer ${s.token}`, "content-type": "application/json", origin: env.url }, body: JSON.stringify(body) });
+  const other = await env.signIn("sales@demo.gerbang.dev", "demo-sales-password");
+  const kept = await post("/revoke-other-sessions", session, {});
+  t.equal(kept.status, 200);
+  t.equal(kept.headers.get("x-gerbang-keys-revoked"), null, "without the flag, keys stay");
+  t.equal((await fetch(`${env.url}/api/products`, { headers: { "x-api-key": secret } })).status, 200);
+  t.equal((await fetch(`${env.url}/api/orders`, { headers: { authorization: `Bearer ${other.token}` } })).status, 401, "the other session ended");
+  const changed = await post("/change-password", session, { currentPassword: "demo-sales-password", newPassword: "demo-sales-password-2", revokeOtherSessions: true, revokeApiKeys: true });
+  t.equal(changed.status, 200);
+  t.equal(changed.headers.get("x-gerbang-keys-revoked"), "1", "the answer says how many keys went");
+  t.equal((await fetch(`${env.url}/api/products`, { headers: { "x-api-key": secret } })).status, 401, "the key is refused at once");
+});
