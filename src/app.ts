@@ -28,6 +28,7 @@ import type { PrismaClient } from "./generated/prisma/client.ts";
 import { systemRoutes, type ReadinessCheck } from "./systemRoutes.ts";
 import { keyRoutes } from "./keys/keyRoutes.ts";
 import type { ApiKeyService } from "./keys/apiKeyService.ts";
+import { accountRoutes } from "./account/accountRoutes.ts";
 import { keyInQuery } from "./keys/keyInQuery.ts";
 import { hasMethodOverride, methodOverrideRefused } from "./pipeline/methodOverride.ts";
 import { validHost } from "./pipeline/validHost.ts";
@@ -323,6 +324,7 @@ export async function buildApp(ctx: GatewayContext): Promise<FastifyInstance> {
   await app.register(authRoutes, { auth: ctx.auth, sessions: ctx.sessions, publicUrl: ctx.publicUrl, trustedOrigins, limiter, rateLimit: config.rateLimit, countCaller, uniformResponseMs: config.auth.uniformResponseMs, ...(ctx.onUserChanged === undefined ? {} : { onUserChanged: ctx.onUserChanged }), ...(keyService === undefined ? {} : { revokeKeysOf: async (userId: string) => (await keyService.revokeAllOf(userId)).length }) });
 
   if (ctx.keys !== null) await app.register(keyRoutes, { ...ctx.keys, authenticate, freshSignInSec: config.auth.freshSignInSec });
+  if (ctx.auditStore !== undefined && ctx.keys !== null) await app.register(accountRoutes, { prisma: ctx.auditStore, keys: ctx.keys.service, authenticate });
   if (ctx.auditStore !== undefined) await app.register(auditRoutes, { prisma: ctx.auditStore, authenticate, viewAllRoles: config.audit.viewAllRoles });
   const authorize = createAuthorize({ policies: ctx.policies, resolver: ctx.resolver, denialDetailsFor: config.policy.denialDetailsFor });
   if (metrics !== null) await app.register(metricsRoutes, { metrics, authenticate, authorize });

@@ -14,6 +14,7 @@ import { activateVersion, operator, policyStatus, rollbackVersion } from "../act
 import type { AuditWriter } from "../audit/auditWriter.ts";
 import { AuditFilters } from "../audit/searchAudit.ts";
 import { instanceEvent } from "../audit/instanceEvent.ts";
+import { ExportInput, exportUser, type UserExport } from "./exportUser.ts";
 import { BanInput, Email, PRINTABLE, RevokeSessionsInput, SetAttributesInput, SetRoleInput, UnbanInput, USER_SELECT, UsersListInput, banUser, listUsers, revokeSessions, setAttributes, setRole, unbanUser, userView, type UserView } from "./userOperations.ts";
 
 export type { UserView };
@@ -94,6 +95,12 @@ export const OPERATIONS = {
   "users.ban": op(BanInput, banUser),
   "users.unban": op(UnbanInput, unbanUser),
   "users.revoke-sessions": op(RevokeSessionsInput, revokeSessions),
+  "users.export": op(ExportInput, async (s, input): Promise<UserExport> => {
+    const user = await s.prisma.user.findUnique({ where: { email: input.email.toLowerCase() }, select: { id: true } });
+    const data = user === null ? null : await exportUser(s.prisma, s.keys, user.id);
+    if (data === null) throw new OperationError(`no user with email ${input.email}`);
+    return data;
+  }),
   "users.show": op(Type.Object({ email: Email }, { additionalProperties: false }), async (s, input): Promise<UserView & { keys: KeyView[] }> => {
     const user = await s.prisma.user.findUnique({ where: { email: input.email.toLowerCase() }, select: USER_SELECT });
     if (user === null) throw new OperationError(`no user with email ${input.email}`);
@@ -159,6 +166,7 @@ const AUDITED: Partial<Record<OperationName, { action: string; target: (input: n
   "users.ban": { action: "user.banned", target: (_i, o: UserView | undefined) => o?.id ?? null },
   "users.unban": { action: "user.unbanned", target: (_i, o: UserView | undefined) => o?.id ?? null },
   "users.revoke-sessions": { action: "session.revoked", target: (_i, o: { user: string } | undefined) => o?.user ?? null },
+  "users.export": { action: "user.exported", target: (_i, o: UserExport | undefined) => o?.profile.id ?? null },
   "keys.create": { action: "key.created", target: (_i, o: { view: KeyView } | undefined) => o?.view.id ?? null },
   "keys.revoke": { action: "key.revoked", target: (i: { id: string }) => i.id },
   "keys.rotate": { action: "key.rotated", target: (i: { id: string }) => i.id },

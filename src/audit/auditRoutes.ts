@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import Value from "#typebox/value";
 import type { PrismaClient } from "../generated/prisma/client.ts";
 import { GerbangError } from "../errors/catalogue.ts";
-import { WWW_AUTHENTICATE } from "../pipeline/authenticate.ts";
+import { requireSignedInUser } from "../pipeline/authenticate.ts";
 import { AuditFilters, searchAudit } from "./searchAudit.ts";
 import { auditAbilityFor, visibleEvents } from "./auditAbility.ts";
 
@@ -22,9 +22,9 @@ export async function auditRoutes(app: FastifyInstance, options: AuditRoutesOpti
   app.get("/api/audit/events", async (request, reply) => {
     void reply.header("cache-control", "no-store");
     await options.authenticate(request, reply);
+    requireSignedInUser(request, { reason: "KEYS_CANNOT_READ_AUDIT", message: "The audit trail is read by signed-in users, not API keys." });
     const principal = request.gerbang.principal;
-    if (principal === undefined || principal.authMethod === "anonymous") throw new GerbangError("UNAUTHENTICATED", { headers: { "www-authenticate": WWW_AUTHENTICATE } });
-    if (principal.authMethod === "api-key") throw new GerbangError("FORBIDDEN", { reason: "KEYS_CANNOT_READ_AUDIT", message: "The audit trail is read by signed-in users, not API keys." });
+    if (principal === undefined) throw new GerbangError("INTERNAL_ERROR");
     const query: Record<string, unknown> = {};
     for (const [name, value] of Object.entries((request.query ?? {}) as Record<string, unknown>)) {
       if (Array.isArray(value)) throw new GerbangError("MALFORMED_REQUEST", { message: `query: ${name} given more than once` });

@@ -93,6 +93,11 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
     .addOption(config())
     .action(async (email: string, o: UsersRevokeFlags) => done(await (await import("./usersCommand.ts")).usersRevokeSessions(email, o)));
   users
+    .command("export <email>")
+    .description("everything the gateway holds about a user (profile, sessions, API key metadata, their audit events) as JSON; no secrets")
+    .addOption(config())
+    .action(async (email: string, o: CommonFlags) => done(await (await import("./usersCommand.ts")).usersExport(email, o)));
+  users
     .command("show <email>")
     .description("one user, with their API keys")
     .addOption(json())

@@ -106,3 +106,9 @@ export async function usersShow(email: string, flags: CommonFlags): Promise<numb
   }
   return 0;
 }
+
+/** `users export`: the user's data as one JSON document on stdout (`> file.json`). */
+export async function usersExport(email: string, flags: CommonFlags): Promise<number> {
+  out(JSON.stringify(await operate(operatorConfig(flags.config), "users.export", { email }), null, 2));
+  return 0;
+}

@@ -3,7 +3,7 @@ import { subject } from "@casl/ability";
 import Type, { type TSchema } from "#typebox";
 import Value from "#typebox/value";
 import { GerbangError } from "../errors/catalogue.ts";
-import { WWW_AUTHENTICATE } from "../pipeline/authenticate.ts";
+import { requireSignedInUser } from "../pipeline/authenticate.ts";
 import type { Principal } from "../auth/principal.ts";
 import type { ApiKeyService } from "./apiKeyService.ts";
 import { accessibleKeys, keyAbilityFor, type KeyAbility } from "./keyAbility.ts";
@@ -56,11 +56,7 @@ export async function keyRoutes(app: FastifyInstance, options: KeyRoutesOptions)
   app.addHook("onRequest", async (request, reply) => {
     void reply.header("cache-control", "no-store");
     await options.authenticate(request, reply);
-    const principal = request.gerbang.principal;
-    if (principal === undefined || principal.authMethod === "anonymous") {
-      throw new GerbangError("UNAUTHENTICATED", { headers: { "www-authenticate": WWW_AUTHENTICATE } });
-    }
-    if (principal.authMethod === "api-key") throw new GerbangError("FORBIDDEN", { reason: "KEYS_CANNOT_MANAGE_KEYS", message: "API keys are managed by signed-in users, not by keys." });
+    requireSignedInUser(request, { reason: "KEYS_CANNOT_MANAGE_KEYS", message: "API keys are managed by signed-in users, not by keys." });
   });
   // Every key change is audited, refused or done (the event's status says which); reads are not.
   const audited = (request: FastifyRequest, action: string, target: string | null): void => {

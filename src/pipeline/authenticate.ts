@@ -86,3 +86,13 @@ export function originTrusted(request: FastifyRequest, trusted: ReadonlySet<stri
     return false;
   }
 }
+
+/**
+ * The gateway's own routes for people (keys, audit, account): a signed-in user, or 401 with the
+ * challenge; an API key, however scoped, gets 403 with the route's own reason.
+ */
+export function requireSignedInUser(request: FastifyRequest, keyRefusal: { reason: string; message: string }): void {
+  const principal = request.gerbang.principal;
+  if (principal === undefined || principal.authMethod === "anonymous") throw new GerbangError("UNAUTHENTICATED", { headers: { "www-authenticate": WWW_AUTHENTICATE } });
+  if (principal.authMethod === "api-key") throw new GerbangError("FORBIDDEN", keyRefusal);
+}

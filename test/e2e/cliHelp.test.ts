@@ -18,6 +18,7 @@ t.test("help lists every command with all its flags, --json and --config include
     "gerbang users ban <email> [--reason <text>] [--expires-in <duration>] [--json] [--config <file>]",
     "gerbang users unban <email> [--json] [--config <file>]",
     "gerbang users revoke-sessions <email> [--keys] [--json] [--config <file>]",
+    "gerbang users export <email> [--config <file>]",
     "gerbang users show <email> [--json] [--config <file>]",
     "gerbang keys create --owner <email> --name <name> --tier <tier> [--scopes <a,b>] [--expires-in <duration>] [--json] [--config <file>]",
     "gerbang keys list [--owner <email>] [--json] [--config <file>]",
