@@ -12,6 +12,7 @@ import { rolesFromField } from "../auth/principal.ts";
 import { normalizeTarget } from "../pipeline/normalizeTarget.ts";
 import { OPERATIONS, runOperation, type OperationName, type OperatorServices } from "./operations.ts";
 import { listVersions, loadVersionForAsking } from "./versionForAsking.ts";
+import { PRINTABLE } from "./userOperations.ts";
 import { playgroundRoutes } from "./playgroundRoutes.ts";
 import { diffVersions, type PermissionDiff } from "../policy/diffVersions.ts";
 import type { ReplaySummary } from "../audit/replayAudit.ts";
@@ -28,7 +29,7 @@ export interface AdminRoutesOptions {
 }
 
 // Printable text only: a reason is printed by `gerbang policy status` in an operator's terminal.
-const Reason = Type.Optional(Type.String({ maxLength: 500, pattern: "^[^\\u0000-\\u001f\\u007f-\\u009f]*$" }));
+const Reason = Type.Optional(Type.String({ maxLength: 500, pattern: PRINTABLE }));
 const ActivateBody = Type.Object({ version: Type.String({ minLength: 1, maxLength: 64 }), reason: Reason }, { additionalProperties: false });
 const RollbackBody = Type.Object({ reason: Reason }, { additionalProperties: false });
 const Attributes = Type.Record(Type.String({ maxLength: 64 }), Type.Union([Type.String({ maxLength: 256 }), Type.Number(), Type.Boolean()]));

@@ -1,7 +1,6 @@
 import type { FastifyReply, FastifyRequest } from "fastify";
 import type { Dispatcher } from "undici";
 import type { IncomingHttpHeaders } from "node:http";
-import type { Readable } from "node:stream";
 import { GerbangError } from "../errors/catalogue.ts";
 import type { AssertionSigner } from "../identity/assertionSigner.ts";
 import { upstreamHeaders } from "./upstreamHeaders.ts";
@@ -9,6 +8,7 @@ import { sanitizeResponseHeaders, type ResponseHeaderOptions } from "../forward/
 import { sendError } from "./sendError.ts";
 import type { UpstreamCircuits } from "../forward/upstreamCircuits.ts";
 import { whenRequestEnds } from "./whenRequestEnds.ts";
+import { discardBody } from "./discardBody.ts";
 import { forMasking, masksAnswer, sendMasked, withoutOriginalHeaders } from "./maskResponse.ts";
 
 /**
@@ -18,15 +18,6 @@ import { forMasking, masksAnswer, sendMasked, withoutOriginalHeaders } from "./m
 const upstreamBodyErrors = new WeakSet<object>();
 export function isUpstreamBodyError(error: unknown): boolean {
   return typeof error === "object" && error !== null && upstreamBodyErrors.has(error);
-}
-
-/**
- * Drops an upstream answer's body unread. undici's body emits an error (RequestAbortedError) when
- * destroyed before its end: with no listener, that error would take the process down.
- */
-function discard(stream: Readable): void {
-  stream.on("error", () => undefined);
-  stream.destroy();
 }
 
 /** Only the message is logged: an upstream's error may carry its whole answer. */
@@ -115,7 +106,7 @@ export function createForward(options: ForwardOptions): (request: FastifyRequest
       settle("success");
     } catch (error) {
       settle("failure");
-      discard(stream);
+      discardBody(stream);
       request.log.warn({ upstream: upstream.name, err: { message: messageOf(error) } }, "upstream answer refused");
       if (!reply.sent) sendError(request, reply, new GerbangError("UPSTREAM_UNREACHABLE", { reason: "INVALID_UPSTREAM_RESPONSE" }));
       return reply;
@@ -123,7 +114,7 @@ export function createForward(options: ForwardOptions): (request: FastifyRequest
     // Not request.raw.destroyed: a request whose body was read is destroyed (autoDestroy) with its client still there.
     if (reply.sent || request.raw.aborted || reply.raw.destroyed) {
       // The client has gone meanwhile: nothing to answer, and the upstream's body is not read.
-      discard(stream);
+      discardBody(stream);
       return reply;
     }
     if (masking !== undefined && endpoint !== undefined) {

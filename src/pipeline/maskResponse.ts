@@ -2,6 +2,7 @@ import type { FastifyReply, FastifyRequest } from "fastify";
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from "node:http";
 import type { Readable } from "node:stream";
 import { GerbangError } from "../errors/catalogue.ts";
+import { discardBody } from "./discardBody.ts";
 import { maskRecords, type MaskOutcome, type MaskTarget } from "../policy/maskFields.ts";
 import type { PolicyAbility } from "../policy/compileAbility.ts";
 import type { PrincipalAttributes } from "../policy/conditions.ts";
@@ -48,21 +49,15 @@ export function forMasking(headers: OutgoingHttpHeaders): OutgoingHttpHeaders {
   return { ...rest, "accept-encoding": "identity" };
 }
 
-/** Drops an answer's body unread; an error after destroy must not reach the process. */
-function discard(stream: Readable): void {
-  stream.on("error", () => undefined);
-  stream.destroy();
-}
-
 async function readJson(statusCode: number, headers: IncomingHttpHeaders, stream: Readable, maxBytes: number): Promise<{ ok: true; json: unknown } | { ok: true; empty: true } | { ok: false; reason: MaskRefusal }> {
   const refuse = (reason: MaskRefusal): { ok: false; reason: MaskRefusal } => {
-    discard(stream);
+    discardBody(stream);
     return { ok: false, reason };
   };
   if (statusCode === 206) return refuse("PARTIAL");
   // An answer without a body has nothing to mask, whatever it declares it is.
   if (headers["content-length"] === "0") {
-    discard(stream);
+    discardBody(stream);
     return { ok: true, empty: true };
   }
   const encoding = headers["content-encoding"];
