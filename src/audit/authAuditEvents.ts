@@ -36,6 +36,11 @@ const AUTH_ACTIONS: Readonly<Record<string, string>> = {
   "/admin/stop-impersonating": "user.impersonation_stopped",
   "/admin/revoke-user-session": "session.revoked",
   "/admin/revoke-user-sessions": "session.revoked",
+  "/two-factor/enable": "auth.two_factor_enrolment_started",
+  "/two-factor/verify-totp": "auth.two_factor_verified",
+  "/two-factor/verify-backup-code": "auth.two_factor_verified",
+  "/two-factor/disable": "auth.two_factor_disabled",
+  "/two-factor/generate-backup-codes": "auth.backup_codes_generated",
 };
 
 export function authActionOf(method: string, authPath: string): string | null {
@@ -43,7 +48,7 @@ export function authActionOf(method: string, authPath: string): string | null {
 }
 
 /** Routes whose successful answer names the user who signed in or up (the event's actor). */
-const NAMES_ITS_USER = new Set(["auth.sign_in", "auth.sign_up"]);
+const NAMES_ITS_USER = new Set(["auth.sign_in", "auth.sign_up", "auth.two_factor_verified"]);
 
 export interface AuthOutcome {
   /** The signed-in (or signed-up) user, read from Better Auth's answer. */

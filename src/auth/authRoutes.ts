@@ -91,6 +91,15 @@ export async function authRoutes(app: FastifyInstance, options: AuthRoutesOption
           message: "Stopping an impersonation needs the admin_session cookie set when it started: send the cookies Better Auth set (a bearer token alone cannot end it).",
         });
       }
+      // Better Auth's admin routes check the stored role themselves: an admin role this session may not
+      // exercise (no second factor) is refused here, as the policy refuses it on every other route.
+      if (authPath.startsWith("/admin/") && authPath !== "/admin/stop-impersonating") {
+        const adminCredential = sessionCredentialOf(request);
+        const adminCaller = adminCredential === null ? null : await principalOf(options.sessions, adminCredential);
+        if (adminCaller?.withheldRoles?.includes("admin") === true) {
+          throw new GerbangError("FORBIDDEN", { reason: "SECOND_FACTOR_REQUIRED", message: "Better Auth's admin routes need the admin role, which acts only with a second factor: sign in with TOTP or a backup code." });
+        }
+      }
       let buckets: Bucket[] = [];
       const countedAt = Date.now();
       const revoking = request.method === "POST" && REVOKING.has(authPath);
@@ -212,8 +221,12 @@ const TOKEN_REVOKING = /^\/(?:reset-password|delete-user\/callback)$/;
 /** A refused sign-in: an existing account verifies the password, an unknown one does not quite the same work. */
 const UNIFORM_WHEN_REFUSED = /^\/sign-in\//;
 
-/** Better Auth routes after which the caller's session, or all of its user's sessions, no longer exist. */
-const REVOKING = new Set(["/sign-out", "/revoke-session", "/revoke-sessions", "/revoke-other-sessions", "/change-password", "/delete-user"]);
+/**
+ * Better Auth routes after which the caller's session, or all of its user's sessions, no longer exist
+ * (two-factor enrolment replaces the caller's session with one that has the second factor; its user's
+ * cached sessions are forgotten everywhere, so their withheld roles are recomputed).
+ */
+const REVOKING = new Set(["/sign-out", "/revoke-session", "/revoke-sessions", "/revoke-other-sessions", "/change-password", "/delete-user", "/two-factor/enable", "/two-factor/disable", "/two-factor/verify-totp", "/two-factor/verify-backup-code"]);
 
 /**
  * The session credential of a revoking or own-account request, in the form the resolver caches it

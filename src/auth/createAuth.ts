@@ -3,6 +3,7 @@ import { prismaAdapter } from "better-auth/adapters/prisma";
 // Each plugin from its own entry: the "better-auth/plugins" barrel loads every plugin there is.
 import { admin } from "better-auth/plugins/admin";
 import { bearer } from "better-auth/plugins/bearer";
+import { twoFactor } from "better-auth/plugins/two-factor";
 import { apiKey } from "@better-auth/api-key";
 import { API_KEY_PREFIX, generateApiKey } from "../keys/apiKeyFormat.ts";
 import { createAccessControl } from "better-auth/plugins/access";
@@ -35,6 +36,12 @@ const roles = { admin: adminAc, user: userAc, sales: ac.newRole({ user: [], sess
 // OWASP's argon2id baseline (19 MiB, 2 passes); verify costs a few ms, so it stays off the proxy path.
 // Algorithm is an ambient const enum; 2 is Argon2id.
 const ARGON2 = { algorithm: 2 as Algorithm, memoryCost: 19456, timeCost: 2, parallelism: 1 } as const;
+
+/**
+ * The routes whose new session has just checked a second factor (the two-factor plugin's). Every other
+ * way to a session (a password, a remembered device, an impersonation) leaves secondFactor false.
+ */
+const SECOND_FACTOR_ROUTES = new Set(["/two-factor/verify-totp", "/two-factor/verify-backup-code"]);
 
 export function createAuth(options: AuthOptions) {
   return betterAuth({
@@ -77,6 +84,17 @@ export function createAuth(options: AuthOptions) {
       freshAge: options.config.auth.freshSignInSec,
       // No cookie cache: a revoked session must stop working on the next lookup, not in minutes.
       cookieCache: { enabled: false },
+      additionalFields: {
+        secondFactor: { type: "boolean", required: false, input: false, defaultValue: false },
+      },
+    },
+    databaseHooks: {
+      session: {
+        create: {
+          // Decided by the route that creates the session, never by anything the client sends.
+          before: async (session, context) => ({ data: { ...session, secondFactor: context !== null && SECOND_FACTOR_ROUTES.has(context.path) } }),
+        },
+      },
     },
     user: {
       additionalFields: {
@@ -94,6 +112,14 @@ export function createAuth(options: AuthOptions) {
       admin({ ac, roles, defaultRole: "user", adminRoles: ["admin"], impersonationSessionDuration: 3600 }),
       // Only the signed token (set-auth-token) is a credential: the bare token as stored in the session table is not.
       bearer({ requireSignature: true }),
+      // TOTP with backup codes (stored encrypted). The roles of auth.twoFactor.requiredForRoles act only
+      // in sessions signed in through it (src/auth/principal.ts rolesForCredential).
+      // Five wrong codes in a row lock the user's second factor for 15 minutes (whatever the sign-in attempt).
+      twoFactor({
+        issuer: options.config.auth.twoFactor.issuer,
+        backupCodeOptions: { amount: 10, length: 10, storeBackupCodes: "encrypted" },
+        accountLockout: { enabled: true, maxFailedAttempts: 5, durationSeconds: 900 },
+      }),
       // Issuance and storage only: src/keys verifies keys on the hot path (the plugin would write to
       // the database per request) and owns rotation; its HTTP endpoints are not exposed (authRoutes).
       apiKey({

@@ -1,6 +1,6 @@
 import { hash } from "node:crypto";
 import type { Auth } from "./createAuth.ts";
-import { rolesFromField, type Principal } from "./principal.ts";
+import { rolesForCredential, rolesFromField, type Principal } from "./principal.ts";
 import type { AuthnResult } from "./authenticators/authenticator.ts";
 import { SESSION_COOKIE_NAMES } from "./authenticators/sessionCookieAuthenticator.ts";
 import type { StaleIfError } from "./staleIfError.ts";
@@ -31,6 +31,7 @@ export class SessionResolver {
   private readonly ttlMs: number;
   private readonly staleIfError: StaleIfError | null;
   private readonly maxEntries: number;
+  private readonly needSecondFactor: ReadonlySet<string>;
 
   constructor(
     auth: Auth,
@@ -38,7 +39,10 @@ export class SessionResolver {
     /** Null: past its TTL a cached session is never served (no invalidation channel to keep it honest). */
     staleIfError: StaleIfError | null = null,
     maxEntries: number = 50_000,
+    /** auth.twoFactor.requiredForRoles: withheld from sessions signed in without a second factor. */
+    needSecondFactor: ReadonlySet<string> = new Set(),
   ) {
+    this.needSecondFactor = needSecondFactor;
     this.auth = auth;
     this.ttlMs = ttlMs;
     this.staleIfError = staleIfError;
@@ -109,6 +113,7 @@ export class SessionResolver {
       return { kind: "rejected", reason: "session not found, expired or revoked" };
     }
     const user = found.user as typeof found.user & { role?: string | null; banned?: boolean | null; region?: string | null };
+    const secondFactor = (found.session as typeof found.session & { secondFactor?: boolean | null }).secondFactor === true;
     if (user.banned === true) {
       this.cache.delete(key);
       return { kind: "rejected", reason: "user is banned" };
@@ -116,7 +121,7 @@ export class SessionResolver {
 
     const principal: Principal = {
       userId: user.id,
-      roles: Object.freeze(rolesFromField(user.role)),
+      ...rolesForCredential(rolesFromField(user.role), this.needSecondFactor, secondFactor),
       authMethod: "session",
       attributes: { id: user.id, email: user.email, region: user.region ?? undefined },
       sessionId: found.session.id,

@@ -152,6 +152,18 @@ export const ConfigSchema = Type.Object(
           description: "Stale-if-error bound for sessions and API keys alike: while PostgreSQL cannot be reached **and** the Redis invalidation channel is connected, a credential verified less than this long ago keeps its cached answer past `sessionCacheTtlMs` / `apiKeys.cacheTtlMs` (revocations still arrive over Redis). A credential not seen before the outage, sign-in, sign-up and writes get `503`. Without the channel the TTLs alone apply. `0` turns it off. See [Security model](security.md#security-model).", defaultText: "`300000` (5 min)",
         }),
         requireEmailVerification: Type.Boolean({ default: true, description: "Refuse sign-in until the email address is verified." }),
+        twoFactor: Type.Object(
+          {
+            requiredForRoles: Type.Array(Type.String({ minLength: 1 }), {
+              default: ["admin"],
+              description: "Roles exercised only by a session signed in with a second factor (TOTP or a backup code, Better Auth's two-factor plugin). Without one, these roles are withheld: the session acts with its other roles (at least `user`), a request only they would allow is refused `403 FORBIDDEN` with reason `SECOND_FACTOR_REQUIRED`, and Better Auth's `/api/auth/admin/*` routes are refused the same way when `admin` is withheld. API keys cannot present a second factor: these roles never act through a key. A remembered (trusted) device does not count as a second factor. `[]` turns the requirement off.",
+              typeText: "role[]",
+              defaultText: "`[\"admin\"]`",
+            }),
+            issuer: Type.String({ minLength: 1, maxLength: 64, default: "Gerbang", description: "The issuer authenticator apps show for the TOTP secret." }),
+          },
+          { additionalProperties: false, default: {} },
+        ),
         uniformResponseMs: Type.Integer({
           minimum: 0,
           maximum: 10000,

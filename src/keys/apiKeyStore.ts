@@ -1,6 +1,6 @@
 import { timingSafeEqual } from "node:crypto";
 import type { PrismaClient } from "../generated/prisma/client.ts";
-import { rolesFromField, type Principal } from "../auth/principal.ts";
+import { rolesForCredential, rolesFromField, type Principal } from "../auth/principal.ts";
 import type { AuthnResult } from "../auth/authenticators/authenticator.ts";
 import { checkApiKeyShape, hashApiKey } from "./apiKeyFormat.ts";
 import { parseKeyMetadata } from "./keyMetadata.ts";
@@ -31,6 +31,8 @@ export interface ApiKeyStoreOptions {
   onFlushError?: (error: unknown) => void;
   /** Serves known keys past their TTL while the database is unreachable (src/auth/staleIfError.ts). */
   staleIfError?: StaleIfError;
+  /** auth.twoFactor.requiredForRoles: roles that never act through a key. */
+  needSecondFactor?: readonly string[];
 }
 
 /**
@@ -51,6 +53,7 @@ export class ApiKeyStore {
 
   private readonly prisma: PrismaClient;
   private readonly options: ApiKeyStoreOptions;
+  private readonly needSecondFactor: ReadonlySet<string>;
 
   constructor(
     prisma: PrismaClient,
@@ -58,6 +61,7 @@ export class ApiKeyStore {
   ) {
     this.prisma = prisma;
     this.options = options;
+    this.needSecondFactor = new Set(options.needSecondFactor ?? []);
     this.timer = setInterval(() => void this.flushLastUsed(), options.lastUsedFlushMs);
     this.timer.unref();
   }
@@ -137,7 +141,8 @@ export class ApiKeyStore {
       ownerBanned: banned,
       principal: {
         userId: user.id,
-        roles: Object.freeze(rolesFromField(user.role)),
+        // A key cannot present a second factor: the roles that need one never act through it.
+        ...rolesForCredential(rolesFromField(user.role), this.needSecondFactor, false),
         authMethod: "api-key",
         attributes: { id: user.id, email: user.email, region: user.region ?? undefined },
         key: { id: row.id, tier: meta?.tier ?? "", scopes: Object.freeze(meta?.scopes ?? []) },

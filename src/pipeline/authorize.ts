@@ -48,7 +48,10 @@ export function createAuthorize(options: AuthorizeOptions): {
     if (principal === undefined || abilities === undefined) throw new GerbangError("INTERNAL_ERROR");
     if (match === undefined) return deny(request, { allowed: false, reason: "ENDPOINT_NOT_MAPPED", ruleId: null }, false);
     const refused = precheckEndpoint(abilities, asked(principal), match);
-    if (refused !== null) return deny(request, refused, principal.authMethod === "anonymous");
+    if (refused === null) return;
+    const held = heldPrincipal(principal);
+    if (held !== null && precheckEndpoint(abilities, held, match) === null) return needsSecondFactor(request, principal);
+    return deny(request, refused, principal.authMethod === "anonymous");
   };
 
   const decide = async (request: FastifyRequest): Promise<void> => {
@@ -77,6 +80,8 @@ export function createAuthorize(options: AuthorizeOptions): {
     const decision = decideEndpoint(abilities, asked(principal), spec, resource, fields);
     state.decisionInput = { resource, resourceFrom: from, fields, fieldsRead: spec.fields === "body" };
     if (!decision.allowed) {
+      const held = heldPrincipal(principal);
+      if (held !== null && decideEndpoint(abilities, held, spec, resource, fields).allowed) return needsSecondFactor(request, principal);
       if (decision.field !== undefined) state.blockedFields = blockedFields(abilities, asked(principal), spec, resource, fields);
       return deny(request, decision, anonymous);
     }
@@ -125,6 +130,20 @@ function refuse(request: FastifyRequest, decision: Decision, anonymous: boolean,
   }
   const message = decision.field === undefined ? undefined : `The policy does not allow writing the field "${decision.field}".`;
   throw new GerbangError("FORBIDDEN", { reason: decision.reason, ...(message === undefined ? {} : { message }), ...(details === undefined ? {} : { details }) });
+}
+
+/** The principal with every role its user holds, when some are withheld for want of a second factor. */
+function heldPrincipal(principal: Principal): RequestPrincipal | null {
+  if (principal.heldRoles === undefined || principal.withheldRoles === undefined || principal.withheldRoles.length === 0) return null;
+  return { ...asked(principal), roles: principal.heldRoles };
+}
+
+/** What the user's withheld roles would allow is refused with a reason that says how to get it. */
+function needsSecondFactor(request: FastifyRequest, principal: Principal): never {
+  request.gerbang.decision = { allowed: false, reason: "SECOND_FACTOR_REQUIRED", ruleId: null };
+  const roles = (principal.withheldRoles ?? []).join(", ");
+  const how = principal.authMethod === "api-key" ? "An API key cannot present a second factor; use a session signed in with one." : "Sign in with your second factor (TOTP or a backup code), or enrol one at /api/auth/two-factor/enable.";
+  throw new GerbangError("FORBIDDEN", { reason: "SECOND_FACTOR_REQUIRED", message: `This request needs the role ${roles}, which acts only with a second factor. ${how}` });
 }
 
 /** The principal as the policy sees it; the role and scope arrays keep their identity (the ability cache keys on it). */

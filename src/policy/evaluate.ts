@@ -10,7 +10,9 @@ export type DecisionReason =
   | "CONDITIONS_NOT_MET"
   | "FIELD_NOT_PERMITTED"
   | "DENIED_BY_RULE"
-  | "OUTSIDE_KEY_SCOPE";
+  | "OUTSIDE_KEY_SCOPE"
+  // Never the engine's own: the gateway's verdict when only roles withheld for want of a second factor would allow.
+  | "SECOND_FACTOR_REQUIRED";
 
 export interface Decision {
   allowed: boolean;

@@ -175,7 +175,8 @@ export async function startGateway(config: GerbangConfig, options: { log?: (msg:
   });
   // One stale-if-error model for sessions and keys; it trusts the cache only while revocations can reach it.
   const staleIfError = new StaleIfError({ boundMs: config.auth.staleIfErrorMs, channelConnected: () => bus.connected, log });
-  const sessions = new SessionResolver(auth, config.auth.sessionCacheTtlMs, staleIfError, config.auth.sessionCacheMaxEntries);
+  const needSecondFactor = new Set(config.auth.twoFactor.requiredForRoles);
+  const sessions = new SessionResolver(auth, config.auth.sessionCacheTtlMs, staleIfError, config.auth.sessionCacheMaxEntries, needSecondFactor);
 
   // An unreachable Redis makes the gateway not ready, not absent: keys still verify from the database.
   // No offline queue and a command timeout: while Redis is away, callers learn it at once and fall back.
@@ -187,7 +188,7 @@ export async function startGateway(config: GerbangConfig, options: { log?: (msg:
     await redis.connect().catch(() => log("redis: not reachable at start; /readyz reports it"));
   }
 
-  const keyStore = new ApiKeyStore(db.prisma, { ...config.apiKeys, staleIfError, onFlushError: () => log("api keys: last-used write failed; kept for the next batch") });
+  const keyStore = new ApiKeyStore(db.prisma, { ...config.apiKeys, staleIfError, needSecondFactor: config.auth.twoFactor.requiredForRoles, onFlushError: () => log("api keys: last-used write failed; kept for the next batch") });
   const bus = new InvalidationBus(redis, subscriber, config.redis.keyPrefix, log);
   const rateLimitCounters = new RateLimitCounters({ redis, keyPrefix: `${config.redis.keyPrefix}rl:`, log, maxWindows: config.rateLimit.maxWindows });
   bus.onInvalidate((message) => {

@@ -106,6 +106,8 @@ export async function startGatewayEnv(options: GatewayEnvOptions): Promise<Gatew
       rateLimit: GENEROUS_LIMITS,
       redis: { keyPrefix: redisPrefix, ...(redisConfig as Record<string, unknown> | undefined) },
       ...Object.fromEntries(Object.entries(config).filter(([, v]) => v !== undefined)),
+      // Admins here sign in with a password only; test/e2e/twoFactor.test.ts tests the default (admin needs a second factor).
+      auth: { twoFactor: { requiredForRoles: [] }, ...(config.auth as Record<string, unknown> | undefined) },
     });
     const env: NodeJS.ProcessEnv = { DATABASE_URL: "", REDIS_URL: "", PORT: "", GERBANG_SECRET: "" };
     const gateways: RunningProcess[] = [];

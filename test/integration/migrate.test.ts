@@ -22,11 +22,14 @@ const API_KEYS = "20261127000000_api_keys";
 const POLICY_ACTIVATION = "20261202000000_policy_activation";
 const AUDIT_EXPLANATION = "20261202100000_audit_explanation";
 const AUDIT_EVENTS = "20261203000000_audit_events";
-const ALL = [INIT, API_KEYS, POLICY_ACTIVATION, AUDIT_EXPLANATION, AUDIT_EVENTS];
+const TWO_FACTOR = "20261204000000_two_factor";
+/** Every migration after the first two, in order (the rollback test below applies them after its own). */
+const LATER = [POLICY_ACTIVATION, AUDIT_EXPLANATION, AUDIT_EVENTS, TWO_FACTOR];
+const ALL = [INIT, API_KEYS, ...LATER];
 const initSql = await readFile(path.join(migrationsDir, INIT, "migration.sql"), "utf8");
 const initChecksum = createHash("sha256").update(initSql).digest("hex");
 
-const EXPECTED_TABLES = ["_prisma_migrations", "account", "apikey", "audit_checkpoint", "audit_event", "gateway_instance", "mail_outbox", "policy_activation", "session", "user", "verification"];
+const EXPECTED_TABLES = ["_prisma_migrations", "account", "apikey", "audit_checkpoint", "audit_event", "gateway_instance", "mail_outbox", "policy_activation", "session", "two_factor", "user", "verification"];
 const EXPECTED_INDEXES = [
   "account_pkey",
   "account_userId_idx",
@@ -51,6 +54,8 @@ const EXPECTED_INDEXES = [
   "session_pkey",
   "session_token_key",
   "session_userId_idx",
+  "two_factor_pkey",
+  "two_factor_userId_key",
   "user_email_key",
   "user_pkey",
   "verification_identifier_idx",
@@ -128,6 +133,7 @@ async function migrationSuite(t: TapTest, emptyDatabase: (t: TapTest) => Promise
       { conname: "account_userId_fkey", confdeltype: "c", confupdtype: "c" },
       { conname: "apikey_referenceId_fkey", confdeltype: "c", confupdtype: "c" },
       { conname: "session_userId_fkey", confdeltype: "c", confupdtype: "c" },
+      { conname: "two_factor_userId_fkey", confdeltype: "c", confupdtype: "c" },
     ]);
   });
 
@@ -177,7 +183,7 @@ async function migrationSuite(t: TapTest, emptyDatabase: (t: TapTest) => Promise
     // What `prisma migrate resolve --rolled-back` does, then a fixed file.
     await executor.query(`UPDATE "_prisma_migrations" SET "rolled_back_at" = now() WHERE "migration_name" = $1`, [broken]);
     await writeFile(path.join(dir, broken, "migration.sql"), `CREATE TABLE "scratch" ("note" TEXT DEFAULT 'a;b');\n`);
-    t.same((await migrate(executor, { migrationsDir: dir })).applied, [broken, later, POLICY_ACTIVATION, AUDIT_EXPLANATION, AUDIT_EVENTS]);
+    t.same((await migrate(executor, { migrationsDir: dir })).applied, [broken, later, ...LATER]);
     const [def] = await executor.query<{ d: string }>(
       `SELECT column_default AS d FROM information_schema.columns WHERE table_name = 'scratch' AND column_name = 'note'`,
     );
