@@ -321,10 +321,11 @@ export async function buildApp(ctx: GatewayContext): Promise<FastifyInstance> {
     }
   };
   const keyService = ctx.keys?.service;
-  await app.register(authRoutes, { auth: ctx.auth, sessions: ctx.sessions, publicUrl: ctx.publicUrl, trustedOrigins, limiter, rateLimit: config.rateLimit, countCaller, uniformResponseMs: config.auth.uniformResponseMs, ...(ctx.onUserChanged === undefined ? {} : { onUserChanged: ctx.onUserChanged }), ...(keyService === undefined ? {} : { revokeKeysOf: async (userId: string) => (await keyService.revokeAllOf(userId)).length }) });
+  const auditStore = ctx.auditStore;
+  await app.register(authRoutes, { auth: ctx.auth, sessions: ctx.sessions, publicUrl: ctx.publicUrl, trustedOrigins, limiter, rateLimit: config.rateLimit, countCaller, uniformResponseMs: config.auth.uniformResponseMs, ...(ctx.onUserChanged === undefined ? {} : { onUserChanged: ctx.onUserChanged }), ...(keyService === undefined ? {} : { revokeKeysOf: async (userId: string) => (await keyService.revokeAllOf(userId)).length }), ...(auditStore === undefined ? {} : { isDeleted: async (userId: string) => (await auditStore.user.count({ where: { id: userId, deletedAt: { not: null } } })) > 0 }) });
 
   if (ctx.keys !== null) await app.register(keyRoutes, { ...ctx.keys, authenticate, freshSignInSec: config.auth.freshSignInSec });
-  if (ctx.auditStore !== undefined && ctx.keys !== null) await app.register(accountRoutes, { prisma: ctx.auditStore, keys: ctx.keys.service, authenticate });
+  if (auditStore !== undefined && ctx.keys !== null) await app.register(accountRoutes, { prisma: auditStore, keys: ctx.keys.service, authenticate, freshSignInSec: config.auth.freshSignInSec, erasureGraceDays: config.auth.erasureGraceDays, ...(ctx.onUserChanged === undefined ? {} : { onUserChanged: ctx.onUserChanged }) });
   if (ctx.auditStore !== undefined) await app.register(auditRoutes, { prisma: ctx.auditStore, authenticate, viewAllRoles: config.audit.viewAllRoles });
   const authorize = createAuthorize({ policies: ctx.policies, resolver: ctx.resolver, denialDetailsFor: config.policy.denialDetailsFor });
   if (metrics !== null) await app.register(metricsRoutes, { metrics, authenticate, authorize });

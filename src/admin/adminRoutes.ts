@@ -49,7 +49,7 @@ export type ExplainInput = Static<typeof ExplainBody>;
 const VersionName = Type.String({ minLength: 1, maxLength: 65 });
 const DiffBody = Type.Object({ from: VersionName, to: VersionName, replayMs: Type.Optional(Type.Integer({ minimum: 1000, maximum: 90 * 86_400_000 })) }, { additionalProperties: false });
 
-const USER_CHANGES = ["users.set-role", "users.set-attr", "users.ban", "users.unban", "users.revoke-sessions"] as const satisfies readonly OperationName[];
+const USER_CHANGES = ["users.set-role", "users.set-attr", "users.ban", "users.unban", "users.revoke-sessions", "users.delete", "users.restore", "users.purge"] as const satisfies readonly OperationName[];
 
 /** `GET …/users?search=&role=&banned=true&limit=&offset=` as the operation's input (numbers and flags typed, the rest as given). */
 function usersQuery(query: unknown): Record<string, unknown> {

@@ -15,7 +15,7 @@ import type { AuditWriter } from "../audit/auditWriter.ts";
 import { AuditFilters } from "../audit/searchAudit.ts";
 import { instanceEvent } from "../audit/instanceEvent.ts";
 import { ExportInput, exportUser, type UserExport } from "./exportUser.ts";
-import { BanInput, Email, PRINTABLE, RevokeSessionsInput, SetAttributesInput, SetRoleInput, UnbanInput, USER_SELECT, UsersListInput, banUser, listUsers, revokeSessions, setAttributes, setRole, unbanUser, userView, type UserView } from "./userOperations.ts";
+import { BanInput, DeleteInput, PurgeInput, RestoreInput, deleteUser, purgeUsers, restoreDeletedUser, Email, PRINTABLE, RevokeSessionsInput, SetAttributesInput, SetRoleInput, UnbanInput, USER_SELECT, UsersListInput, banUser, listUsers, revokeSessions, setAttributes, setRole, unbanUser, userView, type UserView } from "./userOperations.ts";
 
 export type { UserView };
 
@@ -95,6 +95,9 @@ export const OPERATIONS = {
   "users.ban": op(BanInput, banUser),
   "users.unban": op(UnbanInput, unbanUser),
   "users.revoke-sessions": op(RevokeSessionsInput, revokeSessions),
+  "users.delete": op(DeleteInput, deleteUser),
+  "users.restore": op(RestoreInput, restoreDeletedUser),
+  "users.purge": op(PurgeInput, purgeUsers),
   "users.export": op(ExportInput, async (s, input): Promise<UserExport> => {
     const user = await s.prisma.user.findUnique({ where: { email: input.email.toLowerCase() }, select: { id: true } });
     const data = user === null ? null : await exportUser(s.prisma, s.keys, user.id);
@@ -159,13 +162,17 @@ export type OperationOutput<N extends OperationName> = Awaited<ReturnType<(typeo
 export const isOperationName = (name: string): name is OperationName => Object.hasOwn(OPERATIONS, name);
 
 /** The audited operations: their action and what they changed (ids only, never a key or an email). */
-const AUDITED: Partial<Record<OperationName, { action: string; target: (input: never, output: never) => string | null }>> = {
+const AUDITED: Partial<Record<OperationName, { action: string; target: (input: never, output: never) => string | null | string[] }>> = {
   "users.create": { action: "user.created", target: (_i, o: UserView | undefined) => o?.id ?? null },
   "users.set-role": { action: "user.role_changed", target: (_i, o: UserView | undefined) => o?.id ?? null },
   "users.set-attr": { action: "user.attributes_changed", target: (_i, o: UserView | undefined) => o?.id ?? null },
   "users.ban": { action: "user.banned", target: (_i, o: UserView | undefined) => o?.id ?? null },
   "users.unban": { action: "user.unbanned", target: (_i, o: UserView | undefined) => o?.id ?? null },
   "users.revoke-sessions": { action: "session.revoked", target: (_i, o: { user: string } | undefined) => o?.user ?? null },
+  "users.delete": { action: "user.deleted", target: (_i, o: { user: string } | undefined) => o?.user ?? null },
+  "users.restore": { action: "user.restored", target: (_i, o: UserView | undefined) => o?.id ?? null },
+  // One event per purged user (none when nothing was due).
+  "users.purge": { action: "user.purged", target: (_i, o: { purged: string[] } | undefined) => o?.purged ?? null },
   "users.export": { action: "user.exported", target: (_i, o: UserExport | undefined) => o?.profile.id ?? null },
   "keys.create": { action: "key.created", target: (_i, o: { view: KeyView } | undefined) => o?.view.id ?? null },
   "keys.revoke": { action: "key.revoked", target: (i: { id: string }) => i.id },
@@ -189,7 +196,11 @@ export async function runOperation<N extends OperationName>(s: OperatorServices,
   const audited = AUDITED[name];
   if (audited === undefined || s.audit === undefined) return run(s, input);
   const audit = s.audit;
-  const record = (allowed: boolean, reason: string, output: OperationOutput<N> | undefined): void =>
+  const record = (allowed: boolean, reason: string, output: OperationOutput<N> | undefined): void => {
+    const targets = audited.target(input as never, output as never);
+    for (const target of Array.isArray(targets) ? targets : [targets]) recordOne(allowed, reason, target);
+  };
+  const recordOne = (allowed: boolean, reason: string, target: string | null): void =>
     audit.record(
       instanceEvent({
         action: audited.action,
@@ -199,7 +210,7 @@ export async function runOperation<N extends OperationName>(s: OperatorServices,
         authMethod: s.caller?.authMethod ?? "cli",
         roles: s.caller?.roles ?? "",
         requestId: s.caller?.requestId ?? null,
-        target: audited.target(input as never, output as never),
+        target,
         // A shell's operator is named by OS user and host; a signed-in admin by user id alone (no email).
         details: { operation: name, ...(s.caller === undefined ? { operator: s.actor ?? operator() } : {}) },
       }),

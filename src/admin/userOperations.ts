@@ -7,6 +7,7 @@ import { USER_ATTRIBUTES } from "../auth/createUser.ts";
 import { OperationError } from "./operationError.ts";
 import type { OperatorServices } from "./operations.ts";
 import type { Prisma } from "../generated/prisma/client.ts";
+import { purgeDueUsers, purgeUser, restoreUser, softDeleteUser, type Deleted } from "./eraseUser.ts";
 
 export interface UserView {
   id: string;
@@ -19,9 +20,13 @@ export interface UserView {
   banReason: string | null;
   banExpires: string | null;
   createdAt: string;
+  /** Soft-deleted at; the purge is due at purgeAfter. */
+  deletedAt: string | null;
+  purgeAfter: string | null;
+  purged: boolean;
 }
 
-export const USER_SELECT = { id: true, email: true, name: true, role: true, region: true, emailVerified: true, banned: true, banReason: true, banExpires: true, createdAt: true } as const;
+export const USER_SELECT = { id: true, email: true, name: true, role: true, region: true, emailVerified: true, banned: true, banReason: true, banExpires: true, createdAt: true, deletedAt: true, purgeAfter: true, purgedAt: true } as const;
 type UserRow = Prisma.UserGetPayload<{ select: typeof USER_SELECT }>;
 
 export const userView = (u: UserRow): UserView => ({
@@ -35,6 +40,9 @@ export const userView = (u: UserRow): UserView => ({
   banReason: u.banReason,
   banExpires: u.banExpires?.toISOString() ?? null,
   createdAt: u.createdAt.toISOString(),
+  deletedAt: u.deletedAt?.toISOString() ?? null,
+  purgeAfter: u.purgeAfter?.toISOString() ?? null,
+  purged: u.purgedAt !== null,
 });
 
 /** Printable text only: reasons end up in operators' terminals and in audit rows. */
@@ -147,6 +155,8 @@ export async function banUser(s: OperatorServices, input: Type.Static<typeof Ban
 
 export async function unbanUser(s: OperatorServices, input: Type.Static<typeof UnbanInput>): Promise<Changed<UserView>> {
   const user = await target(s, input.email);
+  // A deleted account's ban is what keeps it signed out: lifting it is a restore, and says so.
+  if (user.deletedAt !== null) throw new OperationError(`${input.email} is deleted, not banned: gerbang users restore undoes a deletion during its grace period`);
   const updated = await s.prisma.user.update({ where: { id: user.id }, data: { banned: false, banReason: null, banExpires: null }, select: USER_SELECT });
   return { ...userView(updated), announced: await announce(s, user.id) };
 }
@@ -156,4 +166,42 @@ export async function revokeSessions(s: OperatorServices, input: Type.Static<typ
   const { count } = await s.prisma.session.deleteMany({ where: { userId: user.id } });
   const keysRevoked = input.keys === true ? await s.keys.revokeAllOf(user.id) : [];
   return { user: user.id, sessionsRevoked: count, keysRevoked, announced: await announce(s, user.id) };
+}
+
+export const DeleteInput = Type.Object(
+  { email: Email, graceDays: Type.Optional(Type.Integer({ minimum: 0, maximum: 3650, description: "days until the purge (default auth.erasureGraceDays)" })) },
+  { additionalProperties: false },
+);
+export const RestoreInput = Type.Object({ email: Email }, { additionalProperties: false });
+export const PurgeInput = Type.Object(
+  { email: Type.Optional(Email), now: Type.Optional(Type.Boolean({ description: "purge this deleted user without waiting for the grace period" })) },
+  { additionalProperties: false },
+);
+
+/** Soft delete: sign-in refused, sessions ended and keys revoked everywhere at once; purged after the grace period. */
+export async function deleteUser(s: OperatorServices, input: Type.Static<typeof DeleteInput>): Promise<Changed<Deleted>> {
+  const user = await target(s, input.email);
+  refuseSelf(s, user, "delete");
+  const outcome = await softDeleteUser({ prisma: s.prisma, keys: s.keys }, user.id, (input.graceDays ?? s.config.auth.erasureGraceDays) * 86_400);
+  if (outcome === "ALREADY_DELETED") throw new OperationError(`${input.email} is already deleted (purge due ${user.purgeAfter?.toISOString() ?? "now"})`);
+  if (outcome === "NOT_FOUND") throw new OperationError(`no user with email ${input.email}`);
+  return { ...outcome, announced: await announce(s, user.id) };
+}
+
+export async function restoreDeletedUser(s: OperatorServices, input: Type.Static<typeof RestoreInput>): Promise<Changed<UserView>> {
+  const user = await target(s, input.email);
+  const outcome = await restoreUser(s.prisma, user.id);
+  if (outcome !== "RESTORED") throw new OperationError(outcome === "PURGED" ? `${input.email} was purged: nothing is left to restore` : `${input.email} is not deleted`);
+  const restored = await s.prisma.user.findUniqueOrThrow({ where: { id: user.id }, select: USER_SELECT });
+  return { ...userView(restored), announced: await announce(s, user.id) };
+}
+
+/** Purges due users (all of them, or the one named; `now` skips its grace period). */
+export async function purgeUsers(s: OperatorServices, input: Type.Static<typeof PurgeInput>): Promise<{ purged: string[] }> {
+  if (input.now === true && input.email === undefined) throw new OperationError("--now purges one deleted user, named by email; without it every user whose grace period is over is purged");
+  if (input.email === undefined) return { purged: await purgeDueUsers(s.prisma) };
+  const user = await target(s, input.email);
+  if (user.deletedAt === null) throw new OperationError(`${input.email} is not deleted: gerbang users delete comes first`);
+  if (await purgeUser(s.prisma, user.id, { ignoreGrace: input.now === true })) return { purged: [user.id] };
+  throw new OperationError(user.purgedAt !== null ? `${input.email} is already purged` : `${input.email}'s grace period runs until ${user.purgeAfter?.toISOString() ?? "?"} (--now purges it anyway)`);
 }

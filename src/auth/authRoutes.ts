@@ -30,6 +30,8 @@ export interface AuthRoutesOptions {
   uniformResponseMs: number;
   /** Revokes every active API key of a user; the number revoked. For `revokeApiKeys: true` (below). */
   revokeKeysOf?: (userId: string) => Promise<number>;
+  /** Whether the user is soft-deleted: Better Auth's admin may not unban or impersonate them. */
+  isDeleted?: (userId: string) => Promise<boolean>;
 }
 
 /** Routes that end sessions of the caller and take the gateway's own `revokeApiKeys: true` as well. */
@@ -68,6 +70,15 @@ export async function authRoutes(app: FastifyInstance, options: AuthRoutesOption
       if (request.method !== "GET" && request.method !== "POST") throw new GerbangError("METHOD_NOT_ALLOWED");
       // The plugin's own key endpoints would let a client pick tier and scopes: keys are managed at /api/keys.
       if (request.url.startsWith("/api/auth/api-key/")) throw new GerbangError("ROUTE_NOT_FOUND", { message: "API keys are managed at /api/keys." });
+      // Better Auth's deletions are immediate and hard (rows that audit events name vanish, nothing to restore):
+      // accounts are soft-deleted through the gateway, which purges them after the grace period.
+      const authPath = (request.gerbang.path ?? "").slice("/api/auth".length).split("?")[0] ?? "";
+      if (HARD_DELETES.has(authPath)) {
+        throw new GerbangError("ROUTE_NOT_FOUND", {
+          reason: "SOFT_DELETE_ONLY",
+          message: "Accounts are deleted by the gateway: POST /api/account/delete (your own) or gerbang users delete / the admin API's users/delete; the data is purged after the grace period.",
+        });
+      }
       if (request.method === "POST") {
         const type = request.headers["content-type"] ?? "";
         if (!/^application\/json\s*(;|$)/i.test(type)) throw new GerbangError("UNSUPPORTED_MEDIA_TYPE", { message: "Authentication requests must be sent as application/json." });
@@ -78,7 +89,6 @@ export async function authRoutes(app: FastifyInstance, options: AuthRoutesOption
           throw originRefusal(request);
         }
       }
-      const authPath = (request.gerbang.path ?? "").slice("/api/auth".length).split("?")[0] ?? "";
       const bucketName = authBucketName(authPath);
       const action = authActionOf(request.method, authPath);
       // Set before any refusal (a rate-limited sign-in is audited too); completed from the answer below.
@@ -98,6 +108,13 @@ export async function authRoutes(app: FastifyInstance, options: AuthRoutesOption
         const adminCaller = adminCredential === null ? null : await principalOf(options.sessions, adminCredential);
         if (adminCaller?.withheldRoles?.includes("admin") === true) {
           throw new GerbangError("FORBIDDEN", { reason: "SECOND_FACTOR_REQUIRED", message: "Better Auth's admin routes need the admin role, which acts only with a second factor: sign in with TOTP or a backup code." });
+        }
+      }
+      // A deleted account's ban is what keeps it out until the purge: only a restore lifts it.
+      if (request.method === "POST" && DELETED_REFUSED.has(authPath) && options.isDeleted !== undefined) {
+        const userId = userIdOf(request.body);
+        if (userId !== null && (await options.isDeleted(userId))) {
+          throw new GerbangError("OPERATION_REFUSED", { message: "The account is deleted: gerbang users restore (or the admin API's users/restore) undoes a deletion during its grace period." });
         }
       }
       let buckets: Bucket[] = [];
@@ -205,6 +222,12 @@ export async function authRoutes(app: FastifyInstance, options: AuthRoutesOption
     },
   });
 }
+
+/** Better Auth's admin routes that would let a deleted account act again. */
+const DELETED_REFUSED = new Set(["/admin/unban-user", "/admin/impersonate-user"]);
+
+/** Better Auth's routes that delete a user outright. */
+const HARD_DELETES = new Set(["/delete-user", "/delete-user/callback", "/admin/remove-user"]);
 
 /** The admin plugin's cookie holding the impersonating admin's own session (any cookie prefix spelling). */
 const ADMIN_SESSION_COOKIE = new RegExp(`(?:^|;)\\s*(?:__secure-|__host-)?${GATEWAY_COOKIE_PREFIX.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}\\.admin_session=[^;\\s]`, "i");

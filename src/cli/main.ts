@@ -93,6 +93,27 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
     .addOption(config())
     .action(async (email: string, o: UsersRevokeFlags) => done(await (await import("./usersCommand.ts")).usersRevokeSessions(email, o)));
   users
+    .command("delete <email>")
+    .description("delete an account: sign-in refused, sessions ended and API keys revoked everywhere at once; personal data purged after the grace period")
+    .option("--grace-days <n>", "days until the purge (0-3650, default auth.erasureGraceDays)")
+    .addOption(json())
+    .addOption(config())
+    .action(async (email: string, o: UsersDeleteFlags) => done(await (await import("./usersCommand.ts")).usersDelete(email, o)));
+  users
+    .command("restore <email>")
+    .description("undo a deletion during its grace period (ended sessions and revoked keys stay so)")
+    .addOption(json())
+    .addOption(config())
+    .action(async (email: string, o: CommonFlags) => done(await (await import("./usersCommand.ts")).usersRestore(email, o)));
+  users
+    .command("purge")
+    .description("erase the personal data of every deleted user whose grace period is over (running gateways also do it hourly)")
+    .option("--email <email>", "only this deleted user")
+    .option("--now", "with --email: purge without waiting for the grace period")
+    .addOption(json())
+    .addOption(config())
+    .action(async (o: UsersPurgeFlags) => done(await (await import("./usersCommand.ts")).usersPurge(o)));
+  users
     .command("export <email>")
     .description("everything the gateway holds about a user (profile, sessions, API key metadata, their audit events) as JSON; no secrets")
     .addOption(config())
@@ -288,6 +309,13 @@ export interface UsersListFlags extends CommonFlags {
 export interface UsersBanFlags extends CommonFlags {
   reason?: string;
   expiresIn?: string;
+}
+export interface UsersDeleteFlags extends CommonFlags {
+  graceDays?: string;
+}
+export interface UsersPurgeFlags extends CommonFlags {
+  email?: string;
+  now?: boolean;
 }
 export interface UsersRevokeFlags extends CommonFlags {
   keys?: boolean;

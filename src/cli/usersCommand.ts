@@ -1,11 +1,11 @@
 import type { UserView } from "../admin/operations.ts";
 import { CliError } from "./cliError.ts";
-import type { CommonFlags, UsersBanFlags, UsersCreateFlags, UsersListFlags, UsersRevokeFlags } from "./main.ts";
+import type { CommonFlags, UsersBanFlags, UsersCreateFlags, UsersDeleteFlags, UsersListFlags, UsersPurgeFlags, UsersRevokeFlags } from "./main.ts";
 import { operate, operatorConfig } from "./operate.ts";
 import { keyLine, seconds } from "./keysCommand.ts";
 
 const out = (text: string): void => void process.stdout.write(`${text}\n`);
-const userLine = (u: UserView): string => [u.id, u.email, u.roles.join(","), u.name, `region=${u.region ?? "-"}`, u.banned ? "banned" : u.emailVerified ? "verified" : "unverified"].join("\t");
+const userLine = (u: UserView): string => [u.id, u.email, u.roles.join(","), u.name, `region=${u.region ?? "-"}`, u.purged ? "purged" : u.deletedAt !== null ? `deleted (purge due ${u.purgeAfter ?? "?"})` : u.banned ? "banned" : u.emailVerified ? "verified" : "unverified"].join("\t");
 
 /** `users create`: prints the new id alone on its last line. */
 export async function usersCreate(flags: UsersCreateFlags): Promise<number> {
@@ -110,5 +110,37 @@ export async function usersShow(email: string, flags: CommonFlags): Promise<numb
 /** `users export`: the user's data as one JSON document on stdout (`> file.json`). */
 export async function usersExport(email: string, flags: CommonFlags): Promise<number> {
   out(JSON.stringify(await operate(operatorConfig(flags.config), "users.export", { email }), null, 2));
+  return 0;
+}
+
+export async function usersDelete(email: string, flags: UsersDeleteFlags): Promise<number> {
+  const result = await operate(operatorConfig(flags.config), "users.delete", {
+    email,
+    ...(flags.graceDays === undefined ? {} : { graceDays: integer(flags.graceDays, "--grace-days") }),
+  });
+  out(flags.json === true ? JSON.stringify(result) : `deleted ${result.user}: ${result.sessionsRevoked} sessions ended, ${result.keysRevoked.length} API keys revoked; personal data purged after ${result.purgeAfter} (gerbang users restore undoes it until then)`);
+  changed(result.announced);
+  return 0;
+}
+
+export async function usersRestore(email: string, flags: CommonFlags): Promise<number> {
+  const user = await operate(operatorConfig(flags.config), "users.restore", { email });
+  out(flags.json === true ? JSON.stringify(user) : `${userLine(user)}\tsign-in allowed again; ended sessions and revoked keys stay so`);
+  changed(user.announced);
+  return 0;
+}
+
+/** `users purge`: the purged ids, one per line (none: nothing was due). */
+export async function usersPurge(flags: UsersPurgeFlags): Promise<number> {
+  if (flags.now === true && flags.email === undefined) throw new CliError("--now purges one deleted user: name it with --email");
+  const result = await operate(operatorConfig(flags.config), "users.purge", {
+    ...(flags.email === undefined ? {} : { email: flags.email }),
+    ...(flags.now === true ? { now: true } : {}),
+  });
+  if (flags.json === true) out(JSON.stringify(result));
+  else {
+    for (const id of result.purged) out(id);
+    process.stderr.write(`${result.purged.length} users purged\n`);
+  }
   return 0;
 }

@@ -152,6 +152,13 @@ export const ConfigSchema = Type.Object(
           description: "Stale-if-error bound for sessions and API keys alike: while PostgreSQL cannot be reached **and** the Redis invalidation channel is connected, a credential verified less than this long ago keeps its cached answer past `sessionCacheTtlMs` / `apiKeys.cacheTtlMs` (revocations still arrive over Redis). A credential not seen before the outage, sign-in, sign-up and writes get `503`. Without the channel the TTLs alone apply. `0` turns it off. See [Security model](security.md#security-model).", defaultText: "`300000` (5 min)",
         }),
         requireEmailVerification: Type.Boolean({ default: true, description: "Refuse sign-in until the email address is verified." }),
+        erasureGraceDays: Type.Integer({
+          minimum: 0,
+          maximum: 3650,
+          default: 30,
+          description: "A deleted account (`gerbang users delete`, the admin API, `POST /api/account/delete`) is soft-deleted at once — sign-in refused, sessions ended, keys revoked everywhere — and its personal data purged this many days later (each instance checks hourly; `gerbang users purge` runs it now). Until then `gerbang users restore` undoes it. `0`: purged at the next check.",
+          defaultText: "`30`",
+        }),
         twoFactor: Type.Object(
           {
             requiredForRoles: Type.Array(Type.String({ minLength: 1 }), {

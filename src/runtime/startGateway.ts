@@ -26,6 +26,7 @@ import { AuditWriter } from "../audit/auditWriter.ts";
 import { checkpointSigner } from "../audit/checkpointSignature.ts";
 import { instanceEvent } from "../audit/instanceEvent.ts";
 import { pruneAudit } from "../audit/pruneAudit.ts";
+import { purgeDueUsers } from "../admin/eraseUser.ts";
 import { startOtlpTracer } from "../tracing/otlpTracer.ts";
 import { randomUUID } from "node:crypto";
 import { ANONYMOUS } from "../auth/principal.ts";
@@ -306,6 +307,20 @@ export async function startGateway(config: GerbangConfig, options: { log?: (msg:
     }
   };
 
+  // Erasure's second step runs on every instance too; each purge locks its user's row, so two
+  // instances never purge one user twice. The first check comes a minute after start.
+  const purgeTick = async (): Promise<void> => {
+    try {
+      for (const id of await purgeDueUsers(db.prisma)) {
+        audit?.record(instanceEvent({ action: "user.purged", allowed: true, reason: "GRACE_PERIOD_OVER", target: id, policyVersion: policies.current.policy.version }));
+      }
+    } catch {
+      log("erasure: purging deleted users failed; retried in an hour");
+    }
+  };
+  const purging = [setTimeout(() => void purgeTick(), 60_000), setInterval(() => void purgeTick(), 3_600_000)];
+  for (const timer of purging) timer.unref();
+
   // A reload activates the configured (or newest) version here and records it, so the others follow.
   const reloadPolicy = (): Promise<ReloadOutcome> =>
     sync.exclusive(async () => {
@@ -333,6 +348,7 @@ export async function startGateway(config: GerbangConfig, options: { log?: (msg:
   const close = (): Promise<void> => {
     closing ??= (async () => {
       if (retention !== null) clearInterval(retention);
+      for (const timer of purging) clearTimeout(timer);
       await app.close();
       await metricsListener?.close();
       await sync.close();

@@ -23,8 +23,9 @@ const POLICY_ACTIVATION = "20261202000000_policy_activation";
 const AUDIT_EXPLANATION = "20261202100000_audit_explanation";
 const AUDIT_EVENTS = "20261203000000_audit_events";
 const TWO_FACTOR = "20261204000000_two_factor";
+const USER_ERASURE = "20261204100000_user_erasure";
 /** Every migration after the first two, in order (the rollback test below applies them after its own). */
-const LATER = [POLICY_ACTIVATION, AUDIT_EXPLANATION, AUDIT_EVENTS, TWO_FACTOR];
+const LATER = [POLICY_ACTIVATION, AUDIT_EXPLANATION, AUDIT_EVENTS, TWO_FACTOR, USER_ERASURE];
 const ALL = [INIT, API_KEYS, ...LATER];
 const initSql = await readFile(path.join(migrationsDir, INIT, "migration.sql"), "utf8");
 const initChecksum = createHash("sha256").update(initSql).digest("hex");
@@ -58,6 +59,7 @@ const EXPECTED_INDEXES = [
   "two_factor_userId_key",
   "user_email_key",
   "user_pkey",
+  "user_purgeAfter_idx",
   "verification_identifier_idx",
   "verification_pkey",
 ];
