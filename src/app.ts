@@ -29,6 +29,7 @@ import { systemRoutes, type ReadinessCheck } from "./systemRoutes.ts";
 import { keyRoutes } from "./keys/keyRoutes.ts";
 import type { ApiKeyService } from "./keys/apiKeyService.ts";
 import { accountRoutes } from "./account/accountRoutes.ts";
+import { phoneRoutes } from "./auth/phoneRoutes.ts";
 import { keyInQuery } from "./keys/keyInQuery.ts";
 import { hasMethodOverride, methodOverrideRefused } from "./pipeline/methodOverride.ts";
 import { validHost } from "./pipeline/validHost.ts";
@@ -322,7 +323,7 @@ export async function buildApp(ctx: GatewayContext): Promise<FastifyInstance> {
   };
   const keyService = ctx.keys?.service;
   const auditStore = ctx.auditStore;
-  await app.register(authRoutes, { auth: ctx.auth, sessions: ctx.sessions, publicUrl: ctx.publicUrl, trustedOrigins, limiter, rateLimit: config.rateLimit, countCaller, uniformResponseMs: config.auth.uniformResponseMs, ...(ctx.onUserChanged === undefined ? {} : { onUserChanged: ctx.onUserChanged }), ...(keyService === undefined ? {} : { revokeKeysOf: async (userId: string) => (await keyService.revokeAllOf(userId)).length }), ...(auditStore === undefined ? {} : { isDeleted: async (userId: string) => (await auditStore.user.count({ where: { id: userId, deletedAt: { not: null } } })) > 0 }) });
+  await app.register(authRoutes, { auth: ctx.auth, sessions: ctx.sessions, publicUrl: ctx.publicUrl, trustedOrigins, limiter, rateLimit: config.rateLimit, countCaller, uniformResponseMs: config.auth.uniformResponseMs, ...(ctx.onUserChanged === undefined ? {} : { onUserChanged: ctx.onUserChanged }), ...(keyService === undefined ? {} : { revokeKeysOf: async (userId: string) => (await keyService.revokeAllOf(userId)).length }), ...(auditStore === undefined ? {} : { isDeleted: async (userId: string) => (await auditStore.user.count({ where: { id: userId, deletedAt: { not: null } } })) > 0, phone: phoneRoutes(auditStore, config.auth.phone) }) });
 
   if (ctx.keys !== null) await app.register(keyRoutes, { ...ctx.keys, authenticate, freshSignInSec: config.auth.freshSignInSec });
   if (auditStore !== undefined && ctx.keys !== null) await app.register(accountRoutes, { prisma: auditStore, keys: ctx.keys.service, authenticate, freshSignInSec: config.auth.freshSignInSec, erasureGraceDays: config.auth.erasureGraceDays, ...(ctx.onUserChanged === undefined ? {} : { onUserChanged: ctx.onUserChanged }) });

@@ -2,7 +2,7 @@
 // is refused (through the ban fields every session creation checks), every session ends and every key
 // is revoked — all soft, nothing the audit trail names disappears. Purging, after the grace period,
 // erases the personal data: the user's own rows go (sessions, credentials, keys, second factor, pending
-// tokens, outbox mail) and the user row stays as a tombstone with its id and no email, name or
+// tokens, outbox mail and SMS) and the user row stays as a tombstone with its id and no email, name or
 // attributes. Audit events name users by id only, so the chain verifies before and after.
 import type { PrismaClient } from "../generated/prisma/client.ts";
 import type { ApiKeyService } from "../keys/apiKeyService.ts";
@@ -64,7 +64,7 @@ export async function purgeUser(prisma: PrismaClient, userId: string, options: {
   const due = { id: userId, deletedAt: { not: null }, purgedAt: null, ...(options.ignoreGrace === true ? {} : { purgeAfter: { lte: new Date() } }) };
   return prisma.$transaction(async (tx) => {
     // Locks the row: a concurrent restore or purge waits, then finds nothing to do.
-    const [user] = await tx.$queryRaw<Array<{ email: string }>>`SELECT email FROM "user" WHERE id = ${userId} AND "deletedAt" IS NOT NULL AND "purgedAt" IS NULL FOR UPDATE`;
+    const [user] = await tx.$queryRaw<Array<{ email: string; phoneNumber: string | null }>>`SELECT email, "phoneNumber" FROM "user" WHERE id = ${userId} AND "deletedAt" IS NOT NULL AND "purgedAt" IS NULL FOR UPDATE`;
     if (user === undefined || (await tx.user.count({ where: due })) === 0) return false;
     await tx.session.deleteMany({ where: { userId } });
     await tx.account.deleteMany({ where: { userId } });
@@ -73,9 +73,16 @@ export async function purgeUser(prisma: PrismaClient, userId: string, options: {
     // Pending reset links and the like name the user by id; outbox mail by address.
     await tx.verification.deleteMany({ where: { value: userId } });
     await tx.mailOutbox.deleteMany({ where: { to: user.email } });
+    // A phone number's codes, messages and cool-down name it, not the user.
+    if (user.phoneNumber !== null) {
+      const number = user.phoneNumber;
+      await tx.verification.deleteMany({ where: { identifier: { in: [`phone-number-otp-${number}`, `phone-number-reset-${number}`] } } });
+      await tx.smsOutbox.deleteMany({ where: { to: number } });
+      await tx.smsCooldown.deleteMany({ where: { number } });
+    }
     await tx.user.update({
       where: { id: userId },
-      data: { email: erasedEmail(userId), name: "", image: null, region: null, role: null, emailVerified: false, twoFactorEnabled: false, banReason: DELETED_REASON, purgedAt: new Date() },
+      data: { email: erasedEmail(userId), name: "", image: null, region: null, role: null, emailVerified: false, phoneNumber: null, phoneNumberVerified: false, twoFactorEnabled: false, banReason: DELETED_REASON, purgedAt: new Date() },
     });
     return true;
   });

@@ -15,6 +15,7 @@ import type { AuditWriter } from "../audit/auditWriter.ts";
 import { AuditFilters } from "../audit/searchAudit.ts";
 import { instanceEvent } from "../audit/instanceEvent.ts";
 import { ExportInput, exportUser, type UserExport } from "./exportUser.ts";
+import { OutboxInput, listOutbox } from "./listOutbox.ts";
 import { BanInput, DeleteInput, PurgeInput, RestoreInput, deleteUser, purgeUsers, restoreDeletedUser, Email, PRINTABLE, RevokeSessionsInput, SetAttributesInput, SetRoleInput, UnbanInput, USER_SELECT, UsersListInput, banUser, listUsers, revokeSessions, setAttributes, setRole, unbanUser, userView, type UserView } from "./userOperations.ts";
 
 export type { UserView };
@@ -90,6 +91,7 @@ export const OPERATIONS = {
     },
   ),
   "users.list": op(UsersListInput, listUsers),
+  "outbox.list": op(OutboxInput, (s, input) => listOutbox(s.prisma, input, s.config.auth.phone.defaultCountry)),
   "users.set-role": op(SetRoleInput, setRole),
   "users.set-attr": op(SetAttributesInput, setAttributes),
   "users.ban": op(BanInput, banUser),

@@ -20,13 +20,15 @@ export interface UserView {
   banReason: string | null;
   banExpires: string | null;
   createdAt: string;
+  /** E.164, when the user signed up or verified one by phone. */
+  phoneNumber: string | null;
   /** Soft-deleted at; the purge is due at purgeAfter. */
   deletedAt: string | null;
   purgeAfter: string | null;
   purged: boolean;
 }
 
-export const USER_SELECT = { id: true, email: true, name: true, role: true, region: true, emailVerified: true, banned: true, banReason: true, banExpires: true, createdAt: true, deletedAt: true, purgeAfter: true, purgedAt: true } as const;
+export const USER_SELECT = { id: true, email: true, name: true, role: true, region: true, emailVerified: true, banned: true, banReason: true, banExpires: true, createdAt: true, deletedAt: true, purgeAfter: true, purgedAt: true, phoneNumber: true } as const;
 type UserRow = Prisma.UserGetPayload<{ select: typeof USER_SELECT }>;
 
 export const userView = (u: UserRow): UserView => ({
@@ -40,6 +42,7 @@ export const userView = (u: UserRow): UserView => ({
   banReason: u.banReason,
   banExpires: u.banExpires?.toISOString() ?? null,
   createdAt: u.createdAt.toISOString(),
+  phoneNumber: u.phoneNumber,
   deletedAt: u.deletedAt?.toISOString() ?? null,
   purgeAfter: u.purgeAfter?.toISOString() ?? null,
   purged: u.purgedAt !== null,

@@ -48,7 +48,7 @@ export function authActionOf(method: string, authPath: string): string | null {
 }
 
 /** Routes whose successful answer names the user who signed in or up (the event's actor). */
-const NAMES_ITS_USER = new Set(["auth.sign_in", "auth.sign_up", "auth.two_factor_verified"]);
+const NAMES_ITS_USER = new Set(["auth.sign_in", "auth.sign_up", "auth.two_factor_verified", "auth.otp_verified"]);
 
 export interface AuthOutcome {
   /** The signed-in (or signed-up) user, read from Better Auth's answer. */

@@ -9,6 +9,7 @@ import type { RateLimitConfig } from "../config/schema.ts";
 import type { Bucket, RateLimiter } from "../ratelimit/rateLimiter.ts";
 import { authActionOf, authOutcomeOf } from "../audit/authAuditEvents.ts";
 import { GATEWAY_COOKIE_PREFIX } from "./gatewayCookies.ts";
+import { normalizePhoneNumber } from "./phoneNumbers.ts";
 import { accountOf, accountOfEmail, authBucketName, authBuckets, unthrottledCredentialRoutes, type AuthEndpoint } from "../ratelimit/authBuckets.ts";
 
 export interface AuthRoutesOptions {
@@ -30,9 +31,21 @@ export interface AuthRoutesOptions {
   uniformResponseMs: number;
   /** Revokes every active API key of a user; the number revoked. For `revokeApiKeys: true` (below). */
   revokeKeysOf?: (userId: string) => Promise<number>;
+  /** Phone routes: numbers normalised to E.164 before anything reads them, and the resend cool-down. */
+  phone?: PhoneRouteOptions;
   /** Whether the user is soft-deleted: Better Auth's admin may not unban or impersonate them. */
   isDeleted?: (userId: string) => Promise<boolean>;
 }
+
+export interface PhoneRouteOptions {
+  /** auth.phone.defaultCountry. */
+  defaultCountry: string;
+  claimSlot: (number: string) => Promise<{ claimed: Date } | { retryAfterSec: number }>;
+  releaseSlot: (number: string, claimed: Date) => Promise<void>;
+}
+
+/** Routes that send a code to the body's number: one per number per cool-down. */
+const SENDS_SMS = new Set(["/phone-number/send-otp", "/phone-number/request-password-reset"]);
 
 /** Routes that end sessions of the caller and take the gateway's own `revokeApiKeys: true` as well. */
 const KEY_REVOKING = new Set(["/change-password", "/revoke-sessions", "/revoke-other-sessions"]);
@@ -117,6 +130,16 @@ export async function authRoutes(app: FastifyInstance, options: AuthRoutesOption
           throw new GerbangError("OPERATION_REFUSED", { message: "The account is deleted: gerbang users restore (or the admin API's users/restore) undoes a deletion during its grace period." });
         }
       }
+      // Every phone route reads the number in E.164: one spelling per number for Better Auth, the
+      // account buckets and the cool-down alike ("0812…" and "+62 812-…" are one account).
+      let smsNumber: string | null = null;
+      if (request.method === "POST" && options.phone !== undefined && authPath.includes("phone-number")) {
+        const normalized = normalizedPhoneBody(request.body, options.phone.defaultCountry);
+        if (normalized !== null) {
+          request.body = normalized.body;
+          if (SENDS_SMS.has(authPath)) smsNumber = normalized.number;
+        }
+      }
       let buckets: Bucket[] = [];
       const countedAt = Date.now();
       const revoking = request.method === "POST" && REVOKING.has(authPath);
@@ -145,6 +168,29 @@ export async function authRoutes(app: FastifyInstance, options: AuthRoutesOption
         await options.countCaller(request, reply);
       }
 
+      // Claimed after the buckets counted the attempt, given back below if no message went out.
+      let smsSlot: Date | null = null;
+      if (smsNumber !== null && options.phone !== undefined) {
+        let slot: Awaited<ReturnType<PhoneRouteOptions["claimSlot"]>>;
+        try {
+          slot = await options.phone.claimSlot(smsNumber);
+        } catch (error) {
+          request.log.error({ err: error }, "sms cool-down could not be read");
+          throw new GerbangError("DEPENDENCY_UNAVAILABLE", { reason: "AUTHENTICATION_BACKEND" });
+        }
+        if ("retryAfterSec" in slot) {
+          throw new GerbangError("RATE_LIMITED", {
+            reason: "OTP_RESEND_COOLDOWN",
+            message: `A code was sent to this number moments ago: wait ${slot.retryAfterSec} s before asking for another.`,
+            headers: { "retry-after": String(slot.retryAfterSec) },
+          });
+        }
+        smsSlot = slot.claimed;
+      }
+      const releaseSlot = async (): Promise<void> => {
+        if (smsSlot !== null && smsNumber !== null) await options.phone?.releaseSlot(smsNumber, smsSlot).catch(() => undefined);
+      };
+
       const headers = new Headers();
       for (const [name, value] of Object.entries(request.headers)) {
         if (value === undefined || DROP.has(name)) continue;
@@ -163,10 +209,12 @@ export async function authRoutes(app: FastifyInstance, options: AuthRoutesOption
           new Request(new URL(request.url, options.publicUrl), { method: request.method, headers, ...(body === undefined ? {} : { body }) }),
         );
       } catch (error) {
+        await releaseSlot();
         request.log.error({ err: error }, "auth handler failed");
         throw new GerbangError("DEPENDENCY_UNAVAILABLE", { reason: "AUTHENTICATION_BACKEND" });
       }
       // Better Auth's own 5xx bodies may name internals (and are not in our catalogue): fail closed with ours.
+      if (response.status >= 400) await releaseSlot();
       if (response.status >= 500) {
         request.log.error({ status: response.status }, "auth handler answered with a server error");
         throw new GerbangError("DEPENDENCY_UNAVAILABLE", { reason: "AUTHENTICATION_BACKEND" });
@@ -221,6 +269,29 @@ export async function authRoutes(app: FastifyInstance, options: AuthRoutesOption
       return reply.send(payload);
     },
   });
+}
+
+/**
+ * The JSON body with its `phoneNumber` in E.164, and that number; null when there is none to read (a
+ * body Better Auth refuses itself, or one the buckets refuse as unreadable). A number that is not
+ * valid is refused here, with libphonenumber's reason.
+ */
+function normalizedPhoneBody(body: unknown, defaultCountry: string): { body: Buffer; number: string } | null {
+  if (!(body instanceof Buffer) || body.length === 0) return null;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(body));
+  } catch {
+    return null;
+  }
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) return null;
+  const raw = (parsed as Record<string, unknown>).phoneNumber;
+  if (typeof raw !== "string") return null;
+  const number = normalizePhoneNumber(raw, defaultCountry);
+  if ("refused" in number) {
+    throw new GerbangError("INVALID_PHONE_NUMBER", { reason: number.refused, message: `Not a phone number a code can be sent to (${number.refused}): write it with its country code, e.g. +62 812 3456 7890.` });
+  }
+  return { body: Buffer.from(JSON.stringify({ ...parsed, phoneNumber: number.e164 })), number: number.e164 };
 }
 
 /** Better Auth's admin routes that would let a deleted account act again. */

@@ -4,13 +4,17 @@ import { prismaAdapter } from "better-auth/adapters/prisma";
 import { admin } from "better-auth/plugins/admin";
 import { bearer } from "better-auth/plugins/bearer";
 import { twoFactor } from "better-auth/plugins/two-factor";
+import { phoneNumber } from "better-auth/plugins/phone-number";
 import { apiKey } from "@better-auth/api-key";
+import { APIError } from "better-auth/api";
 import { API_KEY_PREFIX, generateApiKey } from "../keys/apiKeyFormat.ts";
 import { createAccessControl } from "better-auth/plugins/access";
 import { defaultStatements, adminAc, userAc } from "better-auth/plugins/admin/access";
 import { hash, verify, type Algorithm } from "@node-rs/argon2";
 import type { PrismaClient } from "../generated/prisma/client.ts";
 import type { MailSender } from "./mailSender.ts";
+import type { SmsSender } from "./smsSender.ts";
+import { OTP_EXPIRES_IN_SEC, OTP_LENGTH, OTP_MAX_ATTEMPTS, OtpHasher, verifyPhoneOtp } from "./phoneOtp.ts";
 import type { GerbangConfig } from "../config/schema.ts";
 import { GATEWAY_COOKIE_PREFIX } from "./gatewayCookies.ts";
 
@@ -23,6 +27,8 @@ export interface AuthOptions {
   publicUrl: string;
   trustedOrigins: string[];
   mail: MailSender;
+  /** Where one-time codes for phone sign-in go. */
+  sms: SmsSender;
   /** Session lifetime, email verification and key lifetime come straight from the configuration. */
   config: Pick<GerbangConfig, "auth" | "apiKeys">;
 }
@@ -43,7 +49,14 @@ const ARGON2 = { algorithm: 2 as Algorithm, memoryCost: 19456, timeCost: 2, para
  */
 const SECOND_FACTOR_ROUTES = new Set(["/two-factor/verify-totp", "/two-factor/verify-backup-code"]);
 
+/** The one route that writes a user's phone number: after its code was verified. */
+const PHONE_VERIFY = "/phone-number/verify";
+
+/** The address a user who signed up by phone has until they add one: unique, reserved, never mailed. */
+export const phoneSignUpEmail = (e164: string): string => `phone-${e164.slice(1)}@phone.invalid`;
+
 export function createAuth(options: AuthOptions) {
+  const otp = new OtpHasher(options.secret);
   return betterAuth({
     appName: "Gerbang",
     baseURL: options.publicUrl,
@@ -62,7 +75,7 @@ export function createAuth(options: AuthOptions) {
       revokeSessionsOnPasswordReset: true,
       // A sign-up for an existing email answers with a made-up user; it must look exactly like a new one,
       // including what the admin plugin adds on create (role, ban fields), or the shape tells who exists.
-      customSyntheticUser: ({ coreFields, additionalFields, id }) => ({ ...coreFields, role: "user", banned: false, banReason: null, banExpires: null, ...additionalFields, id }),
+      customSyntheticUser: ({ coreFields, additionalFields, id }) => ({ ...coreFields, role: "user", banned: false, banReason: null, banExpires: null, ...additionalFields, phoneNumber: null, phoneNumberVerified: false, id }),
       password: {
         hash: (password) => hash(password, ARGON2),
         verify: ({ hash: digest, password }) => verify(digest, password),
@@ -89,10 +102,34 @@ export function createAuth(options: AuthOptions) {
       },
     },
     databaseHooks: {
+      // Better Auth writes an unset field as null: a user signed up by email must look like the made-up
+      // user a taken address gets, so phoneNumberVerified is false, not null. (The phone plugin itself
+      // refuses a phoneNumber sent with a sign-up or an update-user: a number is set by verifying it.)
+      user: {
+        create: {
+          before: async (user) => ({ data: { ...user, phoneNumberVerified: user.phoneNumberVerified ?? false } }),
+        },
+      },
+      // A phone code is never written in the clear (src/auth/phoneOtp.ts).
+      verification: {
+        create: {
+          before: async (verification) => ({ data: { ...verification, value: otp.storedValue(verification.identifier, verification.value) } }),
+        },
+      },
       session: {
         create: {
           // Decided by the route that creates the session, never by anything the client sends.
-          before: async (session, context) => ({ data: { ...session, secondFactor: context !== null && SECOND_FACTOR_ROUTES.has(context.path) } }),
+          before: async (session, context) => {
+            // The two-factor plugin guards the password sign-ins only: a phone code must not stand in
+            // for the second factor a user has chosen (their password and that factor still work).
+            if (context?.path === PHONE_VERIFY) {
+              const user = await options.prisma.user.findUnique({ where: { id: session.userId }, select: { twoFactorEnabled: true } });
+              if (user?.twoFactorEnabled === true) {
+                throw new APIError("FORBIDDEN", { code: "TWO_FACTOR_REQUIRED", message: "This account uses two-factor authentication: sign in with its password and second factor." });
+              }
+            }
+            return { data: { ...session, secondFactor: context !== null && SECOND_FACTOR_ROUTES.has(context.path) } };
+          },
         },
       },
     },
@@ -119,6 +156,25 @@ export function createAuth(options: AuthOptions) {
         issuer: options.config.auth.twoFactor.issuer,
         backupCodeOptions: { amount: 10, length: 10, storeBackupCodes: "encrypted" },
         accountLockout: { enabled: true, maxFailedAttempts: 5, durationSeconds: 900 },
+      }),
+      // Sign-in and sign-up by phone with a one-time code. Numbers arrive in E.164 (authRoutes normalises
+      // them first; the validator refuses anything else); the gateway checks codes itself (verifyOTP).
+      phoneNumber({
+        otpLength: OTP_LENGTH,
+        expiresIn: OTP_EXPIRES_IN_SEC,
+        allowedAttempts: OTP_MAX_ATTEMPTS,
+        phoneNumberValidator: (number) => /^\+[1-9]\d{6,14}$/.test(number),
+        sendOTP: async ({ phoneNumber: to, code }) => {
+          await options.sms.send({ to, text: `${code} is your ${options.config.auth.twoFactor.issuer} sign-in code. It expires in 5 minutes; never share it.`, kind: "sign-in-otp" });
+        },
+        sendPasswordResetOTP: async ({ phoneNumber: to, code }) => {
+          await options.sms.send({ to, text: `${code} is your ${options.config.auth.twoFactor.issuer} password reset code. It expires in 5 minutes.`, kind: "reset-password-otp" });
+        },
+        verifyOTP: async ({ phoneNumber: number, code }, ctx) => {
+          const kind = ctx?.path === "/phone-number/reset-password" ? "reset" : "otp";
+          return verifyPhoneOtp(options.prisma, otp, `phone-number-${kind}-${number}`, code);
+        },
+        signUpOnVerification: { getTempEmail: phoneSignUpEmail, getTempName: () => "" },
       }),
       // Issuance and storage only: src/keys verifies keys on the hot path (the plugin would write to
       // the database per request) and owns rotation; its HTTP endpoints are not exposed (authRoutes).

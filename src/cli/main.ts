@@ -229,6 +229,17 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
     .addOption(config())
     .action(async (o: CommonFlags) => done(await (await import("./policyCommand.ts")).policyReload(o)));
 
+  program
+    .command("outbox")
+    .description("the development outboxes (auth.mail and auth.phone.sms transport outbox): what would have been sent")
+    .command("list")
+    .description("messages, newest first: channel, time, recipient, kind, text (codes and links included)")
+    .option("--to <recipient>", "only to this email address or phone number")
+    .option("--limit <n>", "messages (1-1000, default 50)")
+    .addOption(json())
+    .addOption(config())
+    .action(async (o: OutboxListFlags) => done(await (await import("./outboxCommand.ts")).outboxList(o)));
+
   const audit = program.command("audit").description("the tamper-evident audit trail: verify its chains, search it, prune it");
   audit
     .command("verify")
@@ -309,6 +320,10 @@ export interface UsersListFlags extends CommonFlags {
 export interface UsersBanFlags extends CommonFlags {
   reason?: string;
   expiresIn?: string;
+}
+export interface OutboxListFlags extends CommonFlags {
+  to?: string;
+  limit?: string;
 }
 export interface UsersDeleteFlags extends CommonFlags {
   graceDays?: string;

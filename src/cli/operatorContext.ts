@@ -70,6 +70,8 @@ export async function openOperatorContext(config: GerbangConfig): Promise<Operat
         publicUrl: config.server.publicUrl ?? `http://localhost:${config.server.port}`,
         trustedOrigins: config.auth.trustedOrigins,
         mail: logMailSender(() => undefined),
+        // Operators' commands never send a code (no phone route runs here).
+        sms: { send: async () => Promise.reject(new Error("the CLI sends no SMS")) },
         config,
       }),
     ));

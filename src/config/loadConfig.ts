@@ -29,6 +29,15 @@ const ENV_OVERRIDES: ReadonlyArray<[string, (c: Record<string, Record<string, un
   ["REDIS_URL", (c, v) => (c.redis = { ...c.redis, url: v })],
   ["GERBANG_SECRET", (c, v) => ((c as Record<string, unknown>).secret = v)],
   ["SMTP_URL", (c, v) => (c.auth = { ...c.auth, mail: { ...(c.auth?.mail as object | undefined), smtpUrl: v } })],
+  [
+    "TWILIO_AUTH_TOKEN",
+    (c, v) => {
+      const phone = (c.auth?.phone ?? {}) as { sms?: { twilio?: object } };
+      // Only for a configured Twilio: a token in the environment alone configures nothing.
+      if (phone.sms?.twilio === undefined) return;
+      c.auth = { ...c.auth, phone: { ...phone, sms: { ...phone.sms, twilio: { ...phone.sms?.twilio, authToken: v } } } };
+    },
+  ],
 ];
 
 export function loadConfig(options: LoadConfigOptions = {}): GerbangConfig {
@@ -81,6 +90,10 @@ export function resolveConfig(raw: unknown, env: NodeJS.ProcessEnv = {}, demoWhe
   }
   if (config.auth.mail.transport === "smtp" && config.auth.mail.smtpUrl === undefined) {
     throw new ConfigError("/auth/mail/smtpUrl", "is required when transport is smtp (or set SMTP_URL)");
+  }
+  const sms = config.auth.phone.sms;
+  if (sms.transport === "twilio" && (sms.twilio === undefined || sms.twilio.authToken === undefined)) {
+    throw new ConfigError(sms.twilio === undefined ? "/auth/phone/sms/twilio" : "/auth/phone/sms/twilio/authToken", "is required when transport is twilio (the token: or set TWILIO_AUTH_TOKEN)");
   }
   const names = new Set<string>();
   for (const [i, u] of (config.upstreams ?? []).entries()) {

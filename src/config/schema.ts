@@ -188,6 +188,49 @@ export const ConfigSchema = Type.Object(
           },
           { additionalProperties: false, default: {} },
         ),
+        phone: Type.Object(
+          {
+            defaultCountry: Type.String({
+              pattern: "^[A-Z]{2}$",
+              default: "ID",
+              description: "Phone numbers are normalised to E.164 (libphonenumber-js) before anything else sees them; a number written without `+` and country code is read as one of this country (ISO 3166 code), so `0812 3456 7890` is `+6281234567890`. A number that is not valid is `400 INVALID_PHONE_NUMBER` with the reason.",
+              typeText: "ISO 3166-1 alpha-2 code",
+            }),
+            resendCooldownSec: Type.Integer({
+              minimum: 0,
+              maximum: 3600,
+              default: 60,
+              description: "After a code was sent to a number, another is sent to it no sooner than this (`429 RATE_LIMITED`, reason `OTP_RESEND_COOLDOWN`, with `Retry-After`), on every instance; the `otp` rate-limit bucket counts sends per number and per address on top.",
+              defaultText: "`60`",
+            }),
+            sms: Type.Object(
+              {
+                transport: Type.Union([Type.Literal("outbox"), Type.Literal("twilio"), Type.Literal("log")], {
+                  default: "outbox",
+                  description: "`outbox`: messages become rows of `sms_outbox` (development, tests; `gerbang outbox list`). `twilio`: sent through Twilio's Messages API. `log`: one log line without the code.",
+                }),
+                twilio: Type.Optional(
+                  Type.Object(
+                    {
+                      accountSid: Type.String({ pattern: "^[A-Za-z0-9]{8,64}$", description: "The account SID." }),
+                      authToken: Type.Optional(Type.String({ minLength: 8, description: "The auth token (env `TWILIO_AUTH_TOKEN`; keep it out of the file)." })),
+                      from: Type.String({ minLength: 1, maxLength: 64, description: "Sender: an E.164 number or an alphanumeric sender id." }),
+                      baseUrl: Type.String({ pattern: "^https?://", default: "https://api.twilio.com", description: "The API's origin (a test points it at a local fake)." }),
+                      timeoutMs: Type.Integer({ minimum: 100, maximum: 60000, default: 10000, description: "A send that takes longer fails (the client gets `503`)." }),
+                    },
+                    { additionalProperties: false, description: "Required when `transport` is `twilio`." },
+                  ),
+                ),
+              },
+              { additionalProperties: false, default: {} },
+            ),
+          },
+          {
+            additionalProperties: false,
+            default: {},
+            description: "Sign-in and sign-up by phone with a one-time code (Better Auth's phone-number plugin): 6 digits, valid 5 minutes, stored as an HMAC, dead after 5 wrong attempts.",
+          },
+        ),
       },
       { additionalProperties: false, default: {} },
     ),

@@ -7,6 +7,8 @@ import { migrate } from "../db/migrate.ts";
 import { redactUrl } from "../db/adminUrl.ts";
 import { createAuth, type Auth } from "../auth/createAuth.ts";
 import { outboxMailSender, logMailSender, smtpMailSender } from "../auth/mailSender.ts";
+import { smsSenderFor } from "../auth/smsSender.ts";
+import { pruneSmsCooldowns } from "../auth/phoneOtp.ts";
 import { MailQueue } from "../auth/mailQueue.ts";
 import { StaleIfError } from "../auth/staleIfError.ts";
 import { SessionResolver } from "../auth/sessionResolver.ts";
@@ -166,12 +168,14 @@ export async function startGateway(config: GerbangConfig, options: { log?: (msg:
   const mail = new MailQueue(smtp ?? (transport === "outbox" ? outboxMailSender(db.prisma) : logMailSender(log)), {
     log: (_level, msg, detail) => log(`${msg} (kind ${detail.kind}${detail.attempt === undefined ? "" : `, attempt ${detail.attempt}`})`),
   });
+  const sms = smsSenderFor(config.auth.phone.sms, db.prisma, log);
   const auth = createAuth({
     prisma: db.prisma,
     secret,
     publicUrl,
     trustedOrigins: config.server.publicUrl === undefined ? [...config.auth.trustedOrigins, `http://127.0.0.1:${port}`] : config.auth.trustedOrigins,
     mail,
+    sms,
     config,
   });
   // One stale-if-error model for sessions and keys; it trusts the cache only while revocations can reach it.
@@ -311,6 +315,7 @@ export async function startGateway(config: GerbangConfig, options: { log?: (msg:
   // instances never purge one user twice. The first check comes a minute after start.
   const purgeTick = async (): Promise<void> => {
     try {
+      await pruneSmsCooldowns(db.prisma);
       for (const id of await purgeDueUsers(db.prisma)) {
         audit?.record(instanceEvent({ action: "user.purged", allowed: true, reason: "GRACE_PERIOD_OVER", target: id, policyVersion: policies.current.policy.version }));
       }

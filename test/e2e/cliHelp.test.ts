@@ -27,6 +27,7 @@ t.test("help lists every command with all its flags, --json and --config include
     "gerbang keys list [--owner <email>] [--json] [--config <file>]",
     "gerbang keys revoke <id> [--json] [--config <file>]",
     "gerbang keys rotate <id> [--grace <duration>] [--json] [--config <file>]",
+    "gerbang outbox list [--to <recipient>] [--limit <n>] [--json] [--config <file>]",
     "gerbang policy validate [target] [--json] [--config <file>]",
     "gerbang policy test [target] [--json] [--config <file>]",
     "gerbang policy new <version> [--from <version>] [--config <file>]",

@@ -56,7 +56,7 @@ export interface GatewayEnvOptions {
 }
 
 const generous = (): { max: number; windowMs: number } => ({ max: 1_000_000, windowMs: 60000 });
-const GENEROUS_LIMITS = {
+export const GENEROUS_LIMITS = {
   tiers: { "partner-basic": generous(), "partner-pro": generous() },
   session: generous(),
   anonymous: generous(),

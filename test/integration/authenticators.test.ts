@@ -30,6 +30,7 @@ const auth = createAuth({
   publicUrl: "http://localhost:8080",
   trustedOrigins: [],
   mail: { send: async () => undefined },
+  sms: { send: async () => undefined },
   config: { auth: { requireEmailVerification: true, sessionExpiresInSec: 3600, sessionUpdateAgeSec: 600, twoFactor: { requiredForRoles: ["admin"], issuer: "Gerbang" } } as never, apiKeys: { maxExpiresInDays: 30 } as never },
 });
 const userId = await createVerifiedUser(auth, db.prisma, { email: "ana@example.test", password: "ana-password-123", role: "user", attributes: { region: "eu" } });

@@ -24,13 +24,14 @@ const AUDIT_EXPLANATION = "20261202100000_audit_explanation";
 const AUDIT_EVENTS = "20261203000000_audit_events";
 const TWO_FACTOR = "20261204000000_two_factor";
 const USER_ERASURE = "20261204100000_user_erasure";
+const PHONE_SIGN_IN = "20261204200000_phone_sign_in";
 /** Every migration after the first two, in order (the rollback test below applies them after its own). */
-const LATER = [POLICY_ACTIVATION, AUDIT_EXPLANATION, AUDIT_EVENTS, TWO_FACTOR, USER_ERASURE];
+const LATER = [POLICY_ACTIVATION, AUDIT_EXPLANATION, AUDIT_EVENTS, TWO_FACTOR, USER_ERASURE, PHONE_SIGN_IN];
 const ALL = [INIT, API_KEYS, ...LATER];
 const initSql = await readFile(path.join(migrationsDir, INIT, "migration.sql"), "utf8");
 const initChecksum = createHash("sha256").update(initSql).digest("hex");
 
-const EXPECTED_TABLES = ["_prisma_migrations", "account", "apikey", "audit_checkpoint", "audit_event", "gateway_instance", "mail_outbox", "policy_activation", "session", "two_factor", "user", "verification"];
+const EXPECTED_TABLES = ["_prisma_migrations", "account", "apikey", "audit_checkpoint", "audit_event", "gateway_instance", "mail_outbox", "policy_activation", "session", "sms_cooldown", "sms_outbox", "two_factor", "user", "verification"];
 const EXPECTED_INDEXES = [
   "account_pkey",
   "account_userId_idx",
@@ -55,9 +56,13 @@ const EXPECTED_INDEXES = [
   "session_pkey",
   "session_token_key",
   "session_userId_idx",
+  "sms_cooldown_pkey",
+  "sms_outbox_pkey",
+  "sms_outbox_to_idx",
   "two_factor_pkey",
   "two_factor_userId_key",
   "user_email_key",
+  "user_phoneNumber_key",
   "user_pkey",
   "user_purgeAfter_idx",
   "verification_identifier_idx",

@@ -16,6 +16,7 @@ t.test("the gateway's own Better Auth: every credential-checking route has a buc
     publicUrl: "http://localhost:8080",
     trustedOrigins: [],
     mail: { send: async () => undefined },
+  sms: { send: async () => undefined },
     config: { auth: { requireEmailVerification: true, sessionExpiresInSec: 3600, sessionUpdateAgeSec: 600, twoFactor: { requiredForRoles: ["admin"], issuer: "Gerbang" } } as never, apiKeys: { maxExpiresInDays: 365 } as never },
   });
   t.same(unthrottledCredentialRoutes(endpoints(auth.api)), [], "nothing unthrottled");

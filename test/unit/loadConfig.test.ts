@@ -79,7 +79,18 @@ const invalid: Array<[string, unknown, NodeJS.ProcessEnv, RegExp]> = [
   ["a circuit breaker that never opens", { upstreams: [{ ...upstreams[0], circuitBreaker: { failureThreshold: 0 } }] }, {}, /^config \/upstreams\/0\/circuitBreaker\/failureThreshold: /],
   ["an event-loop utilization above 1", { upstreams, server: { overload: { maxEventLoopUtilization: 2 } } }, {}, /^config \/server\/overload\/maxEventLoopUtilization: /],
   ["smtp without a server", { upstreams, auth: { mail: { transport: "smtp" } } }, {}, /^config \/auth\/mail\/smtpUrl: is required/],
+  ["twilio without its settings", { upstreams, auth: { phone: { sms: { transport: "twilio" } } } }, { TWILIO_AUTH_TOKEN: "a-token-123" }, /^config \/auth\/phone\/sms\/twilio: is required/],
+  ["twilio without a token", { upstreams, auth: { phone: { sms: { transport: "twilio", twilio: { accountSid: "AC12345678", from: "Gerbang" } } } } }, {}, /^config \/auth\/phone\/sms\/twilio\/authToken: is required/],
+  ["a phone default country that is not a code", { upstreams, auth: { phone: { defaultCountry: "Indonesia" } } }, {}, /^config \/auth\/phone\/defaultCountry: /],
 ];
+
+t.test("the Twilio token comes from TWILIO_AUTH_TOKEN, and only for a configured Twilio", async (t) => {
+  const twilio = { accountSid: "AC12345678", from: "Gerbang" };
+  const config = resolveConfig({ upstreams, auth: { phone: { sms: { transport: "twilio", twilio } } } }, { TWILIO_AUTH_TOKEN: "a-token-123" });
+  t.match(config.auth.phone.sms.twilio, { ...twilio, authToken: "a-token-123", baseUrl: "https://api.twilio.com" });
+  const outbox = resolveConfig({ upstreams }, { TWILIO_AUTH_TOKEN: "a-token-123" });
+  t.same([outbox.auth.phone.sms.transport, outbox.auth.phone.sms.twilio], ["outbox", undefined], "a token alone configures nothing");
+});
 for (const [name, raw, env, message] of invalid) {
   t.test(`refused: ${name}`, async (t) => {
     t.throws(() => resolveConfig(raw, env), { name: "ConfigError", message });
