@@ -47,12 +47,15 @@ export async function accountRoutes(app: FastifyInstance, options: AccountRoutes
     const userId = principal?.userId ?? null;
     request.gerbang.event = { action: "user.deleted", actorId: userId, target: userId };
     if (userId === null) throw new GerbangError("UNAUTHENTICATED", { headers: { "www-authenticate": WWW_AUTHENTICATE } });
+    // An admin impersonating the user acts for them, not as them: not for this.
+    if (principal?.impersonatedBy !== undefined) throw new GerbangError("FORBIDDEN", { reason: "IMPERSONATION", message: "An impersonation session cannot delete the account: gerbang users delete or the admin API's users/delete do, audited as the admin." });
     const signedInAt = principal?.signedInAt;
     if (signedInAt === undefined || Date.now() - signedInAt > options.freshSignInSec * 1000) {
       throw new GerbangError("FORBIDDEN", { reason: "FRESH_SIGN_IN_REQUIRED", message: `Sign in again to delete your account: this needs a sign-in in the last ${Math.round(options.freshSignInSec / 60)} minutes.` });
     }
     const outcome = await softDeleteUser({ prisma: options.prisma, keys: options.keys }, userId, options.erasureGraceDays * 86_400);
     options.onUserChanged?.(userId);
+    if (typeof outcome !== "string") for (const other of outcome.impersonated) options.onUserChanged?.(other);
     // Already deleted: this session could not exist (deletion ends them all) unless it raced the deletion.
     if (typeof outcome === "string") throw new GerbangError("UNAUTHENTICATED", { headers: { "www-authenticate": WWW_AUTHENTICATE } });
     return { deleted: true, purgeAfter: outcome.purgeAfter, sessionsRevoked: outcome.sessionsRevoked, keysRevoked: outcome.keysRevoked.length };

@@ -21,6 +21,8 @@ export interface Deleted {
   purgeAfter: string;
   sessionsRevoked: number;
   keysRevoked: string[];
+  /** Users whose sessions this user was impersonating (ended too: their caches must be told). */
+  impersonated: string[];
 }
 
 export type DeleteRefusal = "NOT_FOUND" | "ALREADY_DELETED";
@@ -30,8 +32,10 @@ export async function softDeleteUser(deps: ErasureDeps, userId: string, graceSec
   const now = new Date();
   const purgeAfter = new Date(now.getTime() + graceSec * 1000);
   // Claimed by a conditional update: two deletions (or a deletion and a purge) never both proceed.
+  // Sessions in which this user impersonates someone end too: they act as the other user, for this one.
+  const impersonated = (await deps.prisma.session.findMany({ where: { impersonatedBy: userId }, select: { userId: true }, distinct: ["userId"] })).map((r) => r.userId);
   const [sessions, claimed] = await deps.prisma.$transaction([
-    deps.prisma.session.deleteMany({ where: { userId } }),
+    deps.prisma.session.deleteMany({ where: { OR: [{ userId }, { impersonatedBy: userId }] } }),
     deps.prisma.user.updateMany({ where: { id: userId, deletedAt: null }, data: { deletedAt: now, purgeAfter, banned: true, banReason: DELETED_REASON, banExpires: null } }),
   ]);
   if (claimed.count === 0) {
@@ -40,9 +44,9 @@ export async function softDeleteUser(deps: ErasureDeps, userId: string, graceSec
   }
   // A sign-in that read the user just before the ban may still have created a session: ended too (and
   // every lookup re-reads the ban anyway). Keys are revoked (kept, with their ids) after the commit.
-  await deps.prisma.session.deleteMany({ where: { userId } });
+  await deps.prisma.session.deleteMany({ where: { OR: [{ userId }, { impersonatedBy: userId }] } });
   const keysRevoked = await deps.keys.revokeAllOf(userId);
-  return { user: userId, deletedAt: now.toISOString(), purgeAfter: purgeAfter.toISOString(), sessionsRevoked: sessions.count, keysRevoked };
+  return { user: userId, deletedAt: now.toISOString(), purgeAfter: purgeAfter.toISOString(), sessionsRevoked: sessions.count, keysRevoked, impersonated };
 }
 
 /** Undoes a deletion during the grace period: the ban lifts; ended sessions and revoked keys stay so. */
@@ -92,6 +96,15 @@ export async function purgeUser(prisma: PrismaClient, userId: string, options: {
 export async function purgeDueUsers(prisma: PrismaClient, limit = 1000): Promise<string[]> {
   const due = await prisma.user.findMany({ where: { purgedAt: null, purgeAfter: { lte: new Date() }, deletedAt: { not: null } }, select: { id: true }, orderBy: { purgeAfter: "asc" }, take: limit });
   const purged: string[] = [];
-  for (const { id } of due) if (await purgeUser(prisma, id)) purged.push(id);
+  const failed: string[] = [];
+  for (const { id } of due) {
+    // One user whose purge fails must not hold up everyone due after them.
+    try {
+      if (await purgeUser(prisma, id)) purged.push(id);
+    } catch {
+      failed.push(id);
+    }
+  }
+  if (failed.length > 0 && purged.length === 0) throw new Error(`purging ${failed.length} user(s) failed`);
   return purged;
 }

@@ -144,6 +144,7 @@ export async function setAttributes(s: OperatorServices, input: Type.Static<type
 /** A ban ends every session of the user at once; their keys stop verifying (a banned owner's keys are refused). */
 export async function banUser(s: OperatorServices, input: Type.Static<typeof BanInput>): Promise<Changed<UserView & { sessionsRevoked: number }>> {
   const user = await target(s, input.email);
+  if (user.deletedAt !== null) throw new OperationError(`${input.email} is deleted: a ban would change nothing until a restore (and would then outlast it)`);
   refuseSelf(s, user, "ban");
   const [updated, sessions] = await s.prisma.$transaction([
     s.prisma.user.update({
@@ -188,6 +189,7 @@ export async function deleteUser(s: OperatorServices, input: Type.Static<typeof 
   const outcome = await softDeleteUser({ prisma: s.prisma, keys: s.keys }, user.id, (input.graceDays ?? s.config.auth.erasureGraceDays) * 86_400);
   if (outcome === "ALREADY_DELETED") throw new OperationError(`${input.email} is already deleted (purge due ${user.purgeAfter?.toISOString() ?? "now"})`);
   if (outcome === "NOT_FOUND") throw new OperationError(`no user with email ${input.email}`);
+  for (const other of outcome.impersonated) await announce(s, other);
   return { ...outcome, announced: await announce(s, user.id) };
 }
 

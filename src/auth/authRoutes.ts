@@ -9,7 +9,7 @@ import type { RateLimitConfig } from "../config/schema.ts";
 import type { Bucket, RateLimiter } from "../ratelimit/rateLimiter.ts";
 import { authActionOf, authOutcomeOf } from "../audit/authAuditEvents.ts";
 import { GATEWAY_COOKIE_PREFIX } from "./gatewayCookies.ts";
-import { normalizePhoneNumber } from "./phoneNumbers.ts";
+import { normalizePhoneNumber, type PhoneNumberRules } from "./phoneNumbers.ts";
 import { accountOf, accountOfEmail, authBucketName, authBuckets, unthrottledCredentialRoutes, type AuthEndpoint } from "../ratelimit/authBuckets.ts";
 
 export interface AuthRoutesOptions {
@@ -40,6 +40,8 @@ export interface AuthRoutesOptions {
 export interface PhoneRouteOptions {
   /** auth.phone.defaultCountry. */
   defaultCountry: string;
+  /** auth.phone.allowedCountries, mobiles only. */
+  rules: PhoneNumberRules;
   claimSlot: (number: string) => Promise<{ claimed: Date } | { retryAfterSec: number }>;
   releaseSlot: (number: string, claimed: Date) => Promise<void>;
 }
@@ -130,11 +132,16 @@ export async function authRoutes(app: FastifyInstance, options: AuthRoutesOption
           throw new GerbangError("OPERATION_REFUSED", { message: "The account is deleted: gerbang users restore (or the admin API's users/restore) undoes a deletion during its grace period." });
         }
       }
+      // Addresses in .invalid are the gateway's own placeholders (phone sign-ups, purged accounts): a
+      // client taking one would block the number's sign-up or pose as a tombstone.
+      if (request.method === "POST" && EMAIL_SETTING.has(authPath) && reservedEmailIn(request.body)) {
+        throw new GerbangError("MALFORMED_REQUEST", { reason: "RESERVED_EMAIL", message: "Addresses in the .invalid domain are reserved." });
+      }
       // Every phone route reads the number in E.164: one spelling per number for Better Auth, the
       // account buckets and the cool-down alike ("0812…" and "+62 812-…" are one account).
       let smsNumber: string | null = null;
       if (request.method === "POST" && options.phone !== undefined && authPath.includes("phone-number")) {
-        const normalized = normalizedPhoneBody(request.body, options.phone.defaultCountry);
+        const normalized = normalizedPhoneBody(request.body, options.phone.defaultCountry, options.phone.rules);
         if (normalized !== null) {
           request.body = normalized.body;
           if (SENDS_SMS.has(authPath)) smsNumber = normalized.number;
@@ -276,7 +283,7 @@ export async function authRoutes(app: FastifyInstance, options: AuthRoutesOption
  * body Better Auth refuses itself, or one the buckets refuse as unreadable). A number that is not
  * valid is refused here, with libphonenumber's reason.
  */
-function normalizedPhoneBody(body: unknown, defaultCountry: string): { body: Buffer; number: string } | null {
+function normalizedPhoneBody(body: unknown, defaultCountry: string, rules: PhoneNumberRules): { body: Buffer; number: string } | null {
   if (!(body instanceof Buffer) || body.length === 0) return null;
   let parsed: unknown;
   try {
@@ -287,11 +294,27 @@ function normalizedPhoneBody(body: unknown, defaultCountry: string): { body: Buf
   if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) return null;
   const raw = (parsed as Record<string, unknown>).phoneNumber;
   if (typeof raw !== "string") return null;
-  const number = normalizePhoneNumber(raw, defaultCountry);
+  const number = normalizePhoneNumber(raw, defaultCountry, rules);
   if ("refused" in number) {
     throw new GerbangError("INVALID_PHONE_NUMBER", { reason: number.refused, message: `Not a phone number a code can be sent to (${number.refused}): write it with its country code, e.g. +62 812 3456 7890.` });
   }
   return { body: Buffer.from(JSON.stringify({ ...parsed, phoneNumber: number.e164 })), number: number.e164 };
+}
+
+/** Routes whose body sets a user's address. */
+const EMAIL_SETTING = new Set(["/sign-up/email", "/change-email", "/admin/create-user", "/admin/update-user"]);
+
+/** Whether a JSON body sets an address (email, newEmail, data.email) in the reserved .invalid domain. */
+function reservedEmailIn(body: unknown): boolean {
+  if (!(body instanceof Buffer) || body.length === 0) return false;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(body.toString("utf8").replace(/^\uFEFF/, ""));
+  } catch {
+    return false;
+  }
+  const fields = parsed as { email?: unknown; newEmail?: unknown; data?: { email?: unknown } } | null;
+  return [fields?.email, fields?.newEmail, fields?.data?.email].some((v) => typeof v === "string" && /\.invalid\.?\s*$/i.test(v));
 }
 
 /** Better Auth's admin routes that would let a deleted account act again. */
@@ -310,7 +333,7 @@ const UNIFORM_TIMING = /^\/(?:sign-up\/email|request-password-reset|forget-passw
 const OWN_ACCOUNT = /^\/(?:verify-password|change-password|delete-user|revoke-session|change-email|link-social|email-otp\/(?:request-email-change|change-email)|two-factor\/(?:enable|disable|get-totp-uri|generate-backup-codes|view-backup-codes))$/;
 
 /** Routes that end sessions by a token in the request (a reset or deletion link), not by the caller's session. */
-const TOKEN_REVOKING = /^\/(?:reset-password|delete-user\/callback)$/;
+const TOKEN_REVOKING = /^\/(?:reset-password|delete-user\/callback|phone-number\/reset-password)$/;
 
 /** A refused sign-in: an existing account verifies the password, an unknown one does not quite the same work. */
 const UNIFORM_WHEN_REFUSED = /^\/sign-in\//;
@@ -353,7 +376,8 @@ async function principalOf(sessions: SessionResolver, credential: Record<string,
 function userIdOf(body: unknown): string | null {
   if (!(body instanceof Buffer)) return null;
   try {
-    const parsed = JSON.parse(body.toString("utf8")) as { userId?: unknown };
+    // Read as Better Auth reads it (a BOM stripped).
+    const parsed = JSON.parse(body.toString("utf8").replace(/^\uFEFF/, "")) as { userId?: unknown };
     return typeof parsed.userId === "string" ? parsed.userId : null;
   } catch {
     return null;

@@ -29,6 +29,8 @@ export interface AuthOptions {
   mail: MailSender;
   /** Where one-time codes for phone sign-in go. */
   sms: SmsSender;
+  /** Problems nobody waits for (a background send that failed). */
+  log?: (msg: string) => void;
   /** Session lifetime, email verification and key lifetime come straight from the configuration. */
   config: Pick<GerbangConfig, "auth" | "apiKeys">;
 }
@@ -75,7 +77,7 @@ export function createAuth(options: AuthOptions) {
       revokeSessionsOnPasswordReset: true,
       // A sign-up for an existing email answers with a made-up user; it must look exactly like a new one,
       // including what the admin plugin adds on create (role, ban fields), or the shape tells who exists.
-      customSyntheticUser: ({ coreFields, additionalFields, id }) => ({ ...coreFields, role: "user", banned: false, banReason: null, banExpires: null, ...additionalFields, phoneNumber: null, phoneNumberVerified: false, id }),
+      customSyntheticUser: ({ coreFields, additionalFields, id }) => ({ ...coreFields, role: "user", banned: false, banReason: null, banExpires: null, ...additionalFields, phoneNumber: null, phoneNumberVerified: false, deletedAt: null, id }),
       password: {
         hash: (password) => hash(password, ARGON2),
         verify: ({ hash: digest, password }) => verify(digest, password),
@@ -120,6 +122,10 @@ export function createAuth(options: AuthOptions) {
         create: {
           // Decided by the route that creates the session, never by anything the client sends.
           before: async (session, context) => {
+            const owner = await options.prisma.user.findUnique({ where: { id: session.userId }, select: { deletedAt: true } });
+            if (owner?.deletedAt !== null && owner?.deletedAt !== undefined) {
+              throw new APIError("FORBIDDEN", { code: "ACCOUNT_DELETED", message: "This account is deleted." });
+            }
             // The two-factor plugin guards the password sign-ins only: a phone code must not stand in
             // for the second factor a user has chosen (their password and that factor still work).
             if (context?.path === PHONE_VERIFY) {
@@ -136,6 +142,8 @@ export function createAuth(options: AuthOptions) {
     user: {
       additionalFields: {
         region: { type: "string", required: false, input: false },
+        // Soft-deleted accounts (src/admin/eraseUser.ts) have no sessions, whatever their ban fields say.
+        deletedAt: { type: "date", required: false, input: false },
       },
     },
     advanced: {
@@ -167,8 +175,10 @@ export function createAuth(options: AuthOptions) {
         sendOTP: async ({ phoneNumber: to, code }) => {
           await options.sms.send({ to, text: `${code} is your ${options.config.auth.twoFactor.issuer} sign-in code. It expires in 5 minutes; never share it.`, kind: "sign-in-otp" });
         },
+        // Sent only when the number is registered: in the background, so the answer's time cannot say
+        // which (a provider call takes longer than auth.uniformResponseMs pads).
         sendPasswordResetOTP: async ({ phoneNumber: to, code }) => {
-          await options.sms.send({ to, text: `${code} is your ${options.config.auth.twoFactor.issuer} password reset code. It expires in 5 minutes.`, kind: "reset-password-otp" });
+          void options.sms.send({ to, text: `${code} is your ${options.config.auth.twoFactor.issuer} password reset code. It expires in 5 minutes.`, kind: "reset-password-otp" }).catch((error: unknown) => options.log?.(`sms: a password reset code could not be sent (${error instanceof Error ? error.message : "error"})`));
         },
         verifyOTP: async ({ phoneNumber: number, code }, ctx) => {
           const kind = ctx?.path === "/phone-number/reset-password" ? "reset" : "otp";

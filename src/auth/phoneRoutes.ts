@@ -7,6 +7,7 @@ import { claimSmsSlot, releaseSmsSlot } from "./phoneOtp.ts";
 export function phoneRoutes(prisma: PrismaClient, phone: GerbangConfig["auth"]["phone"]): PhoneRouteOptions {
   return {
     defaultCountry: phone.defaultCountry,
+    rules: { allowedCountries: phone.allowedCountries, mobileOnly: true },
     claimSlot: (number) => (phone.resendCooldownSec === 0 ? Promise.resolve({ claimed: new Date() }) : claimSmsSlot(prisma, number, phone.resendCooldownSec)),
     releaseSlot: (number, claimed) => releaseSmsSlot(prisma, number, claimed),
   };

@@ -5,6 +5,8 @@ export type AuthMethod = "session" | "api-key" | "anonymous";
 /** Who is calling: written by the authenticate stage, read by every later stage. */
 export interface Principal {
   userId: string | null;
+  /** Set for a session an admin opened by impersonating this user: that admin's id. */
+  impersonatedBy?: string;
   roles: readonly string[];
   authMethod: AuthMethod;
   /** Attributes policies may read as ${principal.<name>}. */

@@ -112,11 +112,12 @@ export class SessionResolver {
       this.cache.delete(key);
       return { kind: "rejected", reason: "session not found, expired or revoked" };
     }
-    const user = found.user as typeof found.user & { role?: string | null; banned?: boolean | null; region?: string | null };
+    const user = found.user as typeof found.user & { role?: string | null; banned?: boolean | null; region?: string | null; deletedAt?: Date | string | null };
     const secondFactor = (found.session as typeof found.session & { secondFactor?: boolean | null }).secondFactor === true;
-    if (user.banned === true) {
+    const impersonatedBy = (found.session as typeof found.session & { impersonatedBy?: string | null }).impersonatedBy;
+    if (user.banned === true || (user.deletedAt !== null && user.deletedAt !== undefined)) {
       this.cache.delete(key);
-      return { kind: "rejected", reason: "user is banned" };
+      return { kind: "rejected", reason: user.banned === true ? "user is banned" : "user is deleted" };
     }
 
     const principal: Principal = {
@@ -126,6 +127,7 @@ export class SessionResolver {
       attributes: { id: user.id, email: user.email, region: user.region ?? undefined },
       sessionId: found.session.id,
       signedInAt: new Date(found.session.createdAt).getTime(),
+      ...(typeof impersonatedBy === "string" && impersonatedBy !== "" ? { impersonatedBy } : {}),
     };
     const result = { kind: "authenticated" as const, principal, credentialKey: key };
     const renewed = answerHeaders.getSetCookie().filter((c) => SESSION_COOKIE_NAMES.some((n) => c.startsWith(`${n}=`)));

@@ -27,7 +27,7 @@ export function outboxSmsSender(prisma: PrismaClient): SmsSender {
 export function logSmsSender(log: (msg: string) => void): SmsSender {
   return {
     async send(message) {
-      log(`sms "${message.kind}" to ${message.to.slice(0, -4)}**** (content withheld from logs)`);
+      log(`sms "${message.kind}" to a number in +${message.to.slice(1, 3)}… (number and content withheld from logs)`);
     },
   };
 }

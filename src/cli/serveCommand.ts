@@ -6,12 +6,57 @@ import { startAdminServer, type AdminServer } from "../admin/adminServer.ts";
 import { databaseIdentity } from "../admin/adminEndpointFile.ts";
 import { DEMO_USERS } from "../demo/demoUsers.ts";
 import { writePrivateFile } from "../runtime/privateFile.ts";
+import cluster from "node:cluster";
+import { CliError } from "./cliError.ts";
+import { runWorkerPool, WORKER_LISTENING } from "../runtime/workerPool.ts";
+import type { GerbangConfig } from "../config/schema.ts";
 
 /** How often a gateway started by npm checks that npm still runs (npm does not pass every signal on). */
 const PARENT_CHECK_MS = 500;
 
-export async function serveCommand(flags: { config?: string; exitWithParent?: boolean }): Promise<number> {
+/** `--workers`: a whole number from 1 to 64. */
+function workerCount(raw: string | undefined): number {
+  if (raw === undefined) return 1;
+  if (!/^\d{1,2}$/.test(raw) || Number(raw) < 1 || Number(raw) > 64) throw new CliError(`--workers takes a number from 1 to 64, got ${raw}`);
+  return Number(raw);
+}
+
+/** Why several workers cannot serve this configuration, or null. */
+function workersRefusal(config: GerbangConfig): string | null {
+  if (config.database.url === undefined) return "--workers needs database.url (or DATABASE_URL): the embedded database may be opened by one process only";
+  if (config.redis.url === undefined) return "--workers needs redis.url (or REDIS_URL): workers keep their caches coherent (revocations, bans, policy activations) and share rate-limit counters through Redis, as separate hosts do";
+  return null;
+}
+
+export async function serveCommand(flags: { config?: string; exitWithParent?: boolean; workers?: string }): Promise<number> {
   const config = loadConfig(flags.config === undefined ? {} : { file: flags.config });
+  const workers = workerCount(flags.workers);
+  if (workers > 1 && cluster.isPrimary) {
+    const refusal = workersRefusal(config);
+    if (refusal !== null) throw new CliError(refusal);
+    const dataDir = resolve(config.dataDir);
+    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+    const pidFile = join(dataDir, "gerbang.pid");
+    writePrivateFile(pidFile, `${process.pid}\n`);
+    const log = (msg: string): void => void process.stderr.write(`${JSON.stringify({ level: 30, time: Date.now(), pid: process.pid, msg: `primary: ${msg}` })}\n`);
+    log(`starting ${workers} workers`);
+    if (flags.exitWithParent === true) {
+      const parent = process.ppid;
+      setInterval(() => {
+        if (process.ppid !== parent) process.emit("SIGTERM", "SIGTERM");
+      }, PARENT_CHECK_MS).unref();
+    }
+    const code = await runWorkerPool({ workers, log, shutdownGraceMs: config.server.shutdownGraceMs });
+    try {
+      if (readFileSync(pidFile, "utf8").trim() === String(process.pid)) unlinkSync(pidFile);
+    } catch {
+      // already gone
+    }
+    return code;
+  }
+  // A worker of `--workers N`: the primary owns the pid file and the signals that reach the pool.
+  const slot = cluster.isWorker ? Number(process.env.GERBANG_WORKER ?? "0") : 0;
+  const first = slot <= 1;
   // SIGHUP's default action ends the process without draining: handled from the first moment, so a
   // reload sent while the gateway is still starting (it is reading the policy folder then anyway)
   // never kills it; once it serves, a reload re-reads the folder.
@@ -25,7 +70,8 @@ export async function serveCommand(flags: { config?: string; exitWithParent?: bo
   const log = (msg: string): void => gateway.app.log.info(msg);
 
   let admin: AdminServer | null = null;
-  try {
+  if (cluster.isWorker) process.send?.(WORKER_LISTENING);
+  if (first) try {
     admin = await startAdminServer(gateway.operator, { dataDir, database: databaseIdentity(config.database.url, resolve(config.database.embeddedDir)), log });
   } catch (error) {
     gateway.app.log.error({ err: (error as Error).message }, "admin endpoint not started; CLI commands on the embedded database will be refused");
@@ -33,7 +79,7 @@ export async function serveCommand(flags: { config?: string; exitWithParent?: bo
   const pidFile = join(dataDir, "gerbang.pid");
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   if ((statSync(dataDir).mode & 0o022) !== 0) gateway.app.log.warn({ dataDir }, "the data folder is writable by others; it holds the secret, the signing key and the admin endpoint: chmod 700 it");
-  writePrivateFile(pidFile, `${process.pid}\n`);
+  if (!cluster.isWorker) writePrivateFile(pidFile, `${process.pid}\n`);
   const removePidFile = (): void => {
     try {
       if (readFileSync(pidFile, "utf8").trim() === String(process.pid)) unlinkSync(pidFile);
@@ -43,7 +89,7 @@ export async function serveCommand(flags: { config?: string; exitWithParent?: bo
   };
   process.once("exit", removePidFile);
 
-  if (gateway.demo !== null) process.stdout.write(tryItText(config.server.publicUrl ?? `http://localhost:${config.server.port}`, config.demo.seedUsers ?? config.demo.upstream));
+  if (gateway.demo !== null && first) process.stdout.write(tryItText(config.server.publicUrl ?? `http://localhost:${config.server.port}`, config.demo.seedUsers ?? config.demo.upstream));
 
   await new Promise<void>((done) => {
     let stopping = false;
@@ -58,6 +104,8 @@ export async function serveCommand(flags: { config?: string; exitWithParent?: bo
       force.unref();
       void Promise.allSettled([admin?.close(), gateway.close()]).then(() => {
         removePidFile();
+        // The channel to the primary would keep a drained worker alive.
+        if (cluster.isWorker && process.connected) process.disconnect();
         done();
       });
     };
@@ -66,6 +114,8 @@ export async function serveCommand(flags: { config?: string; exitWithParent?: bo
       else gateway.reloadPolicy().catch((error: unknown) => gateway.app.log.error({ err: (error as Error).message }, "policy reload failed"));
     };
     process.once("SIGTERM", () => stop("SIGTERM"));
+    // A worker whose primary is gone (killed outright) must not serve on unsupervised.
+    if (cluster.isWorker) process.once("disconnect", () => stop("the primary process exited"));
     process.once("SIGINT", () => stop("SIGINT"));
     // Under `npm start` (which passes --exit-with-parent), a signal sent to npm's pid may end npm
     // without reaching us: leave with it.

@@ -196,6 +196,12 @@ export const ConfigSchema = Type.Object(
               description: "Phone numbers are normalised to E.164 (libphonenumber-js) before anything else sees them; a number written without `+` and country code is read as one of this country (ISO 3166 code), so `0812 3456 7890` is `+6281234567890`. A number that is not valid is `400 INVALID_PHONE_NUMBER` with the reason.",
               typeText: "ISO 3166-1 alpha-2 code",
             }),
+            allowedCountries: Type.Array(Type.String({ pattern: "^(?:[A-Z]{2}|\\*)$" }), {
+              minItems: 1,
+              default: ["ID"],
+              description: "Countries (ISO 3166 codes) whose numbers may sign in by phone; `[\"*\"]` any. Only mobile numbers are accepted (`FIXED_LINE_OR_MOBILE` too, where a country cannot tell). Another country's number is `400 INVALID_PHONE_NUMBER`, reason `COUNTRY_NOT_ALLOWED`; a premium-rate, toll-free or fixed line `NOT_MOBILE`: SMS pumping pays off on exactly those.",
+              defaultText: "`[ID]`",
+            }),
             resendCooldownSec: Type.Integer({
               minimum: 0,
               maximum: 3600,

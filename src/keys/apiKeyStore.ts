@@ -126,13 +126,14 @@ export class ApiKeyStore {
     // Errors (database down) propagate: the authenticate stage answers 503, never anonymous.
     const row = await this.prisma.apikey.findUnique({
       where: { key: hash },
-      select: { id: true, key: true, enabled: true, expiresAt: true, metadata: true, user: { select: { id: true, email: true, role: true, banned: true, banExpires: true, region: true } } },
+      select: { id: true, key: true, enabled: true, expiresAt: true, metadata: true, user: { select: { id: true, email: true, role: true, banned: true, banExpires: true, region: true, deletedAt: true } } },
     });
     // The index found the row by hash; compare again in constant time so no code path compares a secret-derived value with ===.
     if (row === null || !timingSafeEqual(Buffer.from(row.key), Buffer.from(hash))) return null;
     const meta = parseKeyMetadata(row.metadata);
     const { user } = row;
-    const banned = user.banned === true && (user.banExpires === null || user.banExpires.getTime() > Date.now());
+    // A deleted owner's keys are revoked already; refused as banned all the same.
+    const banned = user.deletedAt !== null || (user.banned === true && (user.banExpires === null || user.banExpires.getTime() > Date.now()));
     return {
       id: row.id,
       ownerId: user.id,

@@ -176,6 +176,7 @@ export async function startGateway(config: GerbangConfig, options: { log?: (msg:
     trustedOrigins: config.server.publicUrl === undefined ? [...config.auth.trustedOrigins, `http://127.0.0.1:${port}`] : config.auth.trustedOrigins,
     mail,
     sms,
+    log,
     config,
   });
   // One stale-if-error model for sessions and keys; it trusts the cache only while revocations can reach it.

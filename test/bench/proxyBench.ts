@@ -22,6 +22,10 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const ONLY = (process.env.BENCH_PATHS ?? "").split(",").filter((p) => p !== "");
 /** BENCH_SOAK_SECONDS=600: instead of the comparison, the gateway's paths in turn (10 s each) for that long, RSS sampled every 10 s. */
 const SOAK_SECONDS = Number(process.env.BENCH_SOAK_SECONDS ?? 0);
+/** `npm run bench -- --workers 2` (or BENCH_WORKERS=2): each gateway path also through `serve --workers N`, with the scaling factor from 1 worker. */
+const workersArg = process.argv.indexOf("--workers");
+const WORKERS = Number((workersArg >= 0 ? process.argv[workersArg + 1] : undefined) ?? process.env.BENCH_WORKERS ?? 1);
+if (!Number.isInteger(WORKERS) || WORKERS < 1 || WORKERS > 64) throw new Error(`--workers takes a number from 1 to 64, got ${String(WORKERS)}`);
 const OUT = process.env.BENCH_OUT ?? fileURLToPath(new URL("../../docs/", import.meta.url));
 const here = (file: string): string => fileURLToPath(new URL(file, import.meta.url));
 /** e.g. BENCH_GATEWAY_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" profiles that process alone. */
@@ -78,6 +82,19 @@ interface Target {
   /** The status class every answer must have: 2 (allowed) or 4 (denied). */
   expect: 2 | 4;
   pid: number;
+  /** For a pool of workers: every worker's pid at the moment (their CPU is the proxy's). */
+  pids?: () => number[];
+  /** For a pool: the one-worker target it is compared with. */
+  oneWorker?: string;
+}
+
+/** The children of a process (Linux /proc): a pool's workers. */
+function childrenOf(pid: number): number[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8").trim().split(/\s+/).filter((p) => p !== "").map(Number);
+  } catch {
+    return [];
+  }
 }
 
 /** One round of one target: CPU in µs per request of each process involved. */
@@ -91,7 +108,8 @@ interface Measured {
 
 async function measure(target: Target, seconds: number, upstreamPid: number): Promise<Measured> {
   const [pgPids, redisPids] = [pidsNamed("postgres"), pidsNamed("redis-server")];
-  const sample = (): Array<Map<number, number>> => [cpuSeconds([target.pid]), cpuSeconds([upstreamPid]), cpuSeconds(pgPids), cpuSeconds(redisPids)];
+  const proxyPids = target.pids?.() ?? [target.pid];
+  const sample = (): Array<Map<number, number>> => [cpuSeconds(proxyPids), cpuSeconds([upstreamPid]), cpuSeconds(pgPids), cpuSeconds(redisPids)];
   const before = sample();
   const own = process.cpuUsage();
   const result = await autocannon({ url: target.url, connections: CONNECTIONS, duration: seconds, headers: target.headers });
@@ -173,12 +191,21 @@ async function compare(targets: Target[], upstreamPid: number, logLevel: string)
       cpuUsPerRequest: { proxy: cpu("proxy"), upstream: cpu("upstream"), postgres: cpu("postgres"), redis: cpu("redis"), loadGenerator: cpu("loadGenerator") },
     };
   });
+  // 1 → N workers, per path: the throughput factor (median of per-round ratios) and CPU per request.
+  const scaling = targets
+    .filter((t) => t.oneWorker !== undefined)
+    .map((t) => {
+      const one = results.find((r) => r.name === t.oneWorker);
+      const pool = results.find((r) => r.name === t.name);
+      return { path: t.oneWorker ?? "", workers: WORKERS, factor: Number(ratioTo(t.name, t.oneWorker ?? "").toFixed(3)), cpuUsPerRequest: { oneWorker: one?.cpuUsPerRequest.proxy ?? 0, pool: pool?.cpuUsPerRequest.proxy ?? 0 } };
+    });
   const machine = `${cpus().length} × ${cpus()[0]?.model.trim() ?? "cpu"}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}`;
   const report = {
     date: new Date().toISOString(),
     machine,
-    settings: { connections: CONNECTIONS, seconds: SECONDS, rounds: ROUNDS, gatewayNodeArgs: nodeArgsOf("BENCH_GATEWAY_NODE_ARGS"), logLevel: logLevel, gatewayConfigOverride: process.env.BENCH_GATEWAY_CONFIG ?? null },
+    settings: { connections: CONNECTIONS, seconds: SECONDS, rounds: ROUNDS, workers: WORKERS, gatewayNodeArgs: nodeArgsOf("BENCH_GATEWAY_NODE_ARGS"), logLevel: logLevel, gatewayConfigOverride: process.env.BENCH_GATEWAY_CONFIG ?? null },
     results,
+    scaling,
   };
   const md = [
     `Measured ${report.date.slice(0, 10)} on ${machine}; ${CONNECTIONS} connections, ${ROUNDS} interleaved rounds of ${SECONDS} s per target (medians), audit on, access log at \`${logLevel}\`.`,
@@ -187,6 +214,9 @@ async function compare(targets: Target[], upstreamPid: number, logLevel: string)
     "| target | req/s | × reply-from | × undici | p50 ms | p99 ms | CPU µs/req proxy | upstream | PostgreSQL | Redis | load gen. | errors |",
     "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ...results.map((r) => `| ${r.name} | ${r.rps} | ${r.vsReplyFrom.toFixed(2)} | ${r.vsUndici.toFixed(2)} | ${r.p50Ms} | ${r.p99Ms} | ${r.cpuUsPerRequest.proxy} | ${r.cpuUsPerRequest.upstream} | ${r.cpuUsPerRequest.postgres} | ${r.cpuUsPerRequest.redis} | ${r.cpuUsPerRequest.loadGenerator} | ${r.errors} |`),
+    ...(scaling.length === 0
+      ? []
+      : ["", `Scaling 1 → ${WORKERS} workers (\`serve --workers ${WORKERS}\`, same run): ${scaling.map((x) => `${x.path} ×${x.factor.toFixed(2)} (CPU µs/req ${x.cpuUsPerRequest.oneWorker} → ${x.cpuUsPerRequest.pool})`).join(", ")}. Two cores carry the load generator, the upstream, PostgreSQL and Redis too.`]),
     "",
   ].join("\n");
   process.stdout.write(`\n${md}\n`);
@@ -274,7 +304,22 @@ try {
     // The key's scope does not cover inventory: a 403 decided by policy.
     { name: "denied", kind: "gateway", url: `${gatewayBase}/api/inventory`, headers: { "x-api-key": key }, expect: 4, pid: gatewayPid },
   ].filter((p) => ONLY.length === 0 || ONLY.includes(p.name)) as Target[];
-  const targets = [...references, ...paths];
+  const pools: Target[] = [];
+  if (WORKERS > 1) {
+    const poolPort = await freePort();
+    const poolConfig = join(dir, "gerbang-pool.yaml");
+    writeFileSync(poolConfig, stringify({ ...gatewayConfig, server: { ...gatewayConfig.server, port: poolPort } }));
+    const pool = await startGerbang(["serve", "--workers", String(WORKERS), "--config", poolConfig], { env, nodeArgs: nodeArgsOf("BENCH_GATEWAY_NODE_ARGS"), readyUrl: `http://127.0.0.1:${poolPort}/readyz`, keepOutput: 1_000_000 });
+    cleanups.push(() => pool.stop());
+    const primary = pool.child.pid ?? 0;
+    // Ready when every worker listens (the first one answers /readyz before the others are up).
+    for (let waited = 0; childrenOf(primary).length < WORKERS || (pool.output().match(/worker \d+ \(pid \d+\) listening/g) ?? []).length < WORKERS; waited += 200) {
+      if (waited > 60_000) throw new Error(`the pool's workers did not all start:\n${pool.output()}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    for (const p of paths) pools.push({ ...p, name: `${p.name} (${WORKERS} workers)`, url: p.url.replace(gatewayBase, `http://127.0.0.1:${poolPort}`), pid: primary, pids: () => childrenOf(primary), oneWorker: p.name });
+  }
+  const targets = [...references, ...paths, ...pools];
   for (const t of targets) {
     const check = await fetch(t.url, { headers: t.headers });
     if (Math.floor(check.status / 100) !== t.expect) throw new Error(`${t.name}: ${t.url} answered ${check.status}: ${await check.text()}`);

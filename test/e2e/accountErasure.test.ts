@@ -79,6 +79,12 @@ t.test("a user deletes their own account: refused on both instances within a sec
   t.match(early.stderr, /grace period runs until/);
   t.equal((await cli("users", "purge", "--now")).code, 2, "--now names one user");
 
+  // Whatever lifts the ban fields (Better Auth's admin routes have several ways), a deleted account gets no session.
+  await db.query(`UPDATE "user" SET banned = false, "banReason" = NULL WHERE id = $1`, [id]);
+  const unbanned = await fetch(`${b}/api/auth/sign-in/email`, { method: "POST", headers: { "content-type": "application/json", origin: b }, body: JSON.stringify({ email, password: PASSWORD }) });
+  t.equal(unbanned.status, 403, "sign-in refused by the deletion itself");
+  t.match(await unbanned.json(), { code: "ACCOUNT_DELETED" });
+  t.equal((await cli("users", "ban", email)).code, 1, "a deleted account is not banned (the ban would outlast a restore)");
   const restore = await cli("users", "restore", email, "--json");
   t.equal(restore.code, 0, restore.stderr);
   t.match(JSON.parse(restore.stdout), { banned: false, deletedAt: null, announced: true });
@@ -101,6 +107,28 @@ t.test("Better Auth's hard deletions are refused, and its admin may not unban or
     t.match(errorOf(await response.text()).message, /users restore/);
   }
   t.match((await db.query(`SELECT banned FROM "user" WHERE id = $1`, [lateId])).rows[0], { banned: true });
+});
+
+t.test("deleting an admin ends the sessions in which they impersonate someone; impersonation cannot delete the account", async (t) => {
+  const adminEmail = "erasure-admin@example.test";
+  await (async () => {
+    const run = await cli("users", "create", "--email", adminEmail, "--password", PASSWORD, "--role", "admin");
+    if (run.code !== 0) throw new Error(run.stderr);
+  })();
+  const admin = await env.signIn(adminEmail, PASSWORD);
+  const targetEmail = "erasure-impersonated@example.test";
+  const targetId = await createUser(targetEmail, "Made Impersonated");
+  const started = await fetch(`${a}/api/auth/admin/impersonate-user`, { method: "POST", headers: { ...bearer(admin), "content-type": "application/json", origin: a }, body: JSON.stringify({ userId: targetId }) });
+  t.equal(started.status, 200, await started.clone().text());
+  const impersonation = started.headers.get("set-auth-token") ?? "";
+  const as = { authorization: `Bearer ${impersonation}` };
+  t.equal((await fetch(`${b}/api/orders`, { headers: as })).status, 200, "the impersonation session works (and is cached on B)");
+  const selfDelete = await fetch(`${a}/api/account/delete`, { method: "POST", headers: as });
+  t.equal(selfDelete.status, 403);
+  t.equal(errorOf(await selfDelete.text()).reason, "IMPERSONATION");
+  t.equal((await cli("users", "delete", adminEmail)).code, 0);
+  t.ok(await eventually(async () => (await fetch(`${b}/api/orders`, { headers: as })).status === 401, 1000), "the deleted admin's impersonation ended on B within a second");
+  t.not(await signInStatus(a, targetEmail), 403, "the impersonated user is not affected");
 });
 
 /** Every row of every table that mentions one of `needles` (case-insensitive): table names. */

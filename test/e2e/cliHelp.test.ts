@@ -10,7 +10,7 @@ t.test("help lists every command with all its flags, --json and --config include
   const help = await runGerbang(["help"]);
   t.equal(help.code, 0);
   for (const line of [
-    "gerbang serve [--config <file>]",
+    "gerbang serve [--config <file>] [--exit-with-parent] [--workers <n>]",
     "gerbang users create --email <email> --password <password> --role <roles> [--name <name>] [--attr <key=value>] [--json] [--config <file>]",
     "gerbang users list [--search <text>] [--role <role>] [--banned] [--limit <n>] [--offset <n>] [--json] [--config <file>]",
     "gerbang users set-role <email> <roles> [--json] [--config <file>]",

@@ -51,6 +51,8 @@ export interface GatewayEnvOptions {
   beforeGateways?: () => Promise<void>;
   /** The demo upstream's `resolver` entry in the gateways' config (e.g. a Prisma resolver). */
   upstreamResolver?: Record<string, unknown>;
+  /** More arguments for `gerbang serve` (e.g. `--workers 2`). */
+  serveArgs?: string[];
   /** Merged into one instance's config over `config` (e.g. its own policy folder). */
   instanceConfig?: (index: number) => Record<string, unknown>;
 }
@@ -118,7 +120,7 @@ export async function startGatewayEnv(options: GatewayEnvOptions): Promise<Gatew
       writeFileSync(file, stringify({ ...configFor(port, i === 0), ...options.instanceConfig?.(i) }));
       if (i === 0) configFile = file;
       const instanceUrl = `http://127.0.0.1:${port}`;
-      const gateway = await startGerbang(["serve", "--config", file], { env, readyUrl: `${instanceUrl}/readyz` });
+      const gateway = await startGerbang(["serve", "--config", file, ...(options.serveArgs ?? [])], { env, readyUrl: `${instanceUrl}/readyz` });
       cleanups.push(() => gateway.stop());
       gateways.push(gateway);
       urls.push(instanceUrl);
