@@ -53,7 +53,7 @@ async function connectRedis(config: GerbangConfig): Promise<Redis | null> {
  * loaded only by the commands that need it (it is most of a command's start-up time).
  */
 export async function openOperatorContext(config: GerbangConfig): Promise<OperatorContext> {
-  const db = await openDatabase({ url: config.database.url, embeddedDir: resolve(config.database.embeddedDir), poolMax: 2 });
+  const db = await openDatabase({ url: config.database.url, transactionPooler: config.database.transactionPooler, embeddedDir: resolve(config.database.embeddedDir), poolMax: 2 });
   let redis: Redis | null = null;
   try {
     [redis] = await Promise.all([connectRedis(config), migrate(db.executor, { migrationsDir: MIGRATIONS_DIR })]);

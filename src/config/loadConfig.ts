@@ -26,6 +26,7 @@ export interface LoadConfigOptions {
 const ENV_OVERRIDES: ReadonlyArray<[string, (c: Record<string, Record<string, unknown>>, v: string) => void]> = [
   ["PORT", (c, v) => (c.server = { ...c.server, port: Number(v) })],
   ["DATABASE_URL", (c, v) => (c.database = { ...c.database, url: v })],
+  ["DIRECT_DATABASE_URL", (c, v) => (c.database = { ...c.database, directUrl: v })],
   ["REDIS_URL", (c, v) => (c.redis = { ...c.redis, url: v })],
   ["GERBANG_SECRET", (c, v) => ((c as Record<string, unknown>).secret = v)],
   ["SMTP_URL", (c, v) => (c.auth = { ...c.auth, mail: { ...(c.auth?.mail as object | undefined), smtpUrl: v } })],
@@ -90,6 +91,10 @@ export function resolveConfig(raw: unknown, env: NodeJS.ProcessEnv = {}, demoWhe
   }
   if (config.auth.mail.transport === "smtp" && config.auth.mail.smtpUrl === undefined) {
     throw new ConfigError("/auth/mail/smtpUrl", "is required when transport is smtp (or set SMTP_URL)");
+  }
+  if (config.database.directUrl !== undefined && config.database.url === undefined) throw new ConfigError("/database/directUrl", "is set, but database.url is not (the embedded database needs neither)");
+  if (config.database.transactionPooler && config.database.directUrl === undefined) {
+    throw new ConfigError("/database/directUrl", "is required with transactionPooler: migrations hold a session-level lock, which a transaction-mode pooler cannot keep (or set DIRECT_DATABASE_URL)");
   }
   const sms = config.auth.phone.sms;
   if (sms.transport === "twilio" && (sms.twilio === undefined || sms.twilio.authToken === undefined)) {

@@ -122,6 +122,17 @@ export const ConfigSchema = Type.Object(
     database: Type.Object(
       {
         url: Type.Optional(Type.String({ pattern: "^postgres(ql)?://", description: "PostgreSQL URL (env `DATABASE_URL`). When absent, the embedded PGlite database is used.", typeText: "`postgres(ql)://` URL" })),
+        directUrl: Type.Optional(
+          Type.String({
+            pattern: "^postgres(ql)?://",
+            description: "PostgreSQL itself, not through a transaction-mode pooler (env `DIRECT_DATABASE_URL`): migrations (at `serve` and `gerbang migrate`) run on it, since their lock is a session-level advisory lock that PgBouncer in transaction mode cannot keep. Required with `transactionPooler`; everything else (sign-in, keys, audit writes, activations) works through the pooler. See [PgBouncer](operations.md#pgbouncer).",
+            typeText: "`postgres(ql)://` URL",
+          }),
+        ),
+        transactionPooler: Type.Boolean({
+          default: false,
+          description: "`url` goes through PgBouncer (or another pooler) in transaction mode. The gateway then sends no session-level startup parameters (PgBouncer refuses them): the 30 s statement limit is enforced by the client alone, so also set it on the role (`ALTER ROLE … SET statement_timeout = '30s'`). Requires `directUrl` for migrations. Prepared statements are not used, so PgBouncer needs no `max_prepared_statements`.",
+        }),
         embeddedDir: Type.String({ default: ".gerbang/pglite", description: "Data folder of the embedded database." }),
         poolMax: Type.Integer({ minimum: 1, maximum: 200, default: 10, description: "PostgreSQL pool size." }),
       },

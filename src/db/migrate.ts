@@ -206,3 +206,22 @@ export async function migrate(executor: SqlExecutor, options: MigrateOptions): P
   };
   return executor.session ? executor.session(run) : run(executor);
 }
+
+/**
+ * Migrates through `database.directUrl` when it is set (the pool's `url` may be a transaction-mode
+ * pooler, which cannot hold the session-level migration lock), otherwise through `db` itself.
+ */
+export async function migrateOn(
+  db: { executor: SqlExecutor },
+  database: { directUrl?: string | undefined },
+  options: MigrateOptions,
+): Promise<{ applied: string[] }> {
+  if (database.directUrl === undefined) return migrate(db.executor, options);
+  const { openDatabase } = await import("./openDatabase.ts");
+  const direct = await openDatabase({ url: database.directUrl, embeddedDir: "", poolMax: 2 });
+  try {
+    return await migrate(direct.executor, options);
+  } finally {
+    await direct.close();
+  }
+}

@@ -23,6 +23,11 @@ export interface OpenDatabaseOptions {
    * process that runs long migrations, such as `gerbang migrate`, may want 0.
    */
   statementTimeoutMs?: number;
+  /**
+   * `url` is a transaction-mode pooler (PgBouncer): no session-level startup parameters, which it
+   * refuses; the statement limit is then enforced by the client alone (and belongs on the role).
+   */
+  transactionPooler?: boolean;
   /** Embedded: how long to wait while a short CLI command holds the database (a gateway's hold is never waited for). */
   lockWaitMs?: number;
   /** Receives pool errors that have no query to fail (e.g. an idle connection dropped by the server). */
@@ -63,9 +68,8 @@ async function openPostgres(url: string, options: OpenDatabaseOptions): Promise<
     max: options.poolMax ?? 10,
     connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
     keepAlive: true,
-    ...(statementTimeout > 0
-      ? { statement_timeout: statementTimeout, query_timeout: statementTimeout + CLIENT_TIMEOUT_MARGIN_MS }
-      : {}),
+    ...(statementTimeout > 0 && options.transactionPooler !== true ? { statement_timeout: statementTimeout } : {}),
+    ...(statementTimeout > 0 ? { query_timeout: statementTimeout + CLIENT_TIMEOUT_MARGIN_MS } : {}),
   });
   // Without a listener, an idle connection dropped by the server (restart, failover) crashes the
   // process with an unhandled 'error' event. pg's messages never include the connection password.

@@ -3,7 +3,7 @@ import { resolve } from "node:path";
 import type { FastifyInstance } from "fastify";
 import type { GerbangConfig, UpstreamConfig } from "../config/schema.ts";
 import { openDatabase, type Database } from "../db/openDatabase.ts";
-import { migrate } from "../db/migrate.ts";
+import { migrateOn } from "../db/migrate.ts";
 import { redactUrl } from "../db/adminUrl.ts";
 import { createAuth, type Auth } from "../auth/createAuth.ts";
 import { outboxMailSender, logMailSender, smtpMailSender } from "../auth/mailSender.ts";
@@ -86,12 +86,12 @@ export async function startGateway(config: GerbangConfig, options: { log?: (msg:
 
   // Secret, signing key, embedded database and admin endpoint live here: the user's own, not the group's.
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  const db = await openDatabase({ url: config.database.url, embeddedDir: resolve(config.database.embeddedDir), poolMax: config.database.poolMax }).catch(async (error: unknown) => {
+  const db = await openDatabase({ url: config.database.url, transactionPooler: config.database.transactionPooler, embeddedDir: resolve(config.database.embeddedDir), poolMax: config.database.poolMax }).catch(async (error: unknown) => {
     await resolver.close();
     throw error;
   });
   try {
-    const { applied } = await migrate(db.executor, { migrationsDir: MIGRATIONS_DIR, log });
+    const { applied } = await migrateOn(db, config.database, { migrationsDir: MIGRATIONS_DIR, log });
     if (applied.length > 0) log(`migrations applied: ${applied.join(", ")}`);
   } catch (error) {
     await db.close();

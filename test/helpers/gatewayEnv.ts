@@ -47,8 +47,10 @@ export interface GatewayEnvOptions {
   instances?: number;
   /** More arguments for the demo upstream process (e.g. `--database-url`). */
   upstreamArgs?: string[];
-  /** Runs once the demo upstream is up, before any gateway starts. */
-  beforeGateways?: () => Promise<void>;
+  /** Runs once the demo upstream is up, before any gateway starts; gets the throwaway database's URL. */
+  beforeGateways?: (databaseUrl: string | null) => Promise<void>;
+  /** The `database` section for the throwaway database's URL (default `{ url }`), e.g. through a pooler. */
+  databaseConfig?: (databaseUrl: string) => Record<string, unknown>;
   /** The demo upstream's `resolver` entry in the gateways' config (e.g. a Prisma resolver). */
   upstreamResolver?: Record<string, unknown>;
   /** More arguments for `gerbang serve` (e.g. `--workers 2`). */
@@ -88,7 +90,7 @@ export async function startGatewayEnv(options: GatewayEnvOptions): Promise<Gatew
       readyUrl: `${upstreamUrl}/__demo/received`,
     });
     cleanups.push(() => upstream.stop());
-    await options.beforeGateways?.();
+    await options.beforeGateways?.(db?.url ?? null);
 
     // Tests share one Redis: every environment gets its own key prefix and invalidation channel.
     const redisPrefix = `gerbang-test-${randomUUID().slice(0, 8)}:`;
@@ -97,7 +99,7 @@ export async function startGatewayEnv(options: GatewayEnvOptions): Promise<Gatew
       // No load shedding on event-loop delay: a CPU-starved CI machine must not turn a test's 200 into a 503.
       // test/faults/resourceExhaustion.test.ts turns shedding on where it is the subject.
       server: { host: "127.0.0.1", port, publicUrl: `http://127.0.0.1:${port}`, overload: { maxEventLoopDelayMs: 0 }, ...options.serverConfig },
-      database: db === null ? { embeddedDir: join(dir, "pglite") } : { url: db.url },
+      database: db === null ? { embeddedDir: join(dir, "pglite") } : (options.databaseConfig?.(db.url) ?? { url: db.url }),
       // Shared: the secret and the signing key are generated once into dataDir by the first instance.
       dataDir: join(dir, "data"),
       demo: { seedUsers: first },
