@@ -10,8 +10,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { serviceGate, testRedisUrl } from "../helpers/services.ts";
 import { startGatewayEnv } from "../helpers/gatewayEnv.ts";
-import { freePort, runGerbang } from "../helpers/processes.ts";
+import { freePort } from "../helpers/processes.ts";
 import { eventually } from "../helpers/eventually.ts";
+import { cliOf, databaseOf } from "../helpers/envAccess.ts";
 
 const skip = (await serviceGate("postgres")) || (await serviceGate("redis"));
 if (skip !== false) throw new Error(`PostgreSQL and Redis are required: ${skip}`);
@@ -74,11 +75,9 @@ const env = await startGatewayEnv({
   databaseConfig: (databaseUrl) => ({ url: bouncerUrl, directUrl: databaseUrl, transactionPooler: true }),
 });
 t.teardown(() => env.close());
-const db = new pg.Client({ connectionString: env.databaseUrl ?? "" });
-await db.connect();
+const db = await databaseOf(env);
 t.teardown(() => db.end());
-const clean: NodeJS.ProcessEnv = { DATABASE_URL: "", REDIS_URL: "", PORT: "", GERBANG_SECRET: "" };
-const cli = (...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> => runGerbang([...args, "--config", env.configFile], clean);
+const cli = cliOf(env);
 
 t.test("the gateway runs through PgBouncer in transaction mode; migrations went to the direct URL", async (t) => {
   const migrations = Number((await db.query("SELECT count(*) AS n FROM _prisma_migrations WHERE finished_at IS NOT NULL")).rows[0]?.n);

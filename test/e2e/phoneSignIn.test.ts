@@ -6,22 +6,19 @@ import t from "tap";
 import type { Test } from "tap";
 import { createServer, type IncomingMessage } from "node:http";
 import type { AddressInfo } from "node:net";
-import pg from "pg";
 import { serviceGate } from "../helpers/services.ts";
 import { GENEROUS_LIMITS, startGatewayEnv } from "../helpers/gatewayEnv.ts";
-import { runGerbang } from "../helpers/processes.ts";
 import { errorOf } from "../helpers/catalogueError.ts";
 import { eventually } from "../helpers/eventually.ts";
+import { cliOf, databaseOf } from "../helpers/envAccess.ts";
 
 const skip = (await serviceGate("postgres")) || (await serviceGate("redis"));
 if (skip !== false) throw new Error(`PostgreSQL and Redis are required: ${skip}`);
 const env = await startGatewayEnv({ postgres: true, config: { auth: { phone: { resendCooldownSec: 0 } } } });
 t.teardown(() => env.close());
-const db = new pg.Client({ connectionString: env.databaseUrl ?? "" });
-await db.connect();
+const db = await databaseOf(env);
 t.teardown(() => db.end());
-const clean: NodeJS.ProcessEnv = { DATABASE_URL: "", REDIS_URL: "", PORT: "", GERBANG_SECRET: "" };
-const cli = (...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> => runGerbang([...args, "--config", env.configFile], clean);
+const cli = cliOf(env);
 
 interface Answer {
   status: number;

@@ -1,9 +1,9 @@
 // Two gateway processes on one PostgreSQL and Redis with a one-minute session cache, the CLI on their
 // config, and a load loop: the setup of the tests where a change must reach every instance in a second.
-import pg from "pg";
+import type pg from "pg";
 import { serviceGate, testRedisUrl } from "./services.ts";
 import { startGatewayEnv, type GatewayEnv, type SignedIn } from "./gatewayEnv.ts";
-import { runGerbang } from "./processes.ts";
+import { cliOf, databaseOf } from "./envAccess.ts";
 
 export interface Fleet {
   env: GatewayEnv;
@@ -20,16 +20,13 @@ export async function startFleet(): Promise<Fleet> {
   if (skip !== false) throw new Error(`PostgreSQL and Redis are required: ${skip}`);
   const env = await startGatewayEnv({ postgres: true, instances: 2, config: { redis: { url: testRedisUrl() }, auth: { sessionCacheTtlMs: 60000 } } });
   const [a, b] = env.urls as [string, string];
-  const db = new pg.Client({ connectionString: env.databaseUrl ?? "" });
-  await db.connect();
-  // The CLI must take the fleet's database from the config file, not from this process's environment.
-  const clean: NodeJS.ProcessEnv = { DATABASE_URL: "", REDIS_URL: "", PORT: "", GERBANG_SECRET: "" };
+  const db = await databaseOf(env);
   return {
     env,
     a,
     b,
     db,
-    cli: (...args) => runGerbang([...args, "--config", env.configFile], clean),
+    cli: cliOf(env),
     close: async () => {
       await db.end();
       await env.close();
