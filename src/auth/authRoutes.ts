@@ -42,6 +42,8 @@ export interface PhoneRouteOptions {
   defaultCountry: string;
   /** auth.phone.allowedCountries, mobiles only. */
   rules: PhoneNumberRules;
+  /** auth.phone.maxSendsPerHour: one bucket for every code sent, whoever and wherever to. */
+  sendBudget: Bucket;
   claimSlot: (number: string) => Promise<{ claimed: Date } | { retryAfterSec: number }>;
   releaseSlot: (number: string, claimed: Date) => Promise<void>;
 }
@@ -169,6 +171,9 @@ export async function authRoutes(app: FastifyInstance, options: AuthRoutesOption
           account = typeof email === "string" ? accountOfEmail(email) : null;
         }
         buckets = authBuckets(options.rateLimit, bucketName, request.ip, account);
+        // Messages cost money: besides each number and address, all of them together have a budget
+        // (an attacker rotating numbers and addresses still meets it).
+        if (smsNumber !== null && options.phone !== undefined) buckets.push(options.phone.sendBudget);
         await options.limiter.enforce(request, reply, buckets);
       } else {
         // Everything else costs a session lookup too: it counts against the caller, as a proxied request.

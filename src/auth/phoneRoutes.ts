@@ -8,6 +8,7 @@ export function phoneRoutes(prisma: PrismaClient, phone: GerbangConfig["auth"]["
   return {
     defaultCountry: phone.defaultCountry,
     rules: { allowedCountries: phone.allowedCountries, mobileOnly: true },
+    sendBudget: { reason: "OTP_GLOBAL", key: "auth:otp:global", max: phone.maxSendsPerHour, windowMs: 3_600_000, mode: "closed", strict: true, quiet: true },
     claimSlot: (number) => (phone.resendCooldownSec === 0 ? Promise.resolve({ claimed: new Date() }) : claimSmsSlot(prisma, number, phone.resendCooldownSec)),
     releaseSlot: (number, claimed) => releaseSmsSlot(prisma, number, claimed),
   };

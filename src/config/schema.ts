@@ -213,6 +213,13 @@ export const ConfigSchema = Type.Object(
               description: "Countries (ISO 3166 codes) whose numbers may sign in by phone; `[\"*\"]` any. Only mobile numbers are accepted (`FIXED_LINE_OR_MOBILE` too, where a country cannot tell). Another country's number is `400 INVALID_PHONE_NUMBER`, reason `COUNTRY_NOT_ALLOWED`; a premium-rate, toll-free or fixed line `NOT_MOBILE`: SMS pumping pays off on exactly those.",
               defaultText: "`[ID]`",
             }),
+            maxSendsPerHour: Type.Integer({
+              minimum: 1,
+              maximum: 10_000_000,
+              default: 1000,
+              description: "Codes sent per clock hour by the whole deployment, to any number from any address (`429 RATE_LIMITED`, reason `OTP_GLOBAL`, once spent): the bound on what an attacker rotating numbers and addresses can cost. Counted across instances in Redis (per instance without `redis.url`); while a configured Redis is unreachable, sends are refused.",
+              defaultText: "`1000`",
+            }),
             resendCooldownSec: Type.Integer({
               minimum: 0,
               maximum: 3600,

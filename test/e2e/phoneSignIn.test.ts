@@ -14,7 +14,11 @@ import { cliOf, databaseOf } from "../helpers/envAccess.ts";
 
 const skip = (await serviceGate("postgres")) || (await serviceGate("redis"));
 if (skip !== false) throw new Error(`PostgreSQL and Redis are required: ${skip}`);
-const env = await startGatewayEnv({ postgres: true, config: { auth: { phone: { resendCooldownSec: 0 } } } });
+// The deployment's hourly send budget is counted per clock hour: this file's sends must fall in one.
+const intoHour = Date.now() % 3_600_000;
+if (intoHour > 3_600_000 - 180_000) await new Promise((r) => setTimeout(r, 3_600_000 - intoHour + 1000));
+const SEND_BUDGET = 120;
+const env = await startGatewayEnv({ postgres: true, config: { auth: { phone: { resendCooldownSec: 0, maxSendsPerHour: SEND_BUDGET } } } });
 t.teardown(() => env.close());
 const db = await databaseOf(env);
 t.teardown(() => db.end());
@@ -217,6 +221,20 @@ t.test("a registered and an unknown number get the same answer in the same time"
   const within = Math.max(2.5, 0.02 * Math.max(ma, mb));
   t.ok(Math.abs(ma - mb) <= within, `medians ${ma.toFixed(1)} ms (registered) and ${mb.toFixed(1)} ms (unknown) within ${within.toFixed(1)} ms`);
   codes.push(await codeFor(NUMBER));
+});
+
+t.test("the deployment's hourly send budget holds whatever the numbers and addresses", async (t) => {
+  // Every send so far went out (the outbox has a row each); the budget counted each.
+  let fresh = 0;
+  let refused: Answer | null = null;
+  for (let i = 0; i < SEND_BUDGET + 5 && refused === null; i++) {
+    const answer = await post(env.url, "/phone-number/send-otp", { phoneNumber: `+62816${String(process.pid % 1000).padStart(3, "0")}${String(++fresh).padStart(4, "0")}` });
+    if (answer.status !== 200) refused = answer;
+  }
+  t.equal(refused?.status, 429);
+  t.match(errorOf(refused?.text ?? ""), { code: "RATE_LIMITED", reason: "OTP_GLOBAL" });
+  const sent = Number((await db.query("SELECT count(*) AS n FROM sms_outbox")).rows[0]?.n);
+  t.equal(sent, SEND_BUDGET, `exactly ${SEND_BUDGET} messages this hour`);
 });
 
 t.test("erasure of a phone user leaves neither the number nor its messages", async (t) => {
