@@ -10,6 +10,7 @@ import type { Bucket, RateLimiter } from "../ratelimit/rateLimiter.ts";
 import { authActionOf, authOutcomeOf } from "../audit/authAuditEvents.ts";
 import { GATEWAY_COOKIE_PREFIX } from "./gatewayCookies.ts";
 import { normalizePhoneNumber, type PhoneNumberRules } from "./phoneNumbers.ts";
+import { jsonObjectOf } from "./jsonBody.ts";
 import { accountOf, accountOfEmail, authBucketName, authBuckets, unthrottledCredentialRoutes, type AuthEndpoint } from "../ratelimit/authBuckets.ts";
 
 export interface AuthRoutesOptions {
@@ -56,12 +57,7 @@ const KEY_REVOKING = new Set(["/change-password", "/revoke-sessions", "/revoke-o
 
 /** Whether a JSON body asks for the user's API keys to go too (a field Better Auth ignores). */
 function asksToRevokeKeys(body: unknown): boolean {
-  if (!(body instanceof Buffer) || body.length === 0) return false;
-  try {
-    return (JSON.parse(body.toString("utf8")) as { revokeApiKeys?: unknown }).revokeApiKeys === true;
-  } catch {
-    return false;
-  }
+  return jsonObjectOf(body)?.revokeApiKeys === true;
 }
 
 const DROP = new Set(["connection", "keep-alive", "transfer-encoding", "upgrade", "host", "x-gerbang-client-ip", "content-length"]);
@@ -289,15 +285,8 @@ export async function authRoutes(app: FastifyInstance, options: AuthRoutesOption
  * valid is refused here, with libphonenumber's reason.
  */
 function normalizedPhoneBody(body: unknown, defaultCountry: string, rules: PhoneNumberRules): { body: Buffer; number: string } | null {
-  if (!(body instanceof Buffer) || body.length === 0) return null;
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(body));
-  } catch {
-    return null;
-  }
-  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) return null;
-  const raw = (parsed as Record<string, unknown>).phoneNumber;
+  const parsed = jsonObjectOf(body);
+  const raw = parsed?.phoneNumber;
   if (typeof raw !== "string") return null;
   const number = normalizePhoneNumber(raw, defaultCountry, rules);
   if ("refused" in number) {
@@ -311,14 +300,7 @@ const EMAIL_SETTING = new Set(["/sign-up/email", "/change-email", "/admin/create
 
 /** Whether a JSON body sets an address (email, newEmail, data.email) in the reserved .invalid domain. */
 function reservedEmailIn(body: unknown): boolean {
-  if (!(body instanceof Buffer) || body.length === 0) return false;
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(body.toString("utf8").replace(/^\uFEFF/, ""));
-  } catch {
-    return false;
-  }
-  const fields = parsed as { email?: unknown; newEmail?: unknown; data?: { email?: unknown } } | null;
+  const fields = jsonObjectOf(body) as { email?: unknown; newEmail?: unknown; data?: { email?: unknown } } | null;
   return [fields?.email, fields?.newEmail, fields?.data?.email].some((v) => typeof v === "string" && /\.invalid\.?\s*$/i.test(v));
 }
 
@@ -379,12 +361,6 @@ async function principalOf(sessions: SessionResolver, credential: Record<string,
 }
 
 function userIdOf(body: unknown): string | null {
-  if (!(body instanceof Buffer)) return null;
-  try {
-    // Read as Better Auth reads it (a BOM stripped).
-    const parsed = JSON.parse(body.toString("utf8").replace(/^\uFEFF/, "")) as { userId?: unknown };
-    return typeof parsed.userId === "string" ? parsed.userId : null;
-  } catch {
-    return null;
-  }
+  const userId = jsonObjectOf(body)?.userId;
+  return typeof userId === "string" ? userId : null;
 }

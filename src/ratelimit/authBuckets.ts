@@ -2,6 +2,7 @@ import { createHash } from "node:crypto";
 import type { AuthBucketName, RateLimitConfig } from "../config/schema.ts";
 import { clientAddress } from "./apiBucket.ts";
 import type { Bucket } from "./rateLimiter.ts";
+import { jsonObjectOf } from "../auth/jsonBody.ts";
 
 /**
  * Better Auth routes (after /api/auth) that get the stricter buckets. Routes of plugins that are not
@@ -54,15 +55,10 @@ export type AccountOf = { account: string | null } | { unreadable: true };
  */
 export function accountOf(path: string, body: unknown): AccountOf {
   if (!(body instanceof Buffer) || body.length === 0) return { account: null };
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(body));
-  } catch {
-    return { unreadable: true };
-  }
-  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) return { unreadable: true };
+  const parsed = jsonObjectOf(body, { fatal: true });
+  if (parsed === null) return { unreadable: true };
   const field = accountField(path);
-  const value = (parsed as Record<string, unknown>)[field];
+  const value = parsed[field];
   if (typeof value !== "string" || value.trim() === "") return { account: null };
   const folded = field === "phoneNumber" ? value.replace(/[\s().-]/g, "") : value.trim().toLowerCase();
   return { account: hashAccount(field, folded) };
