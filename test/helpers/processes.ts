@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from "node:child_process";
+import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { createServer } from "node:net";
 import { fileURLToPath } from "node:url";
 
@@ -34,6 +35,57 @@ export interface StartOptions {
   keepOutput?: number;
 }
 
+/** A process and its descendants (Linux /proc): a pool's workers hold the listening socket, not the primary. */
+function processTree(pid: number): number[] {
+  const all = [pid];
+  for (let i = 0; i < all.length; i++) {
+    const p = all[i] as number;
+    try {
+      for (const task of readdirSync(`/proc/${p}/task`)) {
+        const children = readFileSync(`/proc/${p}/task/${task}/children`, "utf8").trim();
+        if (children !== "") all.push(...children.split(/\s+/).map(Number));
+      }
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return all;
+}
+
+/**
+ * Whether the port's listening socket belongs to the process (or its workers), or null where /proc
+ * cannot say. Ports are chosen free before a process binds them: a parallel test may take one
+ * meanwhile, and its process would answer our readiness check while ours exits with EADDRINUSE.
+ */
+export function listensOn(pid: number, port: number): boolean | null {
+  const inodes = new Set<string>();
+  try {
+    for (const table of ["/proc/net/tcp", "/proc/net/tcp6"]) {
+      for (const line of readFileSync(table, "utf8").split("\n").slice(1)) {
+        const f = line.trim().split(/\s+/);
+        // local_address is hex ip:port, state 0A is LISTEN, the inode is the tenth field.
+        if (f[3] === "0A" && Number.parseInt(f[1]?.split(":")[1] ?? "", 16) === port && f[9] !== undefined) inodes.add(`socket:[${f[9]}]`);
+      }
+    }
+  } catch {
+    return null;
+  }
+  for (const p of processTree(pid)) {
+    try {
+      for (const fd of readdirSync(`/proc/${p}/fd`)) {
+        try {
+          if (inodes.has(readlinkSync(`/proc/${p}/fd/${fd}`))) return true;
+        } catch {
+          // closed meanwhile
+        }
+      }
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return false;
+}
+
 /** Runs `gerbang <args>` as a real process and waits until `readyUrl` answers 200. */
 export async function startGerbang(args: string[], options: StartOptions): Promise<RunningProcess> {
   return startNodeScript(GERBANG_BIN, args, options);
@@ -55,8 +107,17 @@ export async function startNodeScript(script: string, args: string[], options: S
   };
   child.stdout?.on("data", append);
   child.stderr?.on("data", append);
-  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+  let stopping = false;
+  const exited = new Promise<number | null>((resolve) =>
+    child.once("exit", (code, signal) => {
+      // A process that dies while a test still uses it says why, in the test's output.
+      if (!stopping && ready) process.stderr.write(`# ${label} ${args.slice(0, 1).join(" ")} (pid ${child.pid ?? "?"}) exited unexpectedly (${code ?? signal}); its last output:\n${output.slice(-4000)}\n`);
+      resolve(code);
+    }),
+  );
+  let ready = false;
   const stop = async (): Promise<number | null> => {
+    stopping = true;
     if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
     child.kill("SIGTERM");
     const timer = setTimeout(() => child.kill("SIGKILL"), 10_000);
@@ -69,7 +130,8 @@ export async function startNodeScript(script: string, args: string[], options: S
     if (child.exitCode !== null) throw new Error(`${label} ${args.join(" ")} exited with ${child.exitCode}:\n${output}`);
     try {
       const response = await fetch(options.readyUrl, { signal: AbortSignal.timeout(1000) });
-      if (response.status === 200) break;
+      // Ready only if the answer came from this process, not from another test's that took the port.
+      if (response.status === 200 && listensOn(child.pid ?? 0, Number(new URL(options.readyUrl).port)) !== false) break;
     } catch {
       // not listening yet
     }
@@ -79,6 +141,7 @@ export async function startNodeScript(script: string, args: string[], options: S
     }
     await new Promise((r) => setTimeout(r, 200));
   }
+  ready = true;
   return { child, output: () => output, stop };
 }
 
