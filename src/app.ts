@@ -1,6 +1,6 @@
 import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from "fastify";
 import { Agent } from "undici";
-import { randomUUID } from "node:crypto";
+import { requestId } from "./pipeline/requestId.ts";
 import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import { STATUS_CODES } from "node:http";
@@ -137,7 +137,7 @@ export async function buildApp(ctx: GatewayContext): Promise<FastifyInstance> {
     requestTimeout: config.server.requestTimeoutMs,
     keepAliveTimeout: config.server.keepAliveTimeoutMs,
     requestIdHeader: false,
-    genReqId: () => randomUUID(),
+    genReqId: () => requestId(),
     logController: new LogController({ disableRequestLogging: true }),
     trustProxy: config.server.trustProxy.length > 0 ? config.server.trustProxy : false,
     return503OnClosing: false,
@@ -409,7 +409,7 @@ function clientError(error: Error & { code?: string }, socket: Socket & { _httpM
 /** Writes a catalogue error straight to a socket that Fastify never turned into a request. */
 function writeRawError(socket: Duplex, code: "HEADERS_TOO_LARGE" | "MALFORMED_REQUEST" | "METHOD_NOT_ALLOWED" | "REQUEST_TIMEOUT" | "OVERLOADED", options: { reason?: string; extraHeaders?: string } = {}): void {
   if (!socket.writable) return;
-  const body = JSON.stringify(errorBody(new GerbangError(code, options.reason === undefined ? {} : { reason: options.reason }), randomUUID()));
+  const body = JSON.stringify(errorBody(new GerbangError(code, options.reason === undefined ? {} : { reason: options.reason }), requestId()));
   const extraHeaders = options.extraHeaders ?? "";
   const { status } = ERRORS[code];
   socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ""}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n${extraHeaders}\r\n${body}`);

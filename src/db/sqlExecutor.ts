@@ -1,4 +1,7 @@
 import type pg from "pg";
+import { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import { from as copyFrom } from "pg-copy-streams";
 import type { PGlite, Transaction } from "@electric-sql/pglite";
 
 /**
@@ -18,6 +21,12 @@ export interface SqlExecutor {
   session?<R>(fn: (session: SqlExecutor) => Promise<R>): Promise<R>;
   /** Runs `fn` inside BEGIN/COMMIT on one connection, rolling back if `fn` throws. */
   transaction?<R>(fn: (tx: SqlExecutor) => Promise<R>): Promise<R>;
+  /**
+   * `COPY … FROM STDIN` with `text` as its data (PostgreSQL's text format), where the driver has it:
+   * the cheapest bulk insert for both sides (about half the server's CPU per row of an INSERT that
+   * reads its rows from one JSON parameter). All of it or none: COPY is one statement.
+   */
+  copyIn?(copySql: string, text: string): Promise<void>;
 }
 
 type PgQueryable = pg.Pool | pg.PoolClient;
@@ -85,10 +94,31 @@ export function pgExecutor(client: pg.Pool | pg.PoolClient): SqlExecutor {
     connection.release();
     return result;
   };
+  // pg's query_timeout does not reach a COPY stream: the same client-side bound, kept here.
+  const copyTimeoutMs = (pool as pg.Pool & { options?: { query_timeout?: number } }).options?.query_timeout ?? 35_000;
   return {
     ...base,
     session,
     transaction: (fn) => session((s) => pgTransaction(s, fn)),
+    copyIn: async (copySql, text) => {
+      const connection = await pool.connect();
+      const ignoreError = (): void => undefined;
+      connection.on("error", ignoreError);
+      const copy = connection.query(copyFrom(copySql));
+      const timer = setTimeout(() => copy.destroy(new Error(`COPY did not finish within ${copyTimeoutMs} ms`)), copyTimeoutMs);
+      try {
+        await pipeline(Readable.from([text]), copy);
+      } catch (error) {
+        // The connection may be mid-COPY: never hand it to the next caller.
+        connection.removeListener("error", ignoreError);
+        connection.release(error instanceof Error ? error : true);
+        throw error;
+      } finally {
+        clearTimeout(timer);
+      }
+      connection.removeListener("error", ignoreError);
+      connection.release();
+    },
   };
 }
 

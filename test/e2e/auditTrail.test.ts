@@ -75,6 +75,14 @@ t.test("the audit trail: events, search, verification, tampering, retention", { 
   const cliKey = await cli("keys", "create", "--owner", "buyer@demo.gerbang.dev", "--name", "from-cli", "--tier", "partner-basic", "--scopes", "catalog:read", "--json");
   t.equal(cliKey.code, 0, cliKey.stderr);
   const cliKeyId = (JSON.parse(cliKey.stdout.split("\n")[0] ?? "") as { id: string }).id;
+  // Field names are the client's: every character COPY's text format escapes, its end marker and
+  // null marker, and what PostgreSQL cannot store, must reach the row as they are (or storable) and hash alike.
+  const hostileFields = ["tab\there", "new\nline", "cr\rhere", "back\\slash", "\\.", "\\N", "nul\u0000x", "lone\ud800", "ünï😀"];
+  const shop = await fetch(`${env.url}/api/shops`, { method: "POST", headers: { authorization: `Bearer ${user.token}`, "content-type": "application/json" }, body: JSON.stringify({ name: "Kebun", region: "eu" }) });
+  const shopId = ((await shop.json()) as { id: string }).id;
+  const hostile = await fetch(`${env.url}/api/shops/${shopId}`, { method: "PATCH", headers: { authorization: `Bearer ${user.token}`, "content-type": "application/json" }, body: JSON.stringify(Object.fromEntries(hostileFields.map((f) => [f, 1]))) });
+  t.equal(hostile.status, 200, "the owner's write (only ownerId is closed to them), its field names recorded");
+  const hostileId = hostile.headers.get("x-request-id") ?? "";
   for (const path of ["/api/products", "/api/shops", "/api/orders"]) await (await fetch(`${env.url}${path}`, { headers: { authorization: `Bearer ${user.token}` } })).arrayBuffer();
   const signOut = await fetch(`${env.url}/api/auth/sign-out`, { method: "POST", headers: { ...json, authorization: `Bearer ${user.token}` }, body: "{}" });
   t.equal(signOut.status, 200);
@@ -112,6 +120,8 @@ t.test("the audit trail: events, search, verification, tampering, retention", { 
     t.match(stopped, /"decision":"allow"/, "the impersonation's end");
     const fromCli = await cli("audit", "search", "--action", "key.created", "--json");
     t.ok(fromCli.stdout.split("\n").some((l) => l.includes(cliKeyId) && l.includes('"authMethod":"cli"') && l.includes('"operator"')), "the CLI's key creation, by the shell's operator");
+    const row = await db.query<{ decision_input: { fields?: string[] } }>("SELECT decision_input FROM audit_event WHERE request_id = $1", [hostileId]);
+    t.same(row.rows[0]?.decision_input.fields, hostileFields.map((f) => f.replace("\u0000", "\ufffd").replace("\ud800", "\ufffd")), "hostile field names stored as sent (NUL and a lone surrogate as U+FFFD)");
     const byRequest = await cli("audit", "search", "--request-id", deniedId);
     t.match(byRequest.stdout, /request {2}deny {2}NO_MATCHING_RULE/, "found by request id, one line an event");
     const paged = await cli("audit", "search", "--limit", "2");
