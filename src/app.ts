@@ -2,7 +2,7 @@ import Fastify, { LogController, type FastifyError, type FastifyInstance, type F
 import { Agent } from "undici";
 import { requestId } from "./pipeline/requestId.ts";
 import type { Socket } from "node:net";
-import type { Duplex } from "node:stream";
+import { Readable, type Duplex } from "node:stream";
 import { STATUS_CODES } from "node:http";
 import { ERRORS, GerbangError, errorBody } from "./errors/catalogue.ts";
 import type { GerbangConfig } from "./config/schema.ts";
@@ -19,6 +19,7 @@ import { createNormalizer, rejectedTargetReason, splitTarget } from "./pipeline/
 import { createAuthenticate } from "./pipeline/authenticate.ts";
 import { createAuthorize, createInvalidateAfterWrite } from "./pipeline/authorize.ts";
 import { createForward, isUpstreamBodyError } from "./pipeline/forward.ts";
+import { bodyIsRead, readWholeBody } from "./pipeline/requestBody.ts";
 import { sendError } from "./pipeline/sendError.ts";
 import { recordDecision } from "./audit/recordDecision.ts";
 import { auditRoutes } from "./audit/auditRoutes.ts";
@@ -165,7 +166,9 @@ export async function buildApp(ctx: GatewayContext): Promise<FastifyInstance> {
   app.server.on("checkContinue", (req, res) => app.server.emit("request", req, res));
   app.addHook("preParsing", (request, reply, payload, done) => {
     try {
-      shedding.reserveBody(request, reply);
+      // A streamed body is charged part by part as it goes (forward); one read whole, all at once here.
+      const body = request.gerbang.body;
+      if (body?.read !== false) shedding.reserveBody(request, reply, body?.limit ?? config.server.bodyLimitBytes);
     } catch (error) {
       done(error as GerbangError);
       return;
@@ -336,6 +339,7 @@ export async function buildApp(ctx: GatewayContext): Promise<FastifyInstance> {
   app.addHook("onClose", async () => dispatcher.close());
   const forward = createForward({
     dispatcher,
+    bodyBudget: (request) => shedding.streamBudget(request),
     signer: ctx.signer,
     proto: ctx.publicUrl.startsWith("https:") ? "https" : "http",
     circuits,
@@ -345,11 +349,20 @@ export async function buildApp(ctx: GatewayContext): Promise<FastifyInstance> {
   await app.register(async (proxy) => {
     // Bodies are forwarded byte for byte; only the authorize stage parses JSON, and only when a policy needs it.
     proxy.removeAllContentTypeParsers();
-    proxy.addContentTypeParser("*", { parseAs: "buffer" }, (_req, body, done) => done(null, body));
+    proxy.addContentTypeParser("*", (request, payload, done) => {
+      const body = request.gerbang.body;
+      // Streamed: the forward stage hands the stream to undici, counting it against the limit as it goes.
+      if (body !== undefined && !body.read) return done(null, payload);
+      const declared = request.headers["transfer-encoding"] === undefined && request.headers["content-length"] !== undefined ? Number(request.headers["content-length"]) : undefined;
+      readWholeBody(payload, declared, body?.limit ?? config.server.bufferedBodyLimitBytes, done);
+    });
 
     proxy.addHook("onSend", (request, reply, payload, done) => {
       const renewed = request.gerbang.refreshCookies;
       if (renewed !== undefined) void reply.header("set-cookie", [...renewed]);
+      // Answered before the client's streamed body was all read (a denial, an upstream that answered
+      // early): the rest is not read either, so the connection cannot carry another request.
+      if (request.body instanceof Readable && !request.raw.complete) void reply.header("connection", "close");
       done(null, payload);
     });
 
@@ -364,8 +377,16 @@ export async function buildApp(ctx: GatewayContext): Promise<FastifyInstance> {
         await authenticateCounted(request, reply);
         // The limit after the endpoint match: an endpoint may have its own.
         authorize.select(request);
+        const bodyLimit = upstream.bodyLimitBytes ?? config.server.bodyLimitBytes;
+        request.gerbang.body = bodyIsRead(request.gerbang.endpoint?.endpoint.spec, request.headers["content-type"])
+          ? { read: true, limit: Math.min(bodyLimit, config.server.bufferedBodyLimitBytes) }
+          : { read: false, limit: bodyLimit };
         await rateLimit.limit(request, reply);
         authorize.precheck(request);
+        // A declared length over the limit is refused before a byte of the body is read or forwarded.
+        if (request.headers["transfer-encoding"] === undefined && Number(request.headers["content-length"]) > request.gerbang.body.limit) {
+          throw new GerbangError("PAYLOAD_TOO_LARGE", { headers: { connection: "close" } });
+        }
       },
       preHandler: authorize.decide,
       handler: forward,

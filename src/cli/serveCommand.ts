@@ -66,6 +66,12 @@ export async function serveCommand(flags: { config?: string; exitWithParent?: bo
     else reload();
   });
   const gateway = await startGateway(config);
+  // From the moment the gateway serves (it answers /readyz already), not after the admin endpoint:
+  // a reload sent in between would otherwise be lost with a "while starting" notice.
+  reload = (): void => {
+    if (!config.policy.reloadOnSignal) gateway.app.log.info("SIGHUP ignored (policy.reloadOnSignal is false)");
+    else gateway.reloadPolicy().catch((error: unknown) => gateway.app.log.error({ err: (error as Error).message }, "policy reload failed"));
+  };
   const dataDir = resolve(config.dataDir);
   const log = (msg: string): void => gateway.app.log.info(msg);
 
@@ -108,10 +114,6 @@ export async function serveCommand(flags: { config?: string; exitWithParent?: bo
         if (cluster.isWorker && process.connected) process.disconnect();
         done();
       });
-    };
-    reload = (): void => {
-      if (!config.policy.reloadOnSignal) gateway.app.log.info("SIGHUP ignored (policy.reloadOnSignal is false)");
-      else gateway.reloadPolicy().catch((error: unknown) => gateway.app.log.error({ err: (error as Error).message }, "policy reload failed"));
     };
     process.once("SIGTERM", () => stop("SIGTERM"));
     // A worker whose primary is gone (killed outright) must not serve on unsupervised.

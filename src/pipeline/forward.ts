@@ -1,6 +1,7 @@
 import type { FastifyReply, FastifyRequest } from "fastify";
 import type { Dispatcher } from "undici";
 import type { IncomingHttpHeaders } from "node:http";
+import { Readable } from "node:stream";
 import { GerbangError } from "../errors/catalogue.ts";
 import type { AssertionSigner } from "../identity/assertionSigner.ts";
 import { upstreamHeaders } from "./upstreamHeaders.ts";
@@ -10,6 +11,7 @@ import type { UpstreamCircuits } from "../forward/upstreamCircuits.ts";
 import { whenRequestEnds } from "./whenRequestEnds.ts";
 import { discardBody } from "./discardBody.ts";
 import { forMasking, masksAnswer, sendMasked, withoutOriginalHeaders } from "./maskResponse.ts";
+import { meteredBody, StreamedBodyError, type BodyBudget } from "./requestBody.ts";
 
 /**
  * Errors of an upstream body stream: when one fails before the answer's head went out, Fastify hands
@@ -30,6 +32,8 @@ export interface ForwardOptions {
   responseHeaders: ResponseHeaderOptions;
   /** undici's connection pools to the upstreams (an Agent), shared by every request. */
   dispatcher: Dispatcher;
+  /** The budgets a streamed body's parts are counted against (load shedding's, per address and overall). */
+  bodyBudget: (request: FastifyRequest) => BodyBudget;
 }
 
 /** Stage: forward. Only the canonical path and validated query leave the gateway, to the configured origin. */
@@ -72,8 +76,16 @@ export function createForward(options: ForwardOptions): (request: FastifyRequest
       trace: request.gerbang.trace,
     });
     const headers = masking === undefined ? identityHeaders : forMasking(identityHeaders);
-    // The bytes as received (the proxy's content parser buffers, never parses); undici frames them.
-    const body = request.body instanceof Buffer && request.body.length > 0 ? request.body : null;
+    // A body the policy read: the bytes as received (buffered, never parsed), framed by undici. Any
+    // other: the client's stream, passed on as it arrives, with the length the client declared.
+    const given: unknown = request.body;
+    let body: Buffer | AsyncGenerator<Buffer> | null = null;
+    if (given instanceof Buffer) body = given.length > 0 ? given : null;
+    else if (given instanceof Readable) {
+      body = meteredBody(given, request.gerbang.body?.limit ?? 0, options.bodyBudget(request));
+      const declared = request.headers["content-length"];
+      if (request.headers["transfer-encoding"] === undefined && typeof declared === "string") headers["content-length"] = declared;
+    }
     dispatched = true;
     const sentAt = process.hrtime.bigint();
     let answer: Dispatcher.ResponseData;
@@ -83,11 +95,18 @@ export function createForward(options: ForwardOptions): (request: FastifyRequest
         path: `${path}${query ?? ""}`,
         method: request.method as Dispatcher.HttpMethod,
         headers: headers as Record<string, string | string[]>,
-        body,
+        // undici documents Iterable and AsyncIterable bodies (docs/api/Dispatcher.md); its types lag.
+        body: body as Buffer | Readable | null,
         headersTimeout: upstream.timeoutMs,
         bodyTimeout: upstream.timeoutMs,
       });
     } catch (error) {
+      if (error instanceof StreamedBodyError) {
+        // The client's side failed (too large, over budget, gone): the upstream is not to blame.
+        settle("release");
+        if (error.refusal !== null && !reply.sent && !reply.raw.destroyed) sendError(request, reply, error.refusal);
+        return reply;
+      }
       settle("failure");
       const code = (error as { code?: unknown }).code;
       request.log.warn({ upstream: upstream.name, code }, "upstream request failed");

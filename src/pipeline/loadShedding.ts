@@ -4,6 +4,7 @@ import type { Socket } from "node:net";
 import type { GerbangConfig } from "../config/schema.ts";
 import { GerbangError } from "../errors/catalogue.ts";
 import { whenRequestEnds } from "./whenRequestEnds.ts";
+import type { BodyBudget } from "./requestBody.ts";
 
 type ServerConfig = GerbangConfig["server"];
 
@@ -26,6 +27,8 @@ export class LoadShedding {
   private openConnections = 0;
   private readonly excess = new WeakSet<Socket>();
   private bufferedBytes = 0;
+  /** The same count per client address; an address leaves the map when it holds nothing. */
+  private readonly bufferedByAddress = new Map<string, number>();
 
   private readonly config: ServerConfig;
   private readonly writeRefusal: (socket: Socket) => void;
@@ -71,17 +74,43 @@ export class LoadShedding {
   }
 
   /**
-   * preParsing: reserves the body's bytes against the shared budget, released when the request ends.
-   * A chunked body has no declared size and reserves the whole body limit.
+   * preParsing, for a body read whole: reserves its bytes against the shared budgets, released when
+   * the request ends. A chunked body has no declared size and reserves the whole limit.
    */
-  reserveBody(request: FastifyRequest, reply: FastifyReply): void {
+  reserveBody(request: FastifyRequest, reply: FastifyReply, limit: number): void {
     const declared = request.headers["content-length"];
     const chunked = request.headers["transfer-encoding"] !== undefined;
-    const bytes = chunked ? this.config.bodyLimitBytes : declared === undefined ? 0 : Math.min(Number(declared) || 0, this.config.bodyLimitBytes);
+    const bytes = chunked ? limit : declared === undefined ? 0 : Math.min(Number(declared) || 0, limit);
     if (bytes === 0) return;
+    const address = request.ip;
+    this.charge(address, bytes);
+    whenRequestEnds(request, reply, () => this.release(address, bytes));
+  }
+
+  /** For a streamed body: each part is charged from its arrival until the upstream's connection took it. */
+  streamBudget(request: FastifyRequest): BodyBudget {
+    const address = request.ip;
+    return { charge: (bytes) => this.charge(address, bytes), release: (bytes) => this.release(address, bytes) };
+  }
+
+  private charge(address: string, bytes: number): void {
     if (this.bufferedBytes + bytes > this.config.maxInFlightBodyBytes) throw this.overloaded("BODY_BUDGET");
+    const held = this.bufferedByAddress.get(address) ?? 0;
+    if (held + bytes > this.config.maxInFlightBodyBytesPerAddress) throw this.overloaded("BODY_BUDGET_ADDRESS");
     this.bufferedBytes += bytes;
-    whenRequestEnds(request, reply, () => (this.bufferedBytes -= bytes));
+    this.bufferedByAddress.set(address, held + bytes);
+  }
+
+  private release(address: string, bytes: number): void {
+    this.bufferedBytes -= bytes;
+    const left = (this.bufferedByAddress.get(address) ?? 0) - bytes;
+    if (left > 0) this.bufferedByAddress.set(address, left);
+    else this.bufferedByAddress.delete(address);
+  }
+
+  /** Body bytes held now, over all requests (for tests and metrics). */
+  get heldBodyBytes(): number {
+    return this.bufferedBytes;
   }
 
   private overloaded(reason: string): GerbangError {

@@ -17,6 +17,8 @@ export interface GatewayState {
   query?: string;
   /** route: the upstream owning the path. */
   upstream?: UpstreamConfig;
+  /** route: how a proxied body is taken (read whole for the policy, or streamed) and its limit in bytes. */
+  body?: { read: boolean; limit: number };
   /** authenticate. */
   principal?: Principal;
   /** authenticate: a renewed session cookie to hand back with whatever the response is. */

@@ -102,7 +102,7 @@ t.test("many small header fields: refused over server.maxHeaderCount, the identi
   t.equal(seen?.headers.a89, "b", "and so do the client's fields");
 });
 
-t.test("oversized bodies: 413 for every content type, chunked or declared, nothing forwarded", async (t) => {
+t.test("oversized bodies: 413 for every content type, chunked or declared, nothing forwarded complete", async (t) => {
   // Class: oversized bodies. A limit enforced by one parser only (JSON) but not for others, or only
   // for a declared Content-Length and not for chunked framing: CVE-2023-24998 (Apache Commons
   // FileUpload: unbounded multipart), CVE-2014-0075 (Tomcat: chunked bodies past the size limits),
@@ -130,6 +130,11 @@ t.test("oversized bodies: 413 for every content type, chunked or declared, nothi
   const chunked = await rawRequest(env.url, `POST /api/admin/upload HTTP/1.1\r\nHost: x\r\n${ADMIN}\r\nContent-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n${chunk.repeat(LIMIT / 4096 + 1)}0\r\n\r\n`);
   t.equal(chunked.status, 413, "a chunked body without Content-Length is cut at the limit too");
   t.equal(errorOf(chunked.body).code, "PAYLOAD_TOO_LARGE");
+  // Streamed as it arrived (the policy does not read it), then aborted at the limit: the upstream saw
+  // a request whose body broke off, which it never parsed, never a complete truncated one.
+  const cut = await env.received();
+  t.ok(cut.length <= 1 && cut.every((r) => r.body === undefined), "a streamed body cut at the limit never reached the upstream complete");
+  await env.clearReceived();
   const declared = await rawRequest(env.url, `POST /api/admin/upload HTTP/1.1\r\nHost: x\r\n${ADMIN}\r\nContent-Type: text/plain\r\nContent-Length: 1000000000\r\nConnection: close\r\n\r\n`);
   t.equal(declared.status, 413, "a declared 1 GB body is refused before a byte of it is read");
   const parsed = await send(`${PATCH_ORDER}\r\nContent-Type: application/json`, `{"shippingAddress":"${"x".repeat(LIMIT)}"}`);
