@@ -98,7 +98,7 @@ export function createForward(options: ForwardOptions): (request: FastifyRequest
         // undici documents Iterable and AsyncIterable bodies (docs/api/Dispatcher.md); its types lag.
         body: body as Buffer | Readable | null,
         headersTimeout: upstream.timeoutMs,
-        bodyTimeout: upstream.timeoutMs,
+        bodyTimeout: upstream.responseIdleTimeoutMs ?? upstream.timeoutMs,
       });
     } catch (error) {
       if (error instanceof StreamedBodyError) {
