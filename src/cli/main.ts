@@ -29,7 +29,7 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
     .description("run the gateway (no config: embedded demo)")
     .addOption(config())
     .option("--exit-with-parent", "drain and exit when the parent process ends (npm start passes it: npm does not pass every signal on)")
-    .option("--workers <n>", "worker processes sharing the port (1-64, default 1); more than one needs database.url and redis.url")
+    .option("--workers <n>", "worker processes sharing the port (1-64, default 1); more than one needs database.url and redis.url or redis.sentinel")
     .action(async (o: { config?: string; exitWithParent?: boolean; workers?: string }) => done(await (await import("./serveCommand.ts")).serveCommand(o)));
   program
     .command("migrate")

@@ -33,9 +33,9 @@ export interface OperatorContext {
 }
 
 async function connectRedis(config: GerbangConfig): Promise<Redis | null> {
-  if (config.redis.url === undefined) return null;
-  const { Redis } = await import("ioredis");
-  const client = new Redis(config.redis.url, { lazyConnect: true, maxRetriesPerRequest: 1, enableOfflineQueue: false, connectTimeout: 2000, retryStrategy: () => null });
+  const { createRedis } = await import("../runtime/redisClient.ts");
+  const client = createRedis(config.redis, { lazyConnect: true, maxRetriesPerRequest: 1, enableOfflineQueue: false, connectTimeout: 2000, retryStrategy: () => null });
+  if (client === null) return null;
   client.on("error", () => undefined);
   try {
     await client.connect();

@@ -145,6 +145,15 @@ export const ConfigSchema = Type.Object(
     redis: Type.Object(
       {
         url: Type.Optional(Type.String({ pattern: "^rediss?://", description: "Redis URL (env `REDIS_URL`). Rate-limit counters are shared through it, and instances tell each other about revoked keys and changed users through its pub/sub channel `<keyPrefix>invalidate`. An unreachable Redis does not stop the gateway from starting; `/readyz` reports it as `degraded`. Without it, each instance counts and knows only its own.", typeText: "`redis(s)://` URL" })),
+        sentinel: Type.Optional(
+          Type.Object(
+            {
+              addresses: Type.Array(Type.String({ pattern: "^[^\\s:/]+:[0-9]{1,5}$" }), { minItems: 1, description: "The Sentinels to ask where the primary is (`host:port`). The gateway follows a failover by itself: it asks them again and reconnects to the new primary.", typeText: "`host:port`[]" }),
+              masterName: Type.String({ minLength: 1, description: "The name the Sentinels monitor the primary under (`sentinel monitor <name> …`)." }),
+            },
+            { additionalProperties: false, description: "Redis Sentinel instead of one server: counters, invalidation and policy activation go to the primary the Sentinels name. `redis.url`, if also set, gives only the password, user and database (its host is not used)." },
+          ),
+        ),
         keyPrefix: Type.String({ pattern: "^[A-Za-z0-9:_.-]{1,64}$", default: "gerbang:", description: "Prefix of every Redis key (`<prefix>rl:…` counters) and of the invalidation channel, so deployments can share a Redis. The same on every instance of one deployment." }),
         commandTimeoutMs: Type.Integer({ minimum: 10, maximum: 10000, default: 500, description: "A Redis command slower than this counts as Redis being down (the [Redis-down modes](api-keys-and-rate-limits.md#rate-limits) apply)." }),
       },

@@ -1,4 +1,4 @@
-import { Redis } from "ioredis";
+import { createRedis } from "./redisClient.ts";
 import { resolve } from "node:path";
 import type { FastifyInstance } from "fastify";
 import type { GerbangConfig, UpstreamConfig } from "../config/schema.ts";
@@ -186,8 +186,8 @@ export async function startGateway(config: GerbangConfig, options: { log?: (msg:
 
   // An unreachable Redis makes the gateway not ready, not absent: keys still verify from the database.
   // No offline queue and a command timeout: while Redis is away, callers learn it at once and fall back.
-  const redis = config.redis.url === undefined ? null : new Redis(config.redis.url, { lazyConnect: true, maxRetriesPerRequest: 1, enableOfflineQueue: false, connectTimeout: 2000, commandTimeout: config.redis.commandTimeoutMs });
-  const subscriber = config.redis.url === undefined ? null : new Redis(config.redis.url, { maxRetriesPerRequest: null, connectTimeout: 2000, retryStrategy: (n) => Math.min(n * 100, 1000) });
+  const redis = createRedis(config.redis, { lazyConnect: true, maxRetriesPerRequest: 1, enableOfflineQueue: false, connectTimeout: 2000, commandTimeout: config.redis.commandTimeoutMs });
+  const subscriber = createRedis(config.redis, { maxRetriesPerRequest: null, connectTimeout: 2000, retryStrategy: (n) => Math.min(n * 100, 1000) });
   subscriber?.on("error", () => undefined);
   if (redis !== null) {
     redis.on("error", () => undefined);

@@ -61,8 +61,13 @@ export async function startOwnedRedis(): Promise<OwnedRedis> {
 
 /** `false` when redis-server can be started here, else a skip reason (an error in CI, as serviceGate). */
 export function redisServerGate(): false | string {
-  const run = spawnSync("redis-server", ["--version"], { stdio: "ignore" });
+  return commandGate("redis-server");
+}
+
+/** Skip reason when a service binary is not on PATH; in CI (or with GERBANG_REQUIRE_SERVICES=1) it must be. */
+export function commandGate(command: string): false | string {
+  const run = spawnSync(command, ["--version"], { stdio: "ignore" });
   if (run.error === undefined && run.status === 0) return false;
-  if (process.env.CI === "true" || process.env.GERBANG_REQUIRE_SERVICES === "1") throw new Error("redis-server is required in this environment but is not on PATH");
-  return "needs redis-server on PATH";
+  if (process.env.CI === "true" || process.env.GERBANG_REQUIRE_SERVICES === "1") throw new Error(`${command} is required in this environment but is not on PATH`);
+  return `needs ${command} on PATH`;
 }
