@@ -1,5 +1,5 @@
 import { resolve } from "node:path";
-import type { Redis } from "ioredis";
+import type { RedisClient as Redis } from "../runtime/redisClient.ts";
 import { hostname } from "node:os";
 import { randomUUID } from "node:crypto";
 import type { AuditWriter } from "../audit/auditWriter.ts";

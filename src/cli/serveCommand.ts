@@ -24,7 +24,7 @@ function workerCount(raw: string | undefined): number {
 /** Why several workers cannot serve this configuration, or null. */
 function workersRefusal(config: GerbangConfig): string | null {
   if (config.database.url === undefined) return "--workers needs database.url (or DATABASE_URL): the embedded database may be opened by one process only";
-  if (config.redis.url === undefined && config.redis.sentinel === undefined) return "--workers needs redis.url (or REDIS_URL) or redis.sentinel: workers keep their caches coherent (revocations, bans, policy activations) and share rate-limit counters through Redis, as separate hosts do";
+  if (config.redis.url === undefined && config.redis.sentinel === undefined && config.redis.cluster === undefined) return "--workers needs redis.url (or REDIS_URL), redis.sentinel or redis.cluster: workers keep their caches coherent (revocations, bans, policy activations) and share rate-limit counters through Redis, as separate hosts do";
   return null;
 }
 

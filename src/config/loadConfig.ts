@@ -93,6 +93,9 @@ export function resolveConfig(raw: unknown, env: NodeJS.ProcessEnv = {}, demoWhe
     throw new ConfigError("/auth/mail/smtpUrl", "is required when transport is smtp (or set SMTP_URL)");
   }
   if (config.database.directUrl !== undefined && config.database.url === undefined) throw new ConfigError("/database/directUrl", "is set, but database.url is not (the embedded database needs neither)");
+  if (config.redis.sentinel !== undefined && config.redis.cluster !== undefined) {
+    throw new ConfigError("/redis/cluster", "cannot be set with redis.sentinel: a deployment is either a cluster or a primary the Sentinels watch");
+  }
   if (config.database.transactionPooler && config.database.directUrl === undefined) {
     throw new ConfigError("/database/directUrl", "is required with transactionPooler: migrations hold a session-level lock, which a transaction-mode pooler cannot keep (or set DIRECT_DATABASE_URL)");
   }

@@ -154,6 +154,14 @@ export const ConfigSchema = Type.Object(
             { additionalProperties: false, description: "Redis Sentinel instead of one server: counters, invalidation and policy activation go to the primary the Sentinels name. `redis.url`, if also set, gives only the password, user and database (its host is not used)." },
           ),
         ),
+        cluster: Type.Optional(
+          Type.Object(
+            {
+              nodes: Type.Array(Type.String({ pattern: "^[^\\s:/]+:[0-9]{1,5}$" }), { minItems: 1, description: "Some of the cluster's nodes (`host:port`); the rest, and which node owns which slot, are learnt from them and followed through resharding and failovers.", typeText: "`host:port`[]" }),
+            },
+            { additionalProperties: false, description: "Redis Cluster instead of one server. Every counter is one key (its Lua script touches no other), so it lives in one slot; the invalidation channel is classic pub/sub, which the cluster carries to every node. `redis.url`, if also set, gives only the password, user and TLS. Not with `redis.sentinel`." },
+          ),
+        ),
         keyPrefix: Type.String({ pattern: "^[A-Za-z0-9:_.-]{1,64}$", default: "gerbang:", description: "Prefix of every Redis key (`<prefix>rl:…` counters) and of the invalidation channel, so deployments can share a Redis. The same on every instance of one deployment." }),
         commandTimeoutMs: Type.Integer({ minimum: 10, maximum: 10000, default: 500, description: "A Redis command slower than this counts as Redis being down (the [Redis-down modes](api-keys-and-rate-limits.md#rate-limits) apply)." }),
       },

@@ -1,4 +1,4 @@
-import type { Redis } from "ioredis";
+import type { RedisClient as Redis } from "../runtime/redisClient.ts";
 import Type from "#typebox";
 import Value from "#typebox/value";
 

@@ -1,4 +1,4 @@
-import type { Redis } from "ioredis";
+import type { RedisClient as Redis } from "../runtime/redisClient.ts";
 import type { OnRedisDownMode } from "../config/schema.ts";
 
 /**

@@ -82,6 +82,8 @@ const invalid: Array<[string, unknown, NodeJS.ProcessEnv, RegExp]> = [
   ["twilio without its settings", { upstreams, auth: { phone: { sms: { transport: "twilio" } } } }, { TWILIO_AUTH_TOKEN: "a-token-123" }, /^config \/auth\/phone\/sms\/twilio: is required/],
   ["twilio without a token", { upstreams, auth: { phone: { sms: { transport: "twilio", twilio: { accountSid: "AC12345678", from: "Gerbang" } } } } }, {}, /^config \/auth\/phone\/sms\/twilio\/authToken: is required/],
   ["a transaction pooler without a direct URL", { upstreams, database: { url: "postgresql://h/db", transactionPooler: true } }, {}, /^config \/database\/directUrl: is required with transactionPooler/],
+  ["Sentinel and Cluster at once", { upstreams, redis: { sentinel: { addresses: ["s:26379"], masterName: "m" }, cluster: { nodes: ["n:7000"] } } }, {}, /^config \/redis\/cluster: cannot be set with redis.sentinel/],
+  ["a Sentinel address without a port", { upstreams, redis: { sentinel: { addresses: ["sentinel-a"], masterName: "m" } } }, {}, /redis\/sentinel\/addresses\/0/],
   ["a direct URL without a URL", { upstreams, database: { directUrl: "postgresql://h/db" } }, {}, /^config \/database\/directUrl: is set, but database.url is not/],
   ["a phone default country that is not a code", { upstreams, auth: { phone: { defaultCountry: "Indonesia" } } }, {}, /^config \/auth\/phone\/defaultCountry: /],
 ];
