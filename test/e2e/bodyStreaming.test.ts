@@ -77,8 +77,17 @@ function upload(base: string, path: string, options: { length?: number; type?: s
       new Promise((done) => {
         if (answered || req.destroyed) return done(false);
         if (req.write(part)) return done(true);
-        req.once("drain", () => done(true));
-        req.once("close", () => done(false));
+        // One pair of listeners per wait, removed together: a gigabyte of waits must not pile them up.
+        const drained = (): void => {
+          req.removeListener("close", closed);
+          done(true);
+        };
+        const closed = (): void => {
+          req.removeListener("drain", drained);
+          done(false);
+        };
+        req.once("drain", drained);
+        req.once("close", closed);
       });
     void send(write, () => req.end()).catch(reject);
   });
