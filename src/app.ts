@@ -19,7 +19,7 @@ import { createNormalizer, rejectedTargetReason, splitTarget } from "./pipeline/
 import { createAuthenticate } from "./pipeline/authenticate.ts";
 import { createAuthorize, createInvalidateAfterWrite } from "./pipeline/authorize.ts";
 import { createForward, isUpstreamBodyError } from "./pipeline/forward.ts";
-import { bodyIsRead, readWholeBody } from "./pipeline/requestBody.ts";
+import { bodyIsRead, declaredLength, readWholeBody } from "./pipeline/requestBody.ts";
 import { sendError } from "./pipeline/sendError.ts";
 import { recordDecision } from "./audit/recordDecision.ts";
 import { auditRoutes } from "./audit/auditRoutes.ts";
@@ -353,8 +353,7 @@ export async function buildApp(ctx: GatewayContext): Promise<FastifyInstance> {
       const body = request.gerbang.body;
       // Streamed: the forward stage hands the stream to undici, counting it against the limit as it goes.
       if (body !== undefined && !body.read) return done(null, payload);
-      const declared = request.headers["transfer-encoding"] === undefined && request.headers["content-length"] !== undefined ? Number(request.headers["content-length"]) : undefined;
-      readWholeBody(payload, declared, body?.limit ?? config.server.bufferedBodyLimitBytes, done);
+      readWholeBody(payload, declaredLength(request.headers), body?.limit ?? config.server.bufferedBodyLimitBytes, done);
     });
 
     proxy.addHook("onSend", (request, reply, payload, done) => {
@@ -384,7 +383,7 @@ export async function buildApp(ctx: GatewayContext): Promise<FastifyInstance> {
         await rateLimit.limit(request, reply);
         authorize.precheck(request);
         // A declared length over the limit is refused before a byte of the body is read or forwarded.
-        if (request.headers["transfer-encoding"] === undefined && Number(request.headers["content-length"]) > request.gerbang.body.limit) {
+        if ((declaredLength(request.headers) ?? 0) > request.gerbang.body.limit) {
           throw new GerbangError("PAYLOAD_TOO_LARGE", { headers: { connection: "close" } });
         }
       },

@@ -108,11 +108,6 @@ export class LoadShedding {
     else this.bufferedByAddress.delete(address);
   }
 
-  /** Body bytes held now, over all requests (for tests and metrics). */
-  get heldBodyBytes(): number {
-    return this.bufferedBytes;
-  }
-
   private overloaded(reason: string): GerbangError {
     return new GerbangError("OVERLOADED", { reason, headers: { "retry-after": String(this.config.overload.retryAfterSec), connection: "close" } });
   }

@@ -1,3 +1,4 @@
+import type { IncomingHttpHeaders } from "node:http";
 import type { Readable } from "node:stream";
 import type { EndpointSpec } from "../policy/schema.ts";
 import { GerbangError } from "../errors/catalogue.ts";
@@ -12,6 +13,12 @@ const FORM_TYPE = /^application\/x-www-form-urlencoded\s*(?:;|$)/i;
 export function bodyIsRead(spec: EndpointSpec | undefined, contentType: string | string[] | undefined): boolean {
   if (spec !== undefined && (spec.resource?.from === "body" || spec.fields === "body")) return true;
   return typeof contentType === "string" && FORM_TYPE.test(contentType);
+}
+
+/** The length a body declares: Content-Length, unless Transfer-Encoding frames it instead. */
+export function declaredLength(headers: IncomingHttpHeaders): number | undefined {
+  const length = headers["content-length"];
+  return headers["transfer-encoding"] === undefined && typeof length === "string" ? Number(length) : undefined;
 }
 
 /** The bytes a streamed body holds in the gateway, counted against the shared budgets; charge throws OVERLOADED when they are spent. */

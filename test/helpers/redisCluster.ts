@@ -2,8 +2,8 @@ import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Redis } from "ioredis";
 import { freePort } from "./processes.ts";
+import { askRedis } from "./redisServer.ts";
 
 export interface ClusterDeployment {
   /** Every node's `host:port`, for redis.cluster.nodes. */
@@ -19,19 +19,6 @@ export interface ClusterDeployment {
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-async function ask<T>(port: number, fn: (r: Redis) => Promise<T>): Promise<T | null> {
-  const probe = new Redis({ port, host: "127.0.0.1", lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 });
-  probe.on("error", () => undefined);
-  try {
-    await probe.connect();
-    return await fn(probe);
-  } catch {
-    return null;
-  } finally {
-    probe.disconnect();
-  }
-}
-
 /** Three primaries and a replica each (`redis-server --cluster-enabled yes`, node timeout 1 s), the test's own processes. */
 export async function startClusterDeployment(): Promise<ClusterDeployment> {
   const dir = mkdtempSync(join(tmpdir(), "gerbang-cluster-"));
@@ -43,7 +30,7 @@ export async function startClusterDeployment(): Promise<ClusterDeployment> {
     children.set(port, spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--cluster-enabled", "yes", "--cluster-config-file", join(nodeDir, "nodes.conf"), "--cluster-node-timeout", "1000", "--save", "", "--appendonly", "no", "--dir", nodeDir], { stdio: "ignore" }));
   }
   for (const port of ports) {
-    for (const deadline = Date.now() + 10_000; (await ask(port, (r) => r.ping())) !== "PONG"; await sleep(50)) if (Date.now() > deadline) throw new Error(`cluster node ${port} did not start`);
+    for (const deadline = Date.now() + 10_000; (await askRedis(port, (r) => r.ping())) !== "PONG"; await sleep(50)) if (Date.now() > deadline) throw new Error(`cluster node ${port} did not start`);
   }
   const created = spawnSync("redis-cli", ["--cluster", "create", ...ports.map((p) => `127.0.0.1:${p}`), "--cluster-replicas", "1", "--cluster-yes"], { encoding: "utf8" });
   if (created.status !== 0) throw new Error(`redis-cli --cluster create failed: ${created.stdout}${created.stderr}`);
@@ -52,9 +39,9 @@ export async function startClusterDeployment(): Promise<ClusterDeployment> {
   const healthy = async (): Promise<boolean> => {
     const live = ports.filter((p) => !killed.has(p));
     for (const port of live) {
-      const info = await ask(port, (r) => r.call("CLUSTER", "INFO") as Promise<string>);
+      const info = await askRedis(port, (r) => r.call("CLUSTER", "INFO") as Promise<string>);
       if (info === null || !info.includes("cluster_state:ok")) return false;
-      const nodes = await ask(port, (r) => r.call("CLUSTER", "NODES") as Promise<string>);
+      const nodes = await askRedis(port, (r) => r.call("CLUSTER", "NODES") as Promise<string>);
       for (const dead of killed) {
         const line = nodes?.split("\n").find((l) => l.includes(`127.0.0.1:${dead}@`)) ?? "";
         if (!/\bfail\b(?!\?)/.test(line)) return false;
@@ -67,7 +54,7 @@ export async function startClusterDeployment(): Promise<ClusterDeployment> {
     nodes: ports.map((p) => `127.0.0.1:${p}`),
     primaryHolding: async (prefix) => {
       for (const port of ports.filter((p) => !killed.has(p))) {
-        const found = await ask(port, async (r) => {
+        const found = await askRedis(port, async (r) => {
           const role = ((await r.call("ROLE")) as unknown[])[0];
           if (role !== "master") return false;
           const [, keys] = (await r.scan("0", "MATCH", `${prefix}*`, "COUNT", 10_000)) as [string, string[]];

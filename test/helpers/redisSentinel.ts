@@ -2,9 +2,9 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Redis } from "ioredis";
+import type { Redis } from "ioredis";
 import { freePort } from "./processes.ts";
-import { commandGate } from "./redisServer.ts";
+import { askRedis, commandGate } from "./redisServer.ts";
 
 export interface SentinelDeployment {
   masterName: string;
@@ -22,22 +22,8 @@ export interface SentinelDeployment {
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 async function untilAnswers(port: number, ask: (r: Redis) => Promise<boolean>, what: string): Promise<void> {
-  const deadline = Date.now() + 20_000;
-  for (;;) {
-    const probe = new Redis({ port, host: "127.0.0.1", lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 });
-    probe.on("error", () => undefined);
-    try {
-      await probe.connect();
-      if (await ask(probe)) {
-        probe.disconnect();
-        return;
-      }
-    } catch {
-      // not up yet
-    }
-    probe.disconnect();
+  for (const deadline = Date.now() + 20_000; (await askRedis(port, ask)) !== true; await sleep(100)) {
     if (Date.now() > deadline) throw new Error(`${what} (port ${port}) not ready in time`);
-    await sleep(100);
   }
 }
 
@@ -59,15 +45,8 @@ export async function startSentinelDeployment(): Promise<SentinelDeployment> {
     children.set(port, spawn("redis-sentinel", [file], { stdio: "ignore" }));
   }
   const primaryNamedBy = async (port: number): Promise<number> => {
-    const probe = new Redis({ port, host: "127.0.0.1", lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 });
-    probe.on("error", () => undefined);
-    try {
-      await probe.connect();
-      const addr = (await probe.call("SENTINEL", "get-master-addr-by-name", masterName)) as [string, string] | null;
-      return addr === null ? 0 : Number(addr[1]);
-    } finally {
-      probe.disconnect();
-    }
+    const addr = await askRedis(port, (r) => r.call("SENTINEL", "get-master-addr-by-name", masterName) as Promise<[string, string] | null>);
+    return addr === null ? 0 : Number(addr[1]);
   };
   // Every Sentinel knows the primary, its replica and the other Sentinels before the test may fail it over.
   for (const port of sentinelPorts) {

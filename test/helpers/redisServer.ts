@@ -15,6 +15,20 @@ export interface OwnedRedis {
   close(): Promise<void>;
 }
 
+/** One question to the Redis (server or Sentinel) on a local port; null when it cannot be asked. */
+export async function askRedis<T>(port: number, fn: (r: Redis) => Promise<T>): Promise<T | null> {
+  const probe = new Redis({ port, host: "127.0.0.1", lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 });
+  probe.on("error", () => undefined);
+  try {
+    await probe.connect();
+    return await fn(probe);
+  } catch {
+    return null;
+  } finally {
+    probe.disconnect();
+  }
+}
+
 /** A redis-server process of the test's own on a free port, so a test can take Redis away and bring it back. */
 export async function startOwnedRedis(): Promise<OwnedRedis> {
   const port = await freePort();
@@ -24,16 +38,7 @@ export async function startOwnedRedis(): Promise<OwnedRedis> {
     child = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir], { stdio: "ignore" });
     const deadline = Date.now() + 10_000;
     for (;;) {
-      const probe = new Redis({ port, host: "127.0.0.1", lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 });
-      probe.on("error", () => undefined);
-      try {
-        await probe.connect();
-        await probe.ping();
-        probe.disconnect();
-        return;
-      } catch {
-        probe.disconnect();
-      }
+      if ((await askRedis(port, (r) => r.ping())) === "PONG") return;
       if (Date.now() > deadline) throw new Error(`redis-server on ${port} did not start`);
       await new Promise((r) => setTimeout(r, 50));
     }
