@@ -46,6 +46,12 @@ import { adminRoutes } from "./admin/adminRoutes.ts";
 import { GatewayMetrics } from "./metrics/gatewayMetrics.ts";
 import { metricsRoutes } from "./metrics/metricsRoutes.ts";
 import type { OperatorServices } from "./admin/operations.ts";
+import fastifyWebsocket from "@fastify/websocket";
+import type { IncomingMessage, ServerOptions } from "node:http";
+import { ANONYMOUS, type Principal } from "./auth/principal.ts";
+import type { Invalidation } from "./keys/invalidationBus.ts";
+import { LiveConnections, type LiveConnection } from "./live/liveConnections.ts";
+import { createWebsocketStage } from "./live/websocketStage.ts";
 
 /** Everything buildApp needs, built by server.ts (or a test) from real services. */
 export interface GatewayContext {
@@ -78,6 +84,8 @@ export interface GatewayContext {
   rateLimitCounters: RateLimitCounters;
   readiness: readonly ReadinessCheck[];
   logger?: FastifyServerOptions["logger"];
+  /** Where revocations are heard (the invalidation bus): open WebSockets and streams are authorized again. */
+  revocations?: { onInvalidate(handler: (message: Invalidation) => void): void };
 }
 
 const PROXY_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
@@ -119,6 +127,17 @@ export async function buildApp(ctx: GatewayContext): Promise<FastifyInstance> {
   const { config } = ctx;
   let metrics: GatewayMetrics | null = null;
   const logDestination = ctx.logger === undefined ? bufferedLogDestination(config.logFlushMs) : null;
+  const http: ServerOptions & { shouldUpgradeCallback?: (request: IncomingMessage) => boolean } = {
+    maxHeaderSize: config.server.maxHeaderBytes,
+    requireHostHeader: false,
+    // Slow clients (slowloris, a trickled body) are answered 408 and closed; checked every second.
+    headersTimeout: config.server.headersTimeoutMs,
+    requestTimeout: config.server.requestTimeoutMs,
+    connectionsCheckingInterval: 1000,
+    // Node 24: only a WebSocket GET is an upgrade; any other Upgrade (h2c) is an ordinary request whose
+    // Upgrade header is stripped. Without this option (Node 22) the onRequest hook refuses those.
+    shouldUpgradeCallback: (request) => request.method === "GET" && isWebsocketUpgrade(request.headers.upgrade),
+  };
   const app = Fastify({
     logger: ctx.logger ?? {
       level: config.logLevel,
@@ -127,14 +146,7 @@ export async function buildApp(ctx: GatewayContext): Promise<FastifyInstance> {
     },
     bodyLimit: config.server.bodyLimitBytes,
     // Node answers a missing Host with a bare 400 of its own; the onRequest hook answers it in the catalogue's JSON.
-    http: {
-      maxHeaderSize: config.server.maxHeaderBytes,
-      requireHostHeader: false,
-      // Slow clients (slowloris, a trickled body) are answered 408 and closed; checked every second.
-      headersTimeout: config.server.headersTimeoutMs,
-      requestTimeout: config.server.requestTimeoutMs,
-      connectionsCheckingInterval: 1000,
-    },
+    http,
     requestTimeout: config.server.requestTimeoutMs,
     keepAliveTimeout: config.server.keepAliveTimeoutMs,
     requestIdHeader: false,
@@ -149,6 +161,18 @@ export async function buildApp(ctx: GatewayContext): Promise<FastifyInstance> {
   // Without a configured publicUrl, localhost and 127.0.0.1 are the same local gateway.
   if (config.server.publicUrl === undefined) trustedOrigins.add(ctx.publicUrl.replace("//localhost:", "//127.0.0.1:"));
   app.server.maxHeadersCount = 0;
+  // Before every hook: an upgrade is routed through Fastify like any request (its hooks, its errors over
+  // HTTP) and upgraded only by the proxy route's handler, after the upstream accepted (live/websocketStage).
+  let websocket: ReturnType<typeof createWebsocketStage> | null = null;
+  await app.register(fastifyWebsocket, {
+    options: { maxPayload: config.websocket.maxMessageBytes, perMessageDeflate: false, handleProtocols: (_offered, request) => websocket?.protocolFor(request) ?? false },
+    errorHandler: (_error, socket) => socket.terminate(),
+    preClose: (done) => {
+      live.closeAll("gateway shutting down");
+      done();
+    },
+  });
+  app.websocketServer.on("headers", (headers: string[], request: IncomingMessage) => websocket?.headersFor(headers, request));
   const upstreams = new UpstreamTable(ctx.upstreams);
   const circuits = new UpstreamCircuits(upstreams.all, (upstream, state, detail) => {
     app.log.warn({ upstream, state, failures: detail.failures, openMs: state === "open" ? detail.openMs : undefined }, `upstream circuit ${state}`);
@@ -223,6 +247,12 @@ export async function buildApp(ctx: GatewayContext): Promise<FastifyInstance> {
     // A key in a URL lands in logs and browser history: refuse it before anything can forward or log it.
     if (keyInQuery(request.gerbang.query ?? "")) throw new GerbangError("API_KEY_IN_QUERY");
     if (hasMethodOverride(request.gerbang.query ?? "")) throw methodOverrideRefused();
+    // Only the proxy relays WebSockets, and only GET ones (Node 22 hands every Upgrade here).
+    if (request.ws && !(config.websocket.enabled && request.method === "GET" && request.routeOptions.url === "/*" && isWebsocketUpgrade(request.headers.upgrade))) {
+      throw new GerbangError("MALFORMED_REQUEST", { reason: "UNSUPPORTED_UPGRADE" });
+    }
+    // Checked before anything is asked of the upstream: ws would refuse it only after the upstream accepted.
+    if (request.ws && !validWebsocketHandshake(request.headers)) throw new GerbangError("MALFORMED_REQUEST", { reason: "INVALID_WEBSOCKET_HANDSHAKE", headers: { "sec-websocket-version": "13" } });
   };
   // Every answer names its request id (the one in the audit row, the access line and the 403 body), the upstream's included.
   app.addHook("onSend", (request, reply, payload, done) => {
@@ -231,7 +261,8 @@ export async function buildApp(ctx: GatewayContext): Promise<FastifyInstance> {
   });
   const logHeaders = app.log.level === "trace";
   const sampling = { allowed: config.audit.sampleAllowed, allowedByEndpoint: config.audit.sampleAllowedByEndpoint, rateLimited: config.audit.sampleRateLimited };
-  app.addHook("onResponse", (request, reply, done) => {
+  /** Access line, audit event, span and metrics of an answered request (a WebSocket's at its 101). */
+  const answered = (request: FastifyRequest, status: number, reply: FastifyReply | null): void => {
     const state = request.gerbang;
     const ms = Number(process.hrtime.bigint() - state.startedAt) / 1e6;
     // The access line: ids and outcomes only, never a header or a body (credentials never reach the log).
@@ -240,7 +271,7 @@ export async function buildApp(ctx: GatewayContext): Promise<FastifyInstance> {
         method: request.method,
         path: state.path,
         endpoint: state.endpoint?.endpoint.spec.id,
-        status: reply.statusCode,
+        status,
         ms: Math.round(ms * 10) / 10,
         user: state.principal?.userId ?? undefined,
         key: state.principal?.key?.id,
@@ -252,16 +283,19 @@ export async function buildApp(ctx: GatewayContext): Promise<FastifyInstance> {
       "request",
     );
     // For debugging a client or an upstream: the headers both ways, credentials redacted by the logger.
-    if (logHeaders) request.log.trace({ requestHeaders: request.headers, responseHeaders: reply.getHeaders() }, "headers");
-    if (ctx.audit !== null) recordDecision(ctx.audit, request, reply.statusCode, sampling);
+    if (logHeaders) request.log.trace({ requestHeaders: request.headers, responseHeaders: reply?.getHeaders() ?? {} }, "headers");
+    if (ctx.audit !== null) recordDecision(ctx.audit, request, status, sampling);
     tracing.end(request, {
-      status: reply.statusCode,
+      status,
       endpoint: state.endpoint?.endpoint.spec.id,
       decision: state.decision === undefined ? undefined : state.decision.allowed ? "allow" : "deny",
       reason: state.decision?.reason ?? state.errorReason ?? state.errorCode,
       upstream: state.upstream?.name,
     });
-    if (metrics !== null) observe(metrics, request, reply.statusCode, ms / 1000);
+    if (metrics !== null) observe(metrics, request, status, ms / 1000);
+  };
+  app.addHook("onResponse", (request, reply, done) => {
+    answered(request, reply.statusCode, reply);
     done();
   });
 
@@ -344,7 +378,48 @@ export async function buildApp(ctx: GatewayContext): Promise<FastifyInstance> {
     proto: ctx.publicUrl.startsWith("https:") ? "https" : "http",
     circuits,
     responseHeaders: { remove: new Set(config.server.removeResponseHeaders.map((h) => h.toLowerCase())) },
+    trackStream: (request, cut) => {
+      const { principal, upstream, path } = request.gerbang;
+      if (principal === undefined || upstream === undefined || path === undefined) return () => undefined;
+      return live.add({ kind: "stream", principal, credential: request.gerbang.credential, method: request.method, path, upstream, address: request.ip, close: cut });
+    },
   });
+
+  /** Why an open connection may no longer stay open (its credential, its roles, the policy now), or null. */
+  const recheckConnection = async (connection: LiveConnection): Promise<string | null> => {
+    let principal: Principal = ANONYMOUS;
+    if (connection.credential !== undefined) {
+      const result = await connection.credential.authenticator.authenticate(connection.credential.value);
+      if (result.kind !== "authenticated") return "credentials revoked";
+      principal = result.principal;
+    }
+    // The upstream was told the roles at the handshake: any change ends the connection, allowed or not.
+    if (principal.userId !== connection.principal.userId || principal.roles.join(",") !== connection.principal.roles.join(",")) return "identity changed";
+    const decision = await authorize.recheck(principal, connection.method, connection.path, connection.upstream);
+    return decision.allowed ? null : `no longer allowed: ${decision.reason}`;
+  };
+  const live = new LiveConnections(recheckConnection, (error) => app.log.warn({ err: { message: error instanceof Error ? error.message : String(error) } }, "an open connection could not be authorized again; closed"));
+  const revoke = (concerned: Parameters<typeof live.revoke>[0]): void => {
+    live.revoke(concerned).then(
+      (closed) => {
+        if (closed > 0) app.log.info({ closed, concerned: concerned.kind }, "open connections closed on revocation");
+      },
+      (error: unknown) => app.log.error({ err: error }, "revocation of open connections failed"),
+    );
+  };
+  ctx.revocations?.onInvalidate((message) => {
+    // A policy message is acted on once the new version is active (onActivate, below).
+    if (message.kind !== "policy") revoke(message);
+  });
+  ctx.policies.onActivate(() => revoke({ kind: "all" }));
+  // Sessions and keys that expire while a connection is open: no message announces those.
+  const sweep = setInterval(() => {
+    if (live.size > 0) revoke({ kind: "all" });
+  }, config.websocket.recheckIntervalMs);
+  sweep.unref();
+  app.addHook("onClose", async () => clearInterval(sweep));
+  websocket = createWebsocketStage({ limits: config.websocket, live, circuits, signer: ctx.signer, proto: ctx.publicUrl.startsWith("https:") ? "https" : "http", answered: (request, status) => answered(request, status, null) });
+  const openWebsocket = websocket.open;
 
   await app.register(async (proxy) => {
     // Bodies are forwarded byte for byte; only the authorize stage parses JSON, and only when a policy needs it.
@@ -365,11 +440,10 @@ export async function buildApp(ctx: GatewayContext): Promise<FastifyInstance> {
       done(null, payload);
     });
 
-    proxy.route({
-      method: PROXY_METHODS,
+    const proxyRoute = {
       url: "/*",
       // Route and authenticate before the body is read: bad credentials are refused before any body is buffered.
-      onRequest: async (request, reply) => {
+      onRequest: async (request: FastifyRequest, reply: FastifyReply) => {
         const upstream = upstreams.match(request.gerbang.path ?? "");
         if (upstream === null) throw new GerbangError("ROUTE_NOT_FOUND");
         request.gerbang.upstream = upstream;
@@ -387,10 +461,26 @@ export async function buildApp(ctx: GatewayContext): Promise<FastifyInstance> {
           throw new GerbangError("PAYLOAD_TOO_LARGE", { headers: { connection: "close" } });
         }
       },
-      preHandler: authorize.decide,
       handler: forward,
       onResponse: createInvalidateAfterWrite(ctx.resolver),
+    };
+    proxy.route({
+      ...proxyRoute,
+      method: "GET",
+      // HEAD is the route below: an upgrade is a GET only.
+      exposeHeadRoute: false,
+      preHandler: [
+        authorize.decide,
+        // A WebSocket handshake: the upstream's connection is opened (or the handshake refused over HTTP)
+        // before @fastify/websocket completes the client's upgrade and hands it to the relay.
+        (request, _reply, done) => {
+          if (!request.ws) return done();
+          openWebsocket(request).then(() => done(), done);
+        },
+      ],
+      wsHandler: (socket, request) => websocket?.relay(socket, request),
     });
+    proxy.route({ ...proxyRoute, method: PROXY_METHODS.filter((m) => m !== "GET"), preHandler: authorize.decide });
   });
   return app;
 }
@@ -435,3 +525,14 @@ function writeRawError(socket: Duplex, code: "HEADERS_TOO_LARGE" | "MALFORMED_RE
   socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ""}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n${extraHeaders}\r\n${body}`);
 }
 
+
+/** An Upgrade header asking for the WebSocket protocol (RFC 6455 §4.1: case-insensitive). */
+function isWebsocketUpgrade(upgrade: string | undefined): boolean {
+  return upgrade !== undefined && upgrade.trim().toLowerCase() === "websocket";
+}
+
+/** RFC 6455 §4.2.1: a 16-byte base64 Sec-WebSocket-Key and version 13. */
+function validWebsocketHandshake(headers: FastifyRequest["headers"]): boolean {
+  const key = headers["sec-websocket-key"];
+  return typeof key === "string" && /^[+/0-9A-Za-z]{21}[AQgw]==$/.test(key.trim()) && headers["sec-websocket-version"] === "13";
+}

@@ -354,6 +354,17 @@ export const ConfigSchema = Type.Object(
       },
       { additionalProperties: false, default: {} },
     ),
+    websocket: Type.Object(
+      {
+        enabled: Type.Boolean({ default: true, description: "Relay `Upgrade: websocket` requests (a `GET` the policy authorizes like any other, the `Origin` of a cookie-authenticated handshake checked against the trusted origins) to the upstream owning the path. Off: an upgrade is refused (`400`, reason `UNSUPPORTED_UPGRADE`)." }),
+        maxMessageBytes: Type.Integer({ minimum: 1, maximum: 1073741824, default: 1048576, description: "The largest message either side may send through the gateway; a larger one closes the connection with `1009` on both sides." }),
+        idleTimeoutMs: Type.Integer({ minimum: 1000, maximum: 86400000, default: 120000, description: "A connection with no message (or ping) either way for this long is closed with `1001` on both sides." }),
+        maxPerPrincipal: Type.Integer({ minimum: 1, default: 16, description: "Open WebSocket connections one user or API key may hold on this instance; the next handshake is refused (`429 CONNECTION_LIMIT`, reason `PER_PRINCIPAL`)." }),
+        maxPerAddress: Type.Integer({ minimum: 1, default: 64, description: "Open WebSocket connections from one client address on this instance (reason `PER_ADDRESS`)." }),
+        recheckIntervalMs: Type.Integer({ minimum: 1000, maximum: 86400000, default: 60000, description: "How often every open WebSocket and streaming response is authorized again (a session or key that expired meanwhile). Revocations, bans, role changes and policy activations are acted on at once, not on this clock." }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
     tracing: Type.Object(
       {
         trustIncomingFrom: Type.Array(Type.String(), { default: [], description: "Addresses or CIDRs of callers (the direct peer, never `X-Forwarded-For`) whose W3C `traceparent` and `tracestate` are continued. Every other request starts a trace of its own, and a client's trace headers never reach the upstream. The upstream receives `traceparent` naming the gateway's span; the audit event records the trace id.", typeText: "address or CIDR[]" }),

@@ -49,11 +49,15 @@ export function createAuthenticate(options: AuthenticateOptions): (request: Fast
     if (result.kind !== "authenticated") {
       throw new GerbangError("INVALID_CREDENTIALS", { headers: { "www-authenticate": `${WWW_AUTHENTICATE}, error="invalid_token"` } });
     }
-    // Cookies ride along on cross-site requests; a cookie-authenticated write must come from a trusted page.
-    if (authenticator.name === "session-cookie" && UNSAFE.has(request.method) && !originTrusted(request, options.trustedOrigins)) {
+    // Cookies ride along on cross-site requests; a cookie-authenticated write must come from a trusted
+    // page, and so must a WebSocket handshake (a GET, but a channel both ways: cross-site WebSocket hijacking).
+    if (authenticator.name === "session-cookie" && (UNSAFE.has(request.method) || request.ws) && !originTrusted(request, options.trustedOrigins)) {
       throw originRefusal(request);
     }
     request.gerbang.principal = result.principal;
+    // Kept in memory only, for a connection that outlives the request (a WebSocket, an event stream):
+    // it is authenticated again whenever a revocation could concern it. Never logged or audited.
+    request.gerbang.credential = { authenticator, value: credential };
     // A bearer token stays the same when its session slides; a browser needs the cookie renewed.
     if (authenticator.name === "session-cookie" && result.refreshCookies !== undefined) request.gerbang.refreshCookies = result.refreshCookies;
   };

@@ -3,6 +3,7 @@ import { GerbangError } from "../errors/catalogue.ts";
 import type { Decision } from "../policy/evaluate.ts";
 import { blockedFields, decideEndpoint, deniedStatus, paramAttributes, precheckEndpoint, type RequestPrincipal } from "../policy/decideRequest.ts";
 import type { Principal } from "../auth/principal.ts";
+import type { UpstreamConfig } from "../config/schema.ts";
 import type { PolicyStore } from "../policy/policyStore.ts";
 import type { AttributeResolver } from "../resolvers/attributeResolver.ts";
 import { WWW_AUTHENTICATE } from "./authenticate.ts";
@@ -30,6 +31,7 @@ export function createAuthorize(options: AuthorizeOptions): {
   selectBound: (request: FastifyRequest, endpointId: string) => void;
   precheck: (request: FastifyRequest) => void;
   decide: (request: FastifyRequest) => Promise<void>;
+  recheck: (principal: Principal, method: string, path: string, upstream: UpstreamConfig) => Promise<{ allowed: boolean; reason: string }>;
 } {
   // Split from the precheck so the rate-limit stage between them can see the endpoint (its own limit).
   const select = (request: FastifyRequest): void => {
@@ -107,7 +109,30 @@ export function createAuthorize(options: AuthorizeOptions): {
     delete request.gerbang.endpoint;
     deny(request, { allowed: false, reason: "ENDPOINT_NOT_MAPPED", ruleId: null }, false);
   };
-  return { select, selectBound, precheck, decide };
+  /**
+   * The decision again, for a connection authorized earlier and still open (a WebSocket, an event
+   * stream): the active version, the principal as authenticated now. Its handshake had no body, so only
+   * the path's parameters or the resolver (fresh) can supply the resource.
+   */
+  const recheck = async (principal: Principal, method: string, path: string, upstream: UpstreamConfig): Promise<{ allowed: boolean; reason: string }> => {
+    const { policy, abilities } = options.policies.current;
+    const match = policy.matcher.match(method, path);
+    if (match === null) return { allowed: false, reason: "ENDPOINT_NOT_MAPPED" };
+    const refused = precheckEndpoint(abilities, asked(principal), match);
+    if (refused !== null) return refused;
+    const { spec } = match.endpoint;
+    let resource: Record<string, unknown> = {};
+    if (spec.resource?.from === "params") resource = paramAttributes(match.params);
+    else if (spec.resource?.from === "resolver") {
+      const id = match.params[spec.resource.id ?? ""];
+      if (id === undefined) return { allowed: false, reason: "RESOURCE_NOT_FOUND" };
+      const resolved = await options.resolver.resolve(upstream, spec.subject, id, { fresh: true });
+      if (!resolved.found) return { allowed: false, reason: "RESOURCE_NOT_FOUND" };
+      resource = resolved.attributes;
+    }
+    return decideEndpoint(abilities, asked(principal), spec, resource, []);
+  };
+  return { select, selectBound, precheck, decide, recheck };
 }
 
 /** After a write through the gateway, the resource's cached attributes may be stale: drop them. */

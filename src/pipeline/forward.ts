@@ -4,7 +4,7 @@ import type { IncomingHttpHeaders } from "node:http";
 import { Readable } from "node:stream";
 import { GerbangError } from "../errors/catalogue.ts";
 import type { AssertionSigner } from "../identity/assertionSigner.ts";
-import { upstreamHeaders } from "./upstreamHeaders.ts";
+import { signedIdentityHeaders } from "./signedIdentity.ts";
 import { sanitizeResponseHeaders, type ResponseHeaderOptions } from "../forward/responseHeaders.ts";
 import { sendError } from "./sendError.ts";
 import type { UpstreamCircuits } from "../forward/upstreamCircuits.ts";
@@ -34,14 +34,19 @@ export interface ForwardOptions {
   dispatcher: Dispatcher;
   /** The budgets a streamed body's parts are counted against (load shedding's, per address and overall). */
   bodyBudget: (request: FastifyRequest) => BodyBudget;
+  /**
+   * A response that may stay open for long (an event stream, a body without a length) is registered while
+   * it flows, so a revocation can cut it; the function returned unregisters it.
+   */
+  trackStream?: (request: FastifyRequest, cut: (reason: string) => void) => () => void;
 }
 
 /** Stage: forward. Only the canonical path and validated query leave the gateway, to the configured origin. */
 export function createForward(options: ForwardOptions): (request: FastifyRequest, reply: FastifyReply) => Promise<FastifyReply> {
   const { dispatcher } = options;
   return async (request, reply) => {
-    const { principal, upstream, path, query, policy, abilities } = request.gerbang;
-    if (principal === undefined || upstream === undefined || path === undefined || policy === undefined || abilities === undefined) throw new GerbangError("INTERNAL_ERROR");
+    const { principal, upstream, path, query, abilities } = request.gerbang;
+    if (principal === undefined || upstream === undefined || path === undefined || abilities === undefined) throw new GerbangError("INTERNAL_ERROR");
     const breaker = options.circuits.get(upstream.name);
     const admitted = breaker.tryAcquire();
     if (!admitted.allowed) {
@@ -60,21 +65,9 @@ export function createForward(options: ForwardOptions): (request: FastifyRequest
     whenRequestEnds(request, reply, () => {
       if (!dispatched) settle("release");
     });
-    // The rules of the snapshot that authorized this request, not of a version activated since.
-    const rules = abilities.get(principal.roles).rules;
-    const scopeRules = principal.key === undefined ? undefined : abilities.forScopes(principal.key.scopes).rules;
-    const assertion = await options.signer.assertionFor(principal, rules, policy.version, upstream.name, scopeRules);
+    const identityHeaders = await signedIdentityHeaders(request, options.signer, options.proto);
     const endpoint = request.gerbang.endpoint?.endpoint.spec;
     const masking = endpoint?.response;
-    const identityHeaders = upstreamHeaders(request.headers, {
-      principal,
-      policyVersion: policy.version,
-      requestId: request.id,
-      assertion,
-      clientIp: request.ip,
-      proto: options.proto,
-      trace: request.gerbang.trace,
-    });
     const headers = masking === undefined ? identityHeaders : forMasking(identityHeaders);
     // A body the policy read: the bytes as received (buffered, never parsed), framed by undici. Any
     // other: the client's stream, passed on as it arrives, with the length the client declared.
@@ -144,8 +137,23 @@ export function createForward(options: ForwardOptions): (request: FastifyRequest
     stream.once("error", (error: unknown) => {
       if (typeof error === "object" && error !== null) upstreamBodyErrors.add(error);
     });
+    if (options.trackStream !== undefined && longLived(request.method, statusCode, passOn)) {
+      const untrack = options.trackStream(request, (reason) => {
+        request.log.info({ endpoint: endpoint?.id, reason }, "streaming response cut");
+        stream.destroy();
+        reply.raw.destroy();
+      });
+      reply.raw.once("close", untrack);
+    }
     // Returned: an async handler's reply tells Fastify the answer is under way (a stream still
     // flowing is not "sent", and Fastify would otherwise send an empty body after it).
     return reply.code(statusCode).headers(passOn).send(stream);
   };
+}
+
+/** An answer that may flow for long: an event stream, or a body of no declared length. */
+function longLived(method: string, status: number, headers: IncomingHttpHeaders): boolean {
+  if (method === "HEAD" || status === 204 || status === 304) return false;
+  const type = headers["content-type"];
+  return headers["content-length"] === undefined || (typeof type === "string" && type.toLowerCase().startsWith("text/event-stream"));
 }

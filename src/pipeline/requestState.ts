@@ -1,4 +1,5 @@
 import type { Principal } from "../auth/principal.ts";
+import type { Authenticator } from "../auth/authenticators/authenticator.ts";
 import type { UpstreamConfig } from "../config/schema.ts";
 import type { Decision } from "../policy/evaluate.ts";
 import type { EndpointMatch } from "../policy/endpointMatcher.ts";
@@ -21,6 +22,8 @@ export interface GatewayState {
   body?: { read: boolean; limit: number };
   /** authenticate. */
   principal?: Principal;
+  /** authenticate: the credential and who verified it, to verify it again while a long-lived connection stays open. */
+  credential?: { authenticator: Authenticator; value: string };
   /** authenticate: a renewed session cookie to hand back with whatever the response is. */
   refreshCookies?: readonly string[];
   /** authorize: the policy snapshot used for this request, the endpoint and the decision. */

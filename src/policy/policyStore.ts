@@ -13,6 +13,7 @@ interface Active {
 export class PolicyStore {
   private active: Active;
   private readonly maxAbilities: number | undefined;
+  private readonly listeners: Array<() => void> = [];
 
   /** `maxAbilities`: the bound of each version's ability cache (policy.abilityCacheMaxEntries). */
   constructor(policy: PolicySet, maxAbilities?: number) {
@@ -33,5 +34,11 @@ export class PolicyStore {
     const abilities = new AbilityCache(policy, this.maxAbilities);
     abilities.warmFrom(this.active.abilities);
     this.active = { policy, abilities };
+    for (const listener of this.listeners) listener();
+  }
+
+  /** Called after every swap (open connections are authorized again under the new version). */
+  onActivate(listener: () => void): void {
+    this.listeners.push(listener);
   }
 }

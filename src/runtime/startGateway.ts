@@ -240,6 +240,7 @@ export async function startGateway(config: GerbangConfig, options: { log?: (msg:
     keys: { service: keyService, selfServiceTier: config.apiKeys.selfServiceTier },
     onUserChanged: (userId) => void bus.publish(userId === null ? { kind: "all" } : { kind: "user", id: userId }),
     rateLimitCounters,
+    revocations: bus,
     readiness: [
       {
         name: "database",

@@ -53,6 +53,8 @@ export interface GatewayEnvOptions {
   databaseConfig?: (databaseUrl: string) => Record<string, unknown>;
   /** The demo upstream's `resolver` entry in the gateways' config (e.g. a Prisma resolver). */
   upstreamResolver?: Record<string, unknown>;
+  /** More `upstreams` entries beside the demo upstream's (which owns `/api`), e.g. a test's own server for a longer prefix. */
+  extraUpstreams?: Array<Record<string, unknown>>;
   /** More arguments for `gerbang serve` (e.g. `--workers 2`). */
   serveArgs?: string[];
   /** Merged into one instance's config over `config` (e.g. its own policy folder). */
@@ -105,7 +107,7 @@ export async function startGatewayEnv(options: GatewayEnvOptions): Promise<Gatew
       demo: { seedUsers: first },
       logLevel: "warn",
       audit: { flushIntervalMs: 50 },
-      upstreams: [{ name: "marketplace", prefix: "/api", url: upstreamUrl, timeoutMs: 5000, ...(options.upstreamResolver === undefined ? {} : { resolver: options.upstreamResolver }) }],
+      upstreams: [{ name: "marketplace", prefix: "/api", url: upstreamUrl, timeoutMs: 5000, ...(options.upstreamResolver === undefined ? {} : { resolver: options.upstreamResolver }) }, ...(options.extraUpstreams ?? [])],
       // Tests send far more than a minute's worth from one address; rate-limit tests set their own limits.
       rateLimit: GENEROUS_LIMITS,
       redis: { keyPrefix: redisPrefix, ...(redisConfig as Record<string, unknown> | undefined) },
