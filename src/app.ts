@@ -164,10 +164,13 @@ export async function buildApp(ctx: GatewayContext): Promise<FastifyInstance> {
   // Before every hook: an upgrade is routed through Fastify like any request (its hooks, its errors over
   // HTTP) and upgraded only by the proxy route's handler, after the upstream accepted (live/websocketStage).
   let websocket: ReturnType<typeof createWebsocketStage> | null = null;
+  let closing = false;
   await app.register(fastifyWebsocket, {
     options: { maxPayload: config.websocket.maxMessageBytes, perMessageDeflate: false, handleProtocols: (_offered, request) => websocket?.protocolFor(request) ?? false },
     errorHandler: (_error, socket) => socket.terminate(),
     preClose: (done) => {
+      // First of the preClose hooks: no handshake is completed from here on, and every open one is told.
+      closing = true;
       live.closeAll("gateway shutting down");
       done();
     },
@@ -202,7 +205,6 @@ export async function buildApp(ctx: GatewayContext): Promise<FastifyInstance> {
   });
   app.decorateRequest("gerbang", null as never);
   const tracing = new RequestTracing({ trustFrom: config.tracing.trustIncomingFrom, ...(ctx.tracer === undefined ? {} : { tracer: ctx.tracer }) });
-  let closing = false;
   app.addHook("preClose", async () => {
     closing = true;
   });
@@ -378,10 +380,29 @@ export async function buildApp(ctx: GatewayContext): Promise<FastifyInstance> {
     proto: ctx.publicUrl.startsWith("https:") ? "https" : "http",
     circuits,
     responseHeaders: { remove: new Set(config.server.removeResponseHeaders.map((h) => h.toLowerCase())) },
-    trackStream: (request, cut) => {
-      const { principal, upstream, path } = request.gerbang;
+    trackStream: (request, reply, cut) => {
+      const { principal, upstream, path, decisionInput } = request.gerbang;
       if (principal === undefined || upstream === undefined || path === undefined) return () => undefined;
-      return live.add({ kind: "stream", principal, credential: request.gerbang.credential, method: request.method, path, upstream, address: request.ip, close: cut });
+      const input = decisionInput === undefined ? undefined : { resource: decisionInput.resource, fields: decisionInput.fields };
+      return live.add(
+        {
+          kind: "stream",
+          principal,
+          credential: request.gerbang.credential,
+          method: request.method,
+          path,
+          upstream,
+          address: request.ip,
+          ...(input === undefined ? {} : { input }),
+          // A cut response never finishes, so Fastify's onResponse never runs: its access line and audit event are written here.
+          close: (reason) => {
+            cut(reason);
+            request.gerbang.errorReason = "CUT_ON_REVOCATION";
+            answered(request, reply.statusCode, reply);
+          },
+        },
+        request.gerbang.liveSince,
+      );
     },
   });
 
@@ -389,13 +410,14 @@ export async function buildApp(ctx: GatewayContext): Promise<FastifyInstance> {
   const recheckConnection = async (connection: LiveConnection): Promise<string | null> => {
     let principal: Principal = ANONYMOUS;
     if (connection.credential !== undefined) {
-      const result = await connection.credential.authenticator.authenticate(connection.credential.value);
+      // No sliding refresh: an open connection must not keep its session alive past its expiry.
+      const result = await connection.credential.authenticator.authenticate(connection.credential.value, { refresh: false });
       if (result.kind !== "authenticated") return "credentials revoked";
       principal = result.principal;
     }
     // The upstream was told the roles at the handshake: any change ends the connection, allowed or not.
     if (principal.userId !== connection.principal.userId || principal.roles.join(",") !== connection.principal.roles.join(",")) return "identity changed";
-    const decision = await authorize.recheck(principal, connection.method, connection.path, connection.upstream);
+    const decision = await authorize.recheck(principal, connection.method, connection.path, connection.upstream, connection.input);
     return decision.allowed ? null : `no longer allowed: ${decision.reason}`;
   };
   const live = new LiveConnections(recheckConnection, (error) => app.log.warn({ err: { message: error instanceof Error ? error.message : String(error) } }, "an open connection could not be authorized again; closed"));
@@ -417,8 +439,12 @@ export async function buildApp(ctx: GatewayContext): Promise<FastifyInstance> {
     if (live.size > 0) revoke({ kind: "all" });
   }, config.websocket.recheckIntervalMs);
   sweep.unref();
-  app.addHook("onClose", async () => clearInterval(sweep));
-  websocket = createWebsocketStage({ limits: config.websocket, live, circuits, signer: ctx.signer, proto: ctx.publicUrl.startsWith("https:") ? "https" : "http", answered: (request, status) => answered(request, status, null) });
+  app.addHook("onClose", async () => {
+    clearInterval(sweep);
+    // Handshakes that were past their checks when the gateway began to stop.
+    live.closeAll("gateway shutting down");
+  });
+  websocket = createWebsocketStage({ limits: config.websocket, live, circuits, signer: ctx.signer, proto: ctx.publicUrl.startsWith("https:") ? "https" : "http", answered: (request, status) => answered(request, status, null), closing: () => closing });
   const openWebsocket = websocket.open;
 
   await app.register(async (proxy) => {
@@ -447,6 +473,7 @@ export async function buildApp(ctx: GatewayContext): Promise<FastifyInstance> {
         const upstream = upstreams.match(request.gerbang.path ?? "");
         if (upstream === null) throw new GerbangError("ROUTE_NOT_FOUND");
         request.gerbang.upstream = upstream;
+        request.gerbang.liveSince = live.generation;
         await authenticateCounted(request, reply);
         // The limit after the endpoint match: an endpoint may have its own.
         authorize.select(request);
@@ -531,8 +558,16 @@ function isWebsocketUpgrade(upgrade: string | undefined): boolean {
   return upgrade !== undefined && upgrade.trim().toLowerCase() === "websocket";
 }
 
-/** RFC 6455 §4.2.1: a 16-byte base64 Sec-WebSocket-Key and version 13. */
+/**
+ * RFC 6455 §4.2.1: a 16-byte base64 Sec-WebSocket-Key, version 13, no body (a handshake carrying one
+ * would hold body budget for the connection's life), subprotocols a comma-separated list of distinct tokens.
+ */
 function validWebsocketHandshake(headers: FastifyRequest["headers"]): boolean {
   const key = headers["sec-websocket-key"];
-  return typeof key === "string" && /^[+/0-9A-Za-z]{21}[AQgw]==$/.test(key.trim()) && headers["sec-websocket-version"] === "13";
+  if (typeof key !== "string" || !/^[+/0-9A-Za-z]{21}[AQgw]==$/.test(key.trim()) || headers["sec-websocket-version"] !== "13") return false;
+  if (headers["transfer-encoding"] !== undefined || (headers["content-length"] !== undefined && headers["content-length"] !== "0")) return false;
+  const protocols = headers["sec-websocket-protocol"];
+  if (protocols === undefined) return true;
+  const list = protocols.split(",").map((p) => p.trim());
+  return list.every((p) => /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(p)) && new Set(list).size === list.length;
 }

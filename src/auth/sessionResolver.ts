@@ -77,7 +77,7 @@ export class SessionResolver {
   /** Read by the metrics at scrape time. */
   readonly stats = { hits: 0, misses: 0 };
 
-  async resolve(headers: Record<string, string>): Promise<AuthnResult> {
+  async resolve(headers: Record<string, string>, options: { refresh?: boolean } = {}): Promise<AuthnResult> {
     const key = SessionResolver.keyOf(headers);
     const now = Date.now();
     let hit = this.cache.get(key);
@@ -97,7 +97,7 @@ export class SessionResolver {
     // Better Auth extends the session here (sliding refresh) and says so with a renewed cookie.
     let answer: Awaited<ReturnType<typeof this.lookup>>;
     try {
-      answer = await this.lookup(headers);
+      answer = await this.lookup(headers, options.refresh !== false);
     } catch (error) {
       this.staleIfError?.failed(Date.now());
       // Re-checked after the wait: a revocation may have arrived meanwhile.
@@ -142,8 +142,8 @@ export class SessionResolver {
     return renewed.length > 0 ? { ...result, refreshCookies: renewed } : result;
   }
 
-  private lookup(headers: Record<string, string>) {
-    return this.auth.api.getSession({ headers: new Headers(headers), query: { disableCookieCache: true }, returnHeaders: true });
+  private lookup(headers: Record<string, string>, refresh: boolean) {
+    return this.auth.api.getSession({ headers: new Headers(headers), query: { disableCookieCache: true, ...(refresh ? {} : { disableRefresh: true }) }, returnHeaders: true });
   }
 
   private remember(what: string): void {

@@ -12,10 +12,15 @@ export interface LiveConnection {
   readonly method: string;
   readonly path: string;
   readonly upstream: UpstreamConfig;
+  /** The resource and fields a body-reading decision was taken on (a streamed answer to a POST), to take it again. */
+  readonly input?: { resource: Record<string, unknown>; fields: readonly string[] };
   readonly address: string;
   /** Ends it, saying why (a WebSocket: a close frame with the code, 1008 unless said; a stream: cut). */
   close(reason: string, code?: number): void;
 }
+
+/** Checks of one revocation in flight at once. */
+const CONCURRENT_CHECKS = 16;
 
 /** Which connections a revocation may concern: one user's, one key's, or every one. */
 export type Concerned = { kind: "user"; id: string } | { kind: "key"; id: string } | { kind: "all" };
@@ -55,8 +60,19 @@ export class LiveConnections {
     return { principal: key === null ? 0 : (this.perPrincipal.get(key) ?? 0), address: this.perAddress.get(address) ?? 0 };
   }
 
-  /** Registers a connection; the function returned removes it (once, however often it is called). */
-  add(connection: LiveConnection): () => void {
+  /** Counts revocations: a connection authenticated before the latest one may have missed it. */
+  private revocations = 0;
+
+  /** Read when a request is authenticated, handed back to `add`: revocations in between are not missed. */
+  get generation(): number {
+    return this.revocations;
+  }
+
+  /**
+   * Registers a connection; the function returned removes it (once, however often it is called).
+   * `since`: the generation when its credential was checked; a revocation since then checks it at once.
+   */
+  add(connection: LiveConnection, since?: number): () => void {
     this.open.add(connection);
     const counted = connection.kind === "websocket";
     const key = principalKey(connection.principal);
@@ -64,6 +80,7 @@ export class LiveConnections {
       if (key !== null) bump(this.perPrincipal, key, 1);
       bump(this.perAddress, connection.address, 1);
     }
+    if (since !== undefined && since < this.revocations) void this.check(connection);
     return () => {
       if (!this.open.delete(connection) || !counted) return;
       if (key !== null) bump(this.perPrincipal, key, -1);
@@ -71,25 +88,34 @@ export class LiveConnections {
     };
   }
 
-  /** Authorizes again every connection the revocation may concern, closing those that may not stay. */
+  /**
+   * Authorizes again every connection the revocation may concern, closing those that may not stay; a
+   * few at a time, so a sweep of thousands never asks the database for all of them at once.
+   */
   async revoke(concerned: Concerned): Promise<number> {
-    const affected = [...this.open].filter((c) => concerns(concerned, c.principal));
-    const closed = await Promise.all(
-      affected.map(async (connection) => {
-        let reason: string | null;
-        try {
-          reason = await this.recheck(connection);
-        } catch (error) {
-          // Could not be authorized again (the database away): fail safe, close it.
-          this.onError(error);
-          reason = "authorization could not be checked again";
-        }
-        if (reason === null || !this.open.has(connection)) return 0;
-        connection.close(reason);
-        return 1;
-      }),
-    );
-    return closed.reduce<number>((a, b) => a + b, 0);
+    this.revocations += 1;
+    const queue = [...this.open].filter((c) => concerns(concerned, c.principal));
+    let closed = 0;
+    const worker = async (): Promise<void> => {
+      for (let next = queue.shift(); next !== undefined; next = queue.shift()) if (await this.check(next)) closed += 1;
+    };
+    await Promise.all(Array.from({ length: Math.min(CONCURRENT_CHECKS, queue.length) }, worker));
+    return closed;
+  }
+
+  /** True if the connection was closed. */
+  private async check(connection: LiveConnection): Promise<boolean> {
+    let reason: string | null;
+    try {
+      reason = await this.recheck(connection);
+    } catch (error) {
+      // Could not be authorized again (the database away): fail safe, close it.
+      this.onError(error);
+      reason = "authorization could not be checked again";
+    }
+    if (reason === null || !this.open.has(connection)) return false;
+    connection.close(reason);
+    return true;
   }
 
   /** Closes every connection (the gateway stopping). */

@@ -41,8 +41,9 @@ export interface UpstreamHandshake {
 /**
  * The gateway's connection to the upstream, opened before the client's upgrade is accepted: an upstream
  * that refuses (an HTTP answer instead of 101) or cannot be reached is answered over HTTP to the client.
+ * The socket is returned at once, so a handshake ended meanwhile can abort it (terminate) while it connects.
  */
-export function connectUpstream(handshake: UpstreamHandshake): Promise<{ socket: WebSocket } | { refused: IncomingMessage }> {
+export function connectUpstream(handshake: UpstreamHandshake): { socket: WebSocket; opened: Promise<{ refused: IncomingMessage } | null> } {
   const headers: Record<string, string | string[]> = {};
   for (const [name, value] of Object.entries(handshake.headers)) {
     if (value === undefined || OWN_HEADERS.test(name)) continue;
@@ -56,14 +57,14 @@ export function connectUpstream(handshake: UpstreamHandshake): Promise<{ socket:
     handshakeTimeout: handshake.timeoutMs,
     followRedirects: false,
   });
-  return new Promise((resolve, reject) => {
+  const opened = new Promise<{ refused: IncomingMessage } | null>((resolve, reject) => {
     socket.once("open", () => {
       socket.removeAllListeners("error");
       // An error before the relay listens must not reach the process; the relay sees the close.
       socket.on("error", () => undefined);
       // Held until the relay listens: a greeting sent at once must not be dropped.
       socket.pause();
-      resolve({ socket });
+      resolve(null);
     });
     socket.once("unexpected-response", (_request, response) => {
       socket.removeAllListeners("error");
@@ -73,6 +74,7 @@ export function connectUpstream(handshake: UpstreamHandshake): Promise<{ socket:
     });
     socket.once("error", reject);
   });
+  return { socket, opened };
 }
 
 export interface RelayOptions {

@@ -17,6 +17,8 @@ export interface WebsocketStageOptions {
   proto: "http" | "https";
   /** The request's access line, audit event and metrics, once its handshake is answered with 101. */
   answered: (request: FastifyRequest, status: number) => void;
+  /** The gateway is stopping: no handshake is completed any more. */
+  closing: () => boolean;
 }
 
 /** What the client's 101 carries, known once the upstream accepted: read by the ws server's hooks. */
@@ -59,12 +61,25 @@ export function createWebsocketStage(options: WebsocketStageOptions): {
     if (state.endpoint?.endpoint.spec.response !== undefined) {
       throw new GerbangError("MALFORMED_REQUEST", { reason: "UNSUPPORTED_UPGRADE", message: "This endpoint's answers are masked field by field, which a WebSocket's messages cannot be." });
     }
+    if (options.closing()) throw new GerbangError("NOT_READY", { reason: "SHUTTING_DOWN" });
     const counts = live.counts(principal, request.ip);
     if (counts.principal >= limits.maxPerPrincipal) throw new GerbangError("CONNECTION_LIMIT", { reason: "PER_PRINCIPAL" });
     if (counts.address >= limits.maxPerAddress) throw new GerbangError("CONNECTION_LIMIT", { reason: "PER_ADDRESS" });
     // Counted from now, so handshakes under way count against the limits too.
     let stop: ((code: number, reason: string) => void) | null = null;
     let upstreamSocket: WebSocket | null = null;
+    // Once the handshake has an outcome (relaying, an error answered over HTTP, or ended early), nothing else ends it.
+    let settled = false;
+    /** Allowed, but ended before the upgrade completed: audited and logged as 499 (the client's side went away). */
+    const endEarly = (why: string): void => {
+      if (settled) return;
+      settled = true;
+      pending.delete(request);
+      upstreamSocket?.terminate();
+      remove();
+      state.errorReason = why;
+      options.answered(request, 499);
+    };
     const entry: LiveConnection = {
       kind: "websocket",
       principal,
@@ -74,62 +89,72 @@ export function createWebsocketStage(options: WebsocketStageOptions): {
       upstream,
       address: request.ip,
       close: (reason, code = 1008) => {
-        if (stop !== null) stop(code, reason);
-        else {
-          upstreamSocket?.terminate();
-          request.raw.socket.destroy();
-          remove();
-        }
+        if (stop !== null) return stop(code, reason);
+        // Revoked (or the gateway stopping) while the handshake was under way.
+        endEarly(code === 1001 ? "SHUTTING_DOWN" : "REVOKED_DURING_HANDSHAKE");
+        request.raw.socket.destroy();
       },
     };
-    const remove = live.add(entry);
+    const remove = live.add(entry, state.liveSince);
     // A client gone before its upgrade was completed: nothing is relayed, the upstream is let go.
     request.raw.socket.once("close", () => {
-      if (stop === null) {
-        upstreamSocket?.terminate();
-        remove();
-      }
+      if (stop === null) endEarly("CLIENT_GONE");
     });
+    /** An error answered over HTTP (the onResponse hook audits it). */
+    const refuse = (error: GerbangError): never => {
+      settled = true;
+      remove();
+      throw error;
+    };
 
     const breaker = options.circuits.get(upstream.name);
     const admitted = breaker.tryAcquire();
-    if (!admitted.allowed) {
-      remove();
-      throw new GerbangError("UPSTREAM_UNAVAILABLE", { reason: "CIRCUIT_OPEN", headers: { "retry-after": String(Math.max(1, Math.ceil(admitted.retryAfterMs / 1000))) } });
-    }
-    let outcome;
+    if (!admitted.allowed) return refuse(new GerbangError("UPSTREAM_UNAVAILABLE", { reason: "CIRCUIT_OPEN", headers: { "retry-after": String(Math.max(1, Math.ceil(admitted.retryAfterMs / 1000))) } }));
+    let refused: { refused: IncomingMessage } | null;
     try {
       const headers = await signedIdentityHeaders(request, options.signer, options.proto);
-      outcome = await connectUpstream({ url: `${upstream.url}${path}${state.query ?? ""}`, headers, protocols: offered(request.headers["sec-websocket-protocol"]), maxMessageBytes: limits.maxMessageBytes, timeoutMs: upstream.timeoutMs });
+      if (settled) {
+        breaker.release(admitted.ticket);
+        return;
+      }
+      const connecting = connectUpstream({ url: `${upstream.url}${path}${state.query ?? ""}`, headers, protocols: offered(request.headers["sec-websocket-protocol"]), maxMessageBytes: limits.maxMessageBytes, timeoutMs: upstream.timeoutMs });
+      upstreamSocket = connecting.socket;
+      refused = await connecting.opened;
     } catch (error) {
+      // Ended meanwhile (the client gone, a revocation): the gateway aborted the connection itself.
+      if (settled) {
+        breaker.release(admitted.ticket);
+        return;
+      }
       // Only an upstream that cannot be reached counts against its circuit: one that is reached but hangs
       // up on the handshake (no WebSocket there) must not let clients open the circuit for everyone.
       const code = (error as { code?: unknown }).code;
       if (typeof code === "string" && UNREACHABLE.has(code)) breaker.failure(admitted.ticket);
       else breaker.release(admitted.ticket);
-      remove();
       request.log.warn({ upstream: upstream.name, code, err: { message: error instanceof Error ? error.message : String(error) } }, "upstream websocket failed");
-      throw new GerbangError("UPSTREAM_UNREACHABLE");
+      return refuse(new GerbangError("UPSTREAM_UNREACHABLE"));
     }
     breaker.success(admitted.ticket);
-    if ("refused" in outcome) {
-      remove();
+    if (refused !== null) {
       // Its answer is not passed on: the client asked for a WebSocket, and the error names why there is none.
-      request.log.warn({ upstream: upstream.name, status: outcome.refused.statusCode }, "upstream refused the websocket upgrade");
-      outcome.refused.destroy();
-      throw new GerbangError("UPSTREAM_UNREACHABLE", { reason: "UPGRADE_REFUSED" });
+      request.log.warn({ upstream: upstream.name, status: refused.refused.statusCode }, "upstream refused the websocket upgrade");
+      refused.refused.destroy();
+      if (settled) return;
+      return refuse(new GerbangError("UPSTREAM_UNREACHABLE", { reason: "UPGRADE_REFUSED" }));
     }
-    upstreamSocket = outcome.socket;
-    if (request.raw.socket.destroyed) {
-      upstreamSocket.terminate();
-      remove();
+    const opened = upstreamSocket;
+    // Ended meanwhile (the client gone, a revocation): the upstream's connection is let go at once.
+    if (settled || request.raw.socket.destroyed) {
+      opened.terminate();
+      endEarly("CLIENT_GONE");
       return;
     }
-    accepted.set(request.raw, { requestId: request.id, protocol: upstreamSocket.protocol === "" ? null : upstreamSocket.protocol, cookies: state.refreshCookies ?? [] });
+    accepted.set(request.raw, { requestId: request.id, protocol: opened.protocol === "" ? null : opened.protocol, cookies: state.refreshCookies ?? [] });
     pending.set(request, {
-      upstream: upstreamSocket,
+      upstream: opened,
       remove,
       started: (relaying) => {
+        settled = true;
         stop = relaying;
       },
     });
@@ -142,6 +167,14 @@ export function createWebsocketStage(options: WebsocketStageOptions): {
       return;
     }
     pending.delete(request);
+    if (options.closing()) {
+      waiting.started(() => undefined);
+      client.close(1001, "gateway shutting down");
+      waiting.upstream.close(1001, "gateway shutting down");
+      waiting.remove();
+      options.answered(request, 101);
+      return;
+    }
     const openedAt = process.hrtime.bigint();
     const stop = relay(client, waiting.upstream, {
       idleTimeoutMs: limits.idleTimeoutMs,

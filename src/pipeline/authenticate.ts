@@ -27,6 +27,9 @@ export function createAuthenticate(options: AuthenticateOptions): (request: Fast
         throw new GerbangError("AMBIGUOUS_CREDENTIALS", { reason: `DUPLICATE_${name.toUpperCase().replace(/-/g, "_")}_HEADER` });
       }
     }
+    // A browser attaches cookies to a WebSocket handshake from any page (no CORS for WebSockets): a
+    // handshake that carries any (the gateway's session, an upstream's own) must come from a trusted page.
+    if (request.ws && request.headers.cookie !== undefined && !originTrusted(request, options.trustedOrigins)) throw originRefusal(request);
     const found: Array<[Authenticator, string]> = [];
     for (const authenticator of options.authenticators) {
       const credential = authenticator.detect(request.headers);
@@ -49,9 +52,8 @@ export function createAuthenticate(options: AuthenticateOptions): (request: Fast
     if (result.kind !== "authenticated") {
       throw new GerbangError("INVALID_CREDENTIALS", { headers: { "www-authenticate": `${WWW_AUTHENTICATE}, error="invalid_token"` } });
     }
-    // Cookies ride along on cross-site requests; a cookie-authenticated write must come from a trusted
-    // page, and so must a WebSocket handshake (a GET, but a channel both ways: cross-site WebSocket hijacking).
-    if (authenticator.name === "session-cookie" && (UNSAFE.has(request.method) || request.ws) && !originTrusted(request, options.trustedOrigins)) {
+    // Cookies ride along on cross-site requests; a cookie-authenticated write must come from a trusted page.
+    if (authenticator.name === "session-cookie" && UNSAFE.has(request.method) && !originTrusted(request, options.trustedOrigins)) {
       throw originRefusal(request);
     }
     request.gerbang.principal = result.principal;

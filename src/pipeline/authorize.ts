@@ -31,7 +31,7 @@ export function createAuthorize(options: AuthorizeOptions): {
   selectBound: (request: FastifyRequest, endpointId: string) => void;
   precheck: (request: FastifyRequest) => void;
   decide: (request: FastifyRequest) => Promise<void>;
-  recheck: (principal: Principal, method: string, path: string, upstream: UpstreamConfig) => Promise<{ allowed: boolean; reason: string }>;
+  recheck: (principal: Principal, method: string, path: string, upstream: UpstreamConfig, input?: { resource: Record<string, unknown>; fields: readonly string[] }) => Promise<{ allowed: boolean; reason: string }>;
 } {
   // Split from the precheck so the rate-limit stage between them can see the endpoint (its own limit).
   const select = (request: FastifyRequest): void => {
@@ -111,10 +111,10 @@ export function createAuthorize(options: AuthorizeOptions): {
   };
   /**
    * The decision again, for a connection authorized earlier and still open (a WebSocket, an event
-   * stream): the active version, the principal as authenticated now. Its handshake had no body, so only
-   * the path's parameters or the resolver (fresh) can supply the resource.
+   * stream): the active version, the principal as authenticated now; the resource from the path, the
+   * resolver (fresh), or the body the first decision read (`input`; a WebSocket handshake has none).
    */
-  const recheck = async (principal: Principal, method: string, path: string, upstream: UpstreamConfig): Promise<{ allowed: boolean; reason: string }> => {
+  const recheck = async (principal: Principal, method: string, path: string, upstream: UpstreamConfig, input?: { resource: Record<string, unknown>; fields: readonly string[] }): Promise<{ allowed: boolean; reason: string }> => {
     const { policy, abilities } = options.policies.current;
     const match = policy.matcher.match(method, path);
     if (match === null) return { allowed: false, reason: "ENDPOINT_NOT_MAPPED" };
@@ -123,6 +123,7 @@ export function createAuthorize(options: AuthorizeOptions): {
     const { spec } = match.endpoint;
     let resource: Record<string, unknown> = {};
     if (spec.resource?.from === "params") resource = paramAttributes(match.params);
+    else if (spec.resource?.from === "body") resource = input?.resource ?? {};
     else if (spec.resource?.from === "resolver") {
       const id = match.params[spec.resource.id ?? ""];
       if (id === undefined) return { allowed: false, reason: "RESOURCE_NOT_FOUND" };
@@ -130,7 +131,7 @@ export function createAuthorize(options: AuthorizeOptions): {
       if (!resolved.found) return { allowed: false, reason: "RESOURCE_NOT_FOUND" };
       resource = resolved.attributes;
     }
-    return decideEndpoint(abilities, asked(principal), spec, resource, []);
+    return decideEndpoint(abilities, asked(principal), spec, resource, spec.fields === "body" ? (input?.fields ?? []) : []);
   };
   return { select, selectBound, precheck, decide, recheck };
 }

@@ -38,7 +38,7 @@ export interface ForwardOptions {
    * A response that may stay open for long (an event stream, a body without a length) is registered while
    * it flows, so a revocation can cut it; the function returned unregisters it.
    */
-  trackStream?: (request: FastifyRequest, cut: (reason: string) => void) => () => void;
+  trackStream?: (request: FastifyRequest, reply: FastifyReply, cut: (reason: string) => void) => () => void;
 }
 
 /** Stage: forward. Only the canonical path and validated query leave the gateway, to the configured origin. */
@@ -138,7 +138,7 @@ export function createForward(options: ForwardOptions): (request: FastifyRequest
       if (typeof error === "object" && error !== null) upstreamBodyErrors.add(error);
     });
     if (options.trackStream !== undefined && longLived(request.method, statusCode, passOn)) {
-      const untrack = options.trackStream(request, (reason) => {
+      const untrack = options.trackStream(request, reply, (reason) => {
         request.log.info({ endpoint: endpoint?.id, reason }, "streaming response cut");
         stream.destroy();
         reply.raw.destroy();

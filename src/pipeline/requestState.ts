@@ -22,6 +22,8 @@ export interface GatewayState {
   body?: { read: boolean; limit: number };
   /** authenticate. */
   principal?: Principal;
+  /** route: how many revocations the open-connection registry had heard of before authentication (live/liveConnections). */
+  liveSince?: number;
   /** authenticate: the credential and who verified it, to verify it again while a long-lived connection stays open. */
   credential?: { authenticator: Authenticator; value: string };
   /** authenticate: a renewed session cookie to hand back with whatever the response is. */

@@ -138,11 +138,16 @@ t.test("bodies the policy does not read stream to the upstream as they arrive", 
     t.equal(answer.status, 413);
     t.match(JSON.parse(answer.body), { error: { code: "PAYLOAD_TOO_LARGE" } });
     t.equal(answer.headers.connection, "close", "the connection is closed: the rest of the body is never read");
-    for (const deadline = Date.now() + 5000; upstream.seen[before]?.outcome === "pending" && Date.now() < deadline; ) await sleep(20);
+    // The body may cross the limit before undici has even sent the request's head (a loaded machine):
+    // then the upstream never hears of it, which is as good. What it must never see is a complete request.
+    for (const deadline = Date.now() + 3000; (upstream.seen[before]?.outcome ?? "pending") === "pending" && Date.now() < deadline; ) await sleep(20);
     const seen = upstream.seen[before];
-    t.equal(seen?.outcome, "aborted", "the upstream saw the request break off, never a complete one");
-    t.ok((seen?.bytes ?? Infinity) <= 256 * KIB, `and at most the limit of it (${seen?.bytes ?? "none"} bytes)`);
-    t.equal(seen?.headers["transfer-encoding"], "chunked", "framed as the client framed it");
+    if (seen === undefined) t.pass("the upstream never heard of the request (the limit was crossed before it was sent)");
+    else {
+      t.equal(seen.outcome, "aborted", "the upstream saw the request break off, never a complete one");
+      t.ok(seen.bytes <= 256 * KIB, `and at most the limit of it (${seen.bytes} bytes)`);
+      t.equal(seen.headers["transfer-encoding"], "chunked", "framed as the client framed it");
+    }
     const after = await fetch(`${env.url}/probe/after`);
     t.equal(after.status, 200, "the client's fault does not count against the upstream: its circuit stays closed");
   });

@@ -28,6 +28,7 @@ interface Greeting {
   assertion: boolean;
   authorization: string | null;
   apiKey: string | null;
+  cookie: string | null;
   protocol: string;
   requestId: string | null;
 }
@@ -203,7 +204,31 @@ t.test("WebSockets through two gateways: authorized at the handshake, relayed, l
     t.equal((await handshake("/api/inventory", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nX-Api-Key: gb_live_x")).code, "AMBIGUOUS_CREDENTIALS", "two credentials");
     // Not an upgrade at all on Node 24 (a POST): the policy judges a POST, and maps none here.
     t.equal((await handshake("/api/inventory", "Content-Length: 0", "POST")).status, 403, "Upgrade on a POST is an ordinary request");
+    t.same(await handshake("/api/inventory", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 5\r\n\r\na=b&c"), { status: 400, code: "MALFORMED_REQUEST", reason: "INVALID_WEBSOCKET_HANDSHAKE" }, "a handshake with a body (it would hold body budget for its whole life)");
+    t.same(await handshake("/api/inventory", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: a,,b"), { status: 400, code: "MALFORMED_REQUEST", reason: "INVALID_WEBSOCKET_HANDSHAKE" }, "a malformed subprotocol list");
     t.equal(upstream.handshakes.length, before, "none reached the upstream");
+    // No credential of the gateway's, but the browser's cookies (an upstream's own): still only from a trusted page.
+    const anonymousWithCookies = await refused(connect(a, "/api/products", { cookie: "upstream_pref=dark" }));
+    t.same([anonymousWithCookies.status, anonymousWithCookies.body?.error?.reason], [403, "ORIGIN_MISSING"], "any cookie on a handshake needs a trusted Origin");
+    const fromTrusted = await opened(t, connect(a, "/api/products", { cookie: "upstream_pref=dark", origin: a }), "the same from the gateway's origin");
+    fromTrusted.ws.close(1000);
+    await fromTrusted.closed;
+  });
+
+  await t.test("a revocation during the handshake (the upstream slow to answer) ends it: never relayed", async (t) => {
+    const sales = await signInSales();
+    const started = Date.now();
+    const attempt = connect(b, "/api/inventory?slow=1", bearer(sales)).then(
+      (c) => (isOpen(c) ? (c.ws.terminate(), "open") : `refused ${c.status}`),
+      () => "ended",
+    );
+    await new Promise((r) => setTimeout(r, 300));
+    const out = await fetch(`${a}/api/auth/sign-out`, { method: "POST", headers: { ...bearer(sales), "content-type": "application/json", origin: a }, body: "{}" });
+    t.equal(out.status, 200, "signed out on A while B waits for the upstream");
+    t.equal(await attempt, "ended", "the handshake on B is ended, not completed");
+    // The gateway let its own connection to the upstream go: by the time the upstream would answer, nobody is there.
+    await new Promise((r) => setTimeout(r, Math.max(0, started + 1500 - Date.now())));
+    t.notOk(upstream.handshakes.some((h) => h.url.includes("slow")), "the upstream never completed the handshake");
   });
 
   await t.test("a cookie-authenticated handshake needs a trusted Origin (cross-site WebSocket hijacking)", async (t) => {
@@ -275,6 +300,19 @@ t.test("WebSockets through two gateways: authorized at the handshake, relayed, l
     });
   });
 
+  await t.test("revoking a user's other sessions closes theirs and keeps the caller's own open", async (t) => {
+    const keep = await signInSales();
+    const other = await signInSales();
+    const kept = await opened(t, connect(b, "/api/inventory", bearer(keep)), "the caller's session on B");
+    await closedOnBoth(t, bearer(other), "/api/inventory", async () => {
+      const revoked = await fetch(`${a}/api/auth/revoke-other-sessions`, { method: "POST", headers: { ...bearer(keep), "content-type": "application/json", origin: a }, body: "{}" });
+      t.equal(revoked.status, 200, "revoke-other-sessions on A");
+    });
+    t.equal((await closedWithin(kept, 500)).code, 0, "the caller's own connection stays open");
+    kept.ws.close(1000);
+    await kept.closed;
+  });
+
   await t.test("a role change closes them (the upstream was told the old roles)", async (t) => {
     const sales = await signInSales();
     await closedOnBoth(t, bearer(sales), "/api/inventory", async () => t.equal((await cli("users", "set-role", "sales@demo.gerbang.dev", "user")).code, 0, "set-role"));
@@ -297,6 +335,12 @@ t.test("WebSockets through two gateways: authorized at the handshake, relayed, l
     const c = await opened(t, connect(a, "/api/inventory", { "x-api-key": key.key }), "a partner key");
     t.same([c.greeting.auth, c.greeting.key, c.greeting.apiKey], ["api-key", key.id, null], "the upstream is told the key id, never the key");
     c.ws.close(1000);
+    // The key stays valid, but its owner's role changes: what the upstream was told is stale.
+    const owner = await opened(t, connect(b, "/api/inventory", { "x-api-key": key.key }), "the key on B");
+    t.equal((await cli("users", "set-role", "feed@acme.example", "user")).code, 0, "the owner is demoted");
+    const demoted = await closedWithin(owner, 5000);
+    t.same([demoted.code, demoted.reason], [1008, "identity changed"], "closed: the key now acts with other roles");
+    t.equal((await cli("users", "set-role", "feed@acme.example", "partner")).code, 0, "role restored");
     await closedOnBoth(t, { "x-api-key": key.key }, "/api/inventory", async () => t.equal((await cli("keys", "revoke", key.id)).code, 0, "revoked"));
   });
 

@@ -1,4 +1,5 @@
 import { createServer, type IncomingMessage, type Server } from "node:http";
+import type { Duplex } from "node:stream";
 import { WebSocketServer, type WebSocket } from "ws";
 
 /** What the upstream saw of one WebSocket handshake the gateway relayed. */
@@ -22,7 +23,7 @@ export interface WebsocketUpstream {
  * connection with what it was told (identity headers, subprotocol), echoes messages as they came
  * (text or binary), and obeys a few commands: `close:<code>:<reason>` closes with that code,
  * `big:<bytes>` sends a message that large. A handshake with `refuse` in its query is answered 403.
- * A plain GET is a server-sent event stream that stays open.
+ * With `slow` in its query the 101 comes a second late. A plain GET is a server-sent event stream that stays open.
  */
 export async function startWebsocketUpstream(): Promise<WebsocketUpstream> {
   const handshakes: UpstreamHandshake[] = [];
@@ -39,6 +40,12 @@ export async function startWebsocketUpstream(): Promise<WebsocketUpstream> {
       socket.end("HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
       return;
     }
+    // `slow` in the query: the 101 comes a second late (a window for a revocation during the handshake).
+    const delay = (req.url ?? "").includes("slow") ? 1000 : 0;
+    setTimeout(() => accept(req, socket, head), delay);
+  });
+  const accept = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
+    if (socket.destroyed) return;
     wss.handleUpgrade(req, socket, head, (ws: WebSocket) => {
       handshakes.push({ url: req.url ?? "", headers: req.headers });
       ws.on("error", () => undefined);
@@ -52,9 +59,9 @@ export async function startWebsocketUpstream(): Promise<WebsocketUpstream> {
         ws.send(data, { binary: isBinary });
       });
       const h = req.headers;
-      ws.send(JSON.stringify({ user: h["x-gerbang-user"] ?? null, roles: h["x-gerbang-roles"] ?? null, auth: h["x-gerbang-auth"] ?? null, key: h["x-gerbang-key"] ?? null, assertion: typeof h["x-gerbang-assertion"] === "string", authorization: h.authorization ?? null, apiKey: h["x-api-key"] ?? null, protocol: ws.protocol, requestId: h["x-request-id"] ?? null }));
+      ws.send(JSON.stringify({ user: h["x-gerbang-user"] ?? null, roles: h["x-gerbang-roles"] ?? null, auth: h["x-gerbang-auth"] ?? null, key: h["x-gerbang-key"] ?? null, assertion: typeof h["x-gerbang-assertion"] === "string", authorization: h.authorization ?? null, apiKey: h["x-api-key"] ?? null, cookie: h.cookie ?? null, protocol: ws.protocol, requestId: h["x-request-id"] ?? null }));
     });
-  });
+  };
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const address = server.address();
   const port = typeof address === "object" && address !== null ? address.port : 0;

@@ -57,6 +57,23 @@ t.test("a revocation rechecks only what it concerns and closes what fails, or wh
   t.same(b.closedWith.at(-1), ["stopping", 1001], "closing all says going away");
 });
 
+t.test("a connection authenticated before a revocation it missed is checked as soon as it is registered", async (t) => {
+  const checked: string[] = [];
+  const live = new LiveConnections(async (c) => {
+    checked.push(c.address);
+    return "credentials revoked";
+  }, () => undefined);
+  const since = live.generation;
+  await live.revoke({ kind: "user", id: "someone" });
+  const late = connection(user("alice"), "late");
+  live.add(late, since);
+  const current = connection(user("bob"), "current");
+  live.add(current, live.generation);
+  await new Promise((r) => setImmediate(r));
+  t.same(checked, ["late"], "only the one that could have missed it");
+  t.same(late.closedWith, [["credentials revoked", undefined]]);
+});
+
 t.test("close codes and reasons: only sendable codes, reasons within 123 bytes", async (t) => {
   for (const code of [1000, 1001, 1008, 1009, 1011, 3000, 4999]) t.ok(sendableCloseCode(code), `${code} may be sent`);
   for (const code of [999, 1004, 1005, 1006, 1015, 2000, 5000]) t.notOk(sendableCloseCode(code), `${code} may not`);

@@ -21,5 +21,6 @@ export interface Authenticator {
   readonly name: string;
   /** Cheap, synchronous: does the request carry this kind of credential? */
   detect(headers: IncomingHttpHeaders): string | null;
-  authenticate(credential: string): Promise<AuthnResult>;
+  /** `refresh: false`: a check again of a credential already in use (an open connection), which must not extend its session. */
+  authenticate(credential: string, options?: { refresh?: boolean }): Promise<AuthnResult>;
 }

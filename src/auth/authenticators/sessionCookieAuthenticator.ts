@@ -26,9 +26,9 @@ export function sessionCookieAuthenticator(resolver: SessionResolver): Authentic
   return {
     name: "session-cookie",
     detect: (headers: IncomingHttpHeaders) => findSessionCookie(headers.cookie),
-    async authenticate(credential): Promise<AuthnResult> {
+    async authenticate(credential, options): Promise<AuthnResult> {
       if (credential === "!") return { kind: "rejected", reason: "more than one session cookie" };
-      return resolver.resolve({ cookie: credential });
+      return resolver.resolve({ cookie: credential }, options);
     },
   };
 }
