@@ -16,6 +16,8 @@ import { startWebsocketUpstream } from "../helpers/websocketUpstream.ts";
 import { writeStricterVersion } from "../helpers/policyVersions.ts";
 import { runGerbang } from "../helpers/processes.ts";
 import { rawRequest } from "../helpers/rawHttp.ts";
+import { eventually } from "../helpers/eventually.ts";
+import pg from "pg";
 import { serviceGate, testRedisUrl } from "../helpers/services.ts";
 
 const skip = (await serviceGate("postgres")) || (await serviceGate("redis"));
@@ -146,6 +148,15 @@ t.test("WebSockets through two gateways: authorized at the handshake, relayed, l
   const [a, b] = env.urls as [string, string];
   const cli = (...args: string[]): ReturnType<typeof runGerbang> => runGerbang([...args, "--config", env.configFile], { DATABASE_URL: "", REDIS_URL: "", GERBANG_SECRET: "" });
   const bearer = (s: SignedIn): Record<string, string> => ({ authorization: `Bearer ${s.token}` });
+  const db = new pg.Client({ connectionString: env.databaseUrl ?? "" });
+  await db.connect();
+  t.teardown(() => db.end());
+  /** The audit event of one request, once the writer has flushed it (audit.flushIntervalMs is 50 here). */
+  const auditRow = async (requestId: string): Promise<Record<string, unknown> | undefined> => {
+    let row: Record<string, unknown> | undefined;
+    await eventually(async () => (row = (await db.query<Record<string, unknown>>("SELECT status, allowed, endpoint_id, principal_id, reason FROM audit_event WHERE request_id = $1", [requestId])).rows[0]) !== undefined, 5000);
+    return row;
+  };
   const signInSales = (): Promise<SignedIn> => env.signIn("sales@demo.gerbang.dev", "demo-sales-password");
 
   await t.test("the handshake is authorized like a GET and forwarded with the identity, never the credential", async (t) => {
@@ -169,6 +180,8 @@ t.test("WebSockets through two gateways: authorized at the handshake, relayed, l
     t.equal(c.ws.protocol, "v1.stock", "and the client was told its choice");
     t.equal(c.headers["x-request-id"], c.greeting.requestId, "the 101 names the request id the upstream was given");
     t.equal(upstream.handshakes.at(-1)?.url, "/api/inventory?live=1", "the canonical path and query");
+    const audited = await auditRow(String(c.headers["x-request-id"]));
+    t.match(audited, { status: 101, allowed: true, endpoint_id: "inventory.list", principal_id: sales.userId }, "the handshake is audited at its 101");
 
     c.ws.send("hello");
     const text = await c.next();
@@ -226,6 +239,8 @@ t.test("WebSockets through two gateways: authorized at the handshake, relayed, l
     const out = await fetch(`${a}/api/auth/sign-out`, { method: "POST", headers: { ...bearer(sales), "content-type": "application/json", origin: a }, body: "{}" });
     t.equal(out.status, 200, "signed out on A while B waits for the upstream");
     t.equal(await attempt, "ended", "the handshake on B is ended, not completed");
+    const ended = await eventually(async () => ((await db.query("SELECT 1 FROM audit_event WHERE status = 499 AND reason IS NOT NULL AND principal_id = $1", [sales.userId])).rowCount ?? 0) > 0, 5000);
+    t.ok(ended, "and audited as 499 (allowed, ended before the upgrade)");
     // The gateway let its own connection to the upstream go: by the time the upstream would answer, nobody is there.
     await new Promise((r) => setTimeout(r, Math.max(0, started + 1500 - Date.now())));
     t.notOk(upstream.handshakes.some((h) => h.url.includes("slow")), "the upstream never completed the handshake");
