@@ -50,8 +50,9 @@ import fastifyWebsocket from "@fastify/websocket";
 import type { IncomingMessage, ServerOptions } from "node:http";
 import { ANONYMOUS, type Principal } from "./auth/principal.ts";
 import type { Invalidation } from "./keys/invalidationBus.ts";
-import { LiveConnections, type LiveConnection } from "./live/liveConnections.ts";
+import { LiveConnections, type Concerned, type LiveConnection } from "./live/liveConnections.ts";
 import { createWebsocketStage } from "./live/websocketStage.ts";
+import { handshakeRefusal, isWebsocketUpgrade } from "./live/websocketHandshake.ts";
 
 /** Everything buildApp needs, built by server.ts (or a test) from real services. */
 export interface GatewayContext {
@@ -168,8 +169,9 @@ export async function buildApp(ctx: GatewayContext): Promise<FastifyInstance> {
   await app.register(fastifyWebsocket, {
     options: { maxPayload: config.websocket.maxMessageBytes, perMessageDeflate: false, handleProtocols: (_offered, request) => websocket?.protocolFor(request) ?? false },
     errorHandler: (_error, socket) => socket.terminate(),
+    // The first preClose hook (the plugin is registered first): from here on every request is refused
+    // (checkRequest), no handshake is completed, and every open WebSocket is told.
     preClose: (done) => {
-      // First of the preClose hooks: no handshake is completed from here on, and every open one is told.
       closing = true;
       live.closeAll("gateway shutting down");
       done();
@@ -205,9 +207,6 @@ export async function buildApp(ctx: GatewayContext): Promise<FastifyInstance> {
   });
   app.decorateRequest("gerbang", null as never);
   const tracing = new RequestTracing({ trustFrom: config.tracing.trustIncomingFrom, ...(ctx.tracer === undefined ? {} : { tracer: ctx.tracer }) });
-  app.addHook("preClose", async () => {
-    closing = true;
-  });
   // Last, after every other onClose hook has logged what it did.
   if (logDestination !== null) {
     app.addHook("onClose", (_app, done) => {
@@ -254,7 +253,8 @@ export async function buildApp(ctx: GatewayContext): Promise<FastifyInstance> {
       throw new GerbangError("MALFORMED_REQUEST", { reason: "UNSUPPORTED_UPGRADE" });
     }
     // Checked before anything is asked of the upstream: ws would refuse it only after the upstream accepted.
-    if (request.ws && !validWebsocketHandshake(request.headers)) throw new GerbangError("MALFORMED_REQUEST", { reason: "INVALID_WEBSOCKET_HANDSHAKE", headers: { "sec-websocket-version": "13" } });
+    const refused = request.ws ? handshakeRefusal(request.headers) : null;
+    if (refused !== null) throw new GerbangError("MALFORMED_REQUEST", { reason: refused, headers: { "sec-websocket-version": "13" } });
   };
   // Every answer names its request id (the one in the audit row, the access line and the 403 body), the upstream's included.
   app.addHook("onSend", (request, reply, payload, done) => {
@@ -373,11 +373,12 @@ export async function buildApp(ctx: GatewayContext): Promise<FastifyInstance> {
   // One pool per upstream origin, as many connections as the proxy may have requests in flight to it.
   const dispatcher = new Agent({ connections: 128, pipelining: 1 });
   app.addHook("onClose", async () => dispatcher.close());
+  const proto = ctx.publicUrl.startsWith("https:") ? "https" : "http";
   const forward = createForward({
     dispatcher,
     bodyBudget: (request) => shedding.streamBudget(request),
     signer: ctx.signer,
-    proto: ctx.publicUrl.startsWith("https:") ? "https" : "http",
+    proto,
     circuits,
     responseHeaders: { remove: new Set(config.server.removeResponseHeaders.map((h) => h.toLowerCase())) },
     trackStream: (request, reply, cut) => {
@@ -421,7 +422,7 @@ export async function buildApp(ctx: GatewayContext): Promise<FastifyInstance> {
     return decision.allowed ? null : `no longer allowed: ${decision.reason}`;
   };
   const live = new LiveConnections(recheckConnection, (error) => app.log.warn({ err: { message: error instanceof Error ? error.message : String(error) } }, "an open connection could not be authorized again; closed"));
-  const revoke = (concerned: Parameters<typeof live.revoke>[0]): void => {
+  const revoke = (concerned: Concerned): void => {
     live.revoke(concerned).then(
       (closed) => {
         if (closed > 0) app.log.info({ closed, concerned: concerned.kind }, "open connections closed on revocation");
@@ -444,7 +445,7 @@ export async function buildApp(ctx: GatewayContext): Promise<FastifyInstance> {
     // Handshakes that were past their checks when the gateway began to stop.
     live.closeAll("gateway shutting down");
   });
-  websocket = createWebsocketStage({ limits: config.websocket, live, circuits, signer: ctx.signer, proto: ctx.publicUrl.startsWith("https:") ? "https" : "http", answered: (request, status) => answered(request, status, null), closing: () => closing });
+  websocket = createWebsocketStage({ limits: config.websocket, live, circuits, signer: ctx.signer, proto, answered: (request, status) => answered(request, status, null), closing: () => closing });
   const openWebsocket = websocket.open;
 
   await app.register(async (proxy) => {
@@ -552,22 +553,3 @@ function writeRawError(socket: Duplex, code: "HEADERS_TOO_LARGE" | "MALFORMED_RE
   socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ""}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n${extraHeaders}\r\n${body}`);
 }
 
-
-/** An Upgrade header asking for the WebSocket protocol (RFC 6455 §4.1: case-insensitive). */
-function isWebsocketUpgrade(upgrade: string | undefined): boolean {
-  return upgrade !== undefined && upgrade.trim().toLowerCase() === "websocket";
-}
-
-/**
- * RFC 6455 §4.2.1: a 16-byte base64 Sec-WebSocket-Key, version 13, no body (a handshake carrying one
- * would hold body budget for the connection's life), subprotocols a comma-separated list of distinct tokens.
- */
-function validWebsocketHandshake(headers: FastifyRequest["headers"]): boolean {
-  const key = headers["sec-websocket-key"];
-  if (typeof key !== "string" || !/^[+/0-9A-Za-z]{21}[AQgw]==$/.test(key.trim()) || headers["sec-websocket-version"] !== "13") return false;
-  if (headers["transfer-encoding"] !== undefined || (headers["content-length"] !== undefined && headers["content-length"] !== "0")) return false;
-  const protocols = headers["sec-websocket-protocol"];
-  if (protocols === undefined) return true;
-  const list = protocols.split(",").map((p) => p.trim());
-  return list.every((p) => /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(p)) && new Set(list).size === list.length;
-}

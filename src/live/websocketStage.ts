@@ -7,6 +7,7 @@ import type { AssertionSigner } from "../identity/assertionSigner.ts";
 import type { UpstreamCircuits } from "../forward/upstreamCircuits.ts";
 import { signedIdentityHeaders } from "../pipeline/signedIdentity.ts";
 import { connectUpstream, relay } from "./websocketRelay.ts";
+import { offeredProtocols } from "./websocketHandshake.ts";
 import type { LiveConnection, LiveConnections } from "./liveConnections.ts";
 
 export interface WebsocketStageOptions {
@@ -30,10 +31,6 @@ interface Accepted {
 
 /** Connection errors that mean the upstream is not there (as undici's count for HTTP requests). */
 const UNREACHABLE = new Set(["ECONNREFUSED", "EHOSTUNREACH", "ENETUNREACH", "ETIMEDOUT", "ENOTFOUND", "EAI_AGAIN"]);
-
-/** A subprotocol list as offered in Sec-WebSocket-Protocol. */
-const offered = (header: string | string[] | undefined): string[] =>
-  (Array.isArray(header) ? header.join(",") : (header ?? "")).split(",").map((p) => p.trim()).filter((p) => p.length > 0);
 
 /**
  * Stage: forward, for a WebSocket handshake the policy allowed. The connection to the upstream is
@@ -117,7 +114,7 @@ export function createWebsocketStage(options: WebsocketStageOptions): {
         breaker.release(admitted.ticket);
         return;
       }
-      const connecting = connectUpstream({ url: `${upstream.url}${path}${state.query ?? ""}`, headers, protocols: offered(request.headers["sec-websocket-protocol"]), maxMessageBytes: limits.maxMessageBytes, timeoutMs: upstream.timeoutMs });
+      const connecting = connectUpstream({ url: `${upstream.url}${path}${state.query ?? ""}`, headers, protocols: offeredProtocols(request.headers["sec-websocket-protocol"]), maxMessageBytes: limits.maxMessageBytes, timeoutMs: upstream.timeoutMs });
       upstreamSocket = connecting.socket;
       refused = await connecting.opened;
     } catch (error) {
